@@ -1,0 +1,60 @@
+# dojobber: make demo (run the main example), make test (the whole suite).
+# Both create .venv and install what they need on a fresh machine.
+
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+PIP    := $(PY) -m pip --disable-pip-version-check -q
+
+.PHONY: demo test pytest lint typecheck bench docs-graph system-deps clean
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install --upgrade pip
+
+# The project itself with the extras the demo shows (graph pictures).
+$(VENV)/.demo-installed: pyproject.toml setup.cfg | $(PY)
+	$(PIP) install -e ".[graph]"
+	touch $@
+
+# Everything the tests need: all extras, test tools, and Debian packages.
+$(VENV)/.test-installed: pyproject.toml setup.cfg scripts/system-deps.sh | $(PY)
+	sh scripts/system-deps.sh
+	$(PIP) install -e ".[all,test]"
+	touch $@ $(VENV)/.demo-installed
+
+system-deps:
+	sh scripts/system-deps.sh
+
+demo: $(VENV)/.demo-installed
+	$(PY) examples/website.py
+
+test: $(VENV)/.test-installed
+	$(PY) -m pytest -q
+	$(PY) -m ruff check dojobber tests examples benchmarks
+	$(PY) -m mypy
+
+pytest: $(VENV)/.test-installed
+	$(PY) -m pytest -q $(ARGS)
+
+lint: $(VENV)/.test-installed
+	$(PY) -m ruff check dojobber tests examples benchmarks
+
+typecheck: $(VENV)/.test-installed
+	$(PY) -m mypy
+
+# Side-by-side engine benchmark against upstream DoJobber 0.6.3 (own venv).
+UPSTREAM_VENV ?= .venv-upstream
+$(UPSTREAM_VENV)/.installed:
+	$(PYTHON) -m venv $(UPSTREAM_VENV)
+	$(UPSTREAM_VENV)/bin/pip --disable-pip-version-check -q install "setuptools<82" wheel
+	$(UPSTREAM_VENV)/bin/pip --disable-pip-version-check -q install --no-build-isolation \
+	    dojobber==0.6.3 python-graph-core python-graph-dot
+	touch $@
+
+bench: $(VENV)/.test-installed $(UPSTREAM_VENV)/.installed
+	$(PY) benchmarks/bench_engine.py --upstream-python $(UPSTREAM_VENV)/bin/python \
+	    --write benchmarks/README.md
+
+clean:
+	rm -rf $(VENV) $(UPSTREAM_VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,66 @@
+"""dojobber: idempotent check/run dependency graphs.
+
+Write one small :class:`Job` per fact that should hold (``DEPS``, ``Check``,
+``Run``, optional ``Cleanup``), hand the root to :class:`DoJobber`, and rerun
+until everything converges.  API-compatible with DoJobber 0.6.3.
+"""
+
+from __future__ import annotations
+
+from .dojobber import DoJobber
+from .errors import (
+    CleanupError,
+    ConfigurationError,
+    DefinitionError,
+    DependencyCycleError,
+    DepsNotIterableError,
+    DojobberError,
+    DuplicateJobNameError,
+    InvalidRetryDelayError,
+    InvalidTriesError,
+    MissingOptionError,
+    NoActError,
+    NotAJobError,
+    NotConfiguredError,
+    RunError,
+    UnknownJobError,
+    UnknownOptionError,
+)
+from .events import Listener, RunInfo
+from .graph import JobGraph
+from .job import REQUIRED, DummyJob, Job, RunonlyJob
+from .results import JobResult, JobStatus, Phase, RunResult
+
+__version__ = "0.7.0"
+
+__all__ = [
+    "REQUIRED",
+    "CleanupError",
+    "ConfigurationError",
+    "DefinitionError",
+    "DependencyCycleError",
+    "DepsNotIterableError",
+    "DoJobber",
+    "DojobberError",
+    "DummyJob",
+    "DuplicateJobNameError",
+    "InvalidRetryDelayError",
+    "InvalidTriesError",
+    "Job",
+    "JobGraph",
+    "JobResult",
+    "JobStatus",
+    "Listener",
+    "MissingOptionError",
+    "NoActError",
+    "NotAJobError",
+    "NotConfiguredError",
+    "Phase",
+    "RunError",
+    "RunInfo",
+    "RunResult",
+    "RunonlyJob",
+    "UnknownJobError",
+    "UnknownOptionError",
+    "__version__",
+]

@@ -1,0 +1,181 @@
+"""One attempt of one job: construct, Check, and if that fails Run + recheck.
+
+:func:`run_attempt` is a plain module-level function of picklable arguments
+returning a picklable :class:`Outcome`, so the engine can run it inline, on a
+thread, or send it to another process or host through any
+:class:`concurrent.futures.Executor`.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from .job import Job
+
+__all__ = ["Outcome", "run_attempt"]
+
+#: ``emit(event, *args)``: the engine's event bus, or None for no live events.
+Emit = Callable[..., None]
+
+_perf = time.perf_counter
+_wall = time.time
+
+
+@dataclass(slots=True)
+class Outcome:
+    """What one attempt found out."""
+
+    index: int
+    attempt: int
+    ok: bool
+    #: Run was called in this attempt.
+    ran: bool
+    result: Any
+    exception: BaseException | None
+    phases: list[tuple[Any, ...]]
+    #: The job instance (for Cleanup); None when the constructor raised.
+    instance: Job | None
+    #: Traceback text, filled in only for attempts run in another process.
+    traceback: str | None = None
+    #: Remote attempts: global_storage keys set and deleted by the job.
+    storage_set: dict[str, Any] | None = None
+    storage_deleted: list[str] | None = None
+
+
+def run_attempt(
+    job: type[Job],
+    index: int,
+    attempt: int,
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+    global_storage: dict[str, Any],
+    cwd: str,
+    no_act: bool = False,
+    emit: Emit | None = None,
+    on_created: Callable[[Job], None] | None = None,
+) -> Outcome:
+    """Run one check -> run -> recheck attempt of ``job`` and report it.
+
+    Only ``Exception`` is caught: KeyboardInterrupt and SystemExit go on.
+    """
+    name = job.__name__
+    phases: list[tuple[Any, ...]] = []
+    wall0 = _wall()
+    perf0 = _perf()
+    if emit is not None:
+        emit("job_started", name, attempt)
+        emit("phase_started", name, "init", attempt)
+    try:
+        obj = job()
+    except Exception as err:
+        now = _perf()
+        phases.append(("init", attempt, wall0, now - perf0, False, err))
+        if emit is not None:
+            emit("phase_finished", name, "init", attempt, False, now - perf0, err)
+        return Outcome(index, attempt, False, False, None, err, phases, None)
+    if on_created is not None:
+        on_created(obj)
+    obj.storage = {}
+    obj.global_storage = global_storage
+    obj._no_act = no_act
+
+    # First Check.
+    obj._check_phase = "check"
+    if emit is not None:
+        emit("phase_started", name, "check", attempt)
+    start = _perf()
+    os.chdir(cwd)
+    try:
+        result = obj.Check(*args, **kwargs)
+    except Exception as err:
+        now = _perf()
+        obj._check_exception = err
+        phases.append(("check", attempt, wall0 + start - perf0, now - start, False, err))
+        if emit is not None:
+            emit("phase_finished", name, "check", attempt, False, now - start, err)
+        if no_act:
+            return Outcome(index, attempt, False, False, None, err, phases, obj)
+        # A failing first Check is routine ("not converged yet"); dropping its
+        # traceback frees the frames now instead of leaving a reference cycle
+        # (exception -> frame -> job -> exception) for the garbage collector.
+        err.__traceback__ = None
+    else:
+        now = _perf()
+        obj._check_results = result
+        phases.append(("check", attempt, wall0 + start - perf0, now - start, True, None))
+        if emit is not None:
+            emit("phase_finished", name, "check", attempt, True, now - start, None)
+        return Outcome(index, attempt, True, False, result, None, phases, obj)
+
+    # Run; its exception is recorded, the recheck decides.
+    if emit is not None:
+        emit("phase_started", name, "run", attempt)
+    start = _perf()
+    os.chdir(cwd)
+    try:
+        obj._run_results = obj.Run(*args, **kwargs)
+    except Exception as err:
+        now = _perf()
+        obj._run_exception = err
+        phases.append(("run", attempt, wall0 + start - perf0, now - start, False, err))
+        if emit is not None:
+            emit("phase_finished", name, "run", attempt, False, now - start, err)
+    else:
+        now = _perf()
+        phases.append(("run", attempt, wall0 + start - perf0, now - start, True, None))
+        if emit is not None:
+            emit("phase_finished", name, "run", attempt, True, now - start, None)
+
+    # Recheck.
+    obj._check_phase = "recheck"
+    if emit is not None:
+        emit("phase_started", name, "recheck", attempt)
+    start = _perf()
+    os.chdir(cwd)
+    try:
+        result = obj.Check(*args, **kwargs)
+    except Exception as err:
+        now = _perf()
+        obj._recheck_exception = err
+        phases.append(("recheck", attempt, wall0 + start - perf0, now - start, False, err))
+        if emit is not None:
+            emit("phase_finished", name, "recheck", attempt, False, now - start, err)
+        return Outcome(index, attempt, False, True, None, err, phases, obj)
+    now = _perf()
+    obj._recheck_results = result
+    phases.append(("recheck", attempt, wall0 + start - perf0, now - start, True, None))
+    if emit is not None:
+        emit("phase_finished", name, "recheck", attempt, True, now - start, None)
+    return Outcome(index, attempt, True, True, result, None, phases, obj)
+
+
+def run_attempt_remote(
+    job: type[Job],
+    index: int,
+    attempt: int,
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+    global_storage: dict[str, Any],
+    cwd: str,
+    no_act: bool = False,
+) -> Outcome:
+    """:func:`run_attempt` for another process: works on a copy of global
+    storage and reports which keys it changed; formats the traceback."""
+    snapshot = dict(global_storage)
+    storage = dict(global_storage)
+    if not os.path.isdir(cwd):
+        cwd = os.getcwd()
+    outcome = run_attempt(job, index, attempt, args, kwargs, storage, cwd, no_act)
+    if outcome.exception is not None:
+        outcome.traceback = "".join(traceback.format_exception(outcome.exception)).rstrip()
+    missing = object()
+    outcome.storage_set = {
+        key: value for key, value in storage.items() if snapshot.get(key, missing) is not value
+    }
+    outcome.storage_deleted = [key for key in snapshot if key not in storage]
+    return outcome

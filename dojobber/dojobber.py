@@ -1,0 +1,227 @@
+"""The :class:`DoJobber` facade: the upstream-compatible API over the engine."""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import logging
+import os
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
+
+from . import graph as _graph
+from .console import ConsoleListener
+from .engine import Engine
+from .errors import CleanupError, ConfigurationError, NotConfiguredError
+from .events import EventBus, Listener
+from .job import Job
+from .results import JobResult, RunResult
+
+if TYPE_CHECKING:
+    import networkx
+
+__all__ = ["DoJobber"]
+
+log = logging.getLogger("dojobber")
+
+
+class DoJobber:
+    """Converges a graph of jobs: configure a root, then ``checknrun()``.
+
+    After a run, ``nodestatus`` maps each job name that was part of it to
+    True (succeeded), False (failed) or None (blocked by a failed
+    dependency); ``nodeexceptions`` holds the exception of each failed job
+    and ``noderesults`` the Check result of each job that succeeded.
+    :attr:`result` has the full :class:`~dojobber.RunResult`.
+    """
+
+    def __init__(self, dojobber_loglevel: int | str | None = None, **_: Any) -> None:
+        if dojobber_loglevel is not None:
+            log.setLevel(dojobber_loglevel)
+        self.nodestatus: dict[str, bool | None] = {}
+        self.nodeexceptions: dict[str, BaseException] = {}
+        self.noderesults: dict[str, Any] = {}
+        #: The result of the last ``checknrun()``, or None before one.
+        self.result: RunResult | None = None
+        self._graph: _graph.JobGraph | None = None
+        self._args: tuple[Any, ...] = ()
+        self._kwargs: dict[str, Any] = {}
+        self._instances: list[Job] = []
+        self._bus = EventBus()
+        self._no_act = False
+        self._cleanup = True
+        self._workers = 1
+        self._executor: cf.Executor | None = None
+        self._cwd: str | None = None
+
+    # ------------------------------------------------------------------
+    def configure(
+        self,
+        root: type[Job],
+        no_act: bool = False,
+        verbose: bool = False,
+        debug: bool = False,
+        cleanup: bool = True,
+        default_tries: int = 3,
+        default_retry_delay: float = 1,
+        *,
+        workers: int = 1,
+        executor: cf.Executor | None = None,
+        listeners: Iterable[Listener] = (),
+    ) -> None:
+        """Build and validate the graph below ``root``.
+
+        no_act: only the first Check of each job; nothing is Run.
+        verbose / debug: per-phase lines (and tracebacks) on stderr.
+        cleanup: call each job instance's ``Cleanup()`` after ``checknrun``;
+        with False, call :meth:`cleanup` yourself.
+        default_tries / default_retry_delay: for jobs that set no ``TRIES`` /
+        ``RETRY_DELAY``.
+        workers: attempts running at the same time (threads).
+        executor: run attempts on this :class:`concurrent.futures.Executor`.
+        listeners: :class:`~dojobber.Listener` objects told of every event.
+
+        Raises a :class:`~dojobber.errors.DefinitionError` naming the job at
+        fault when the graph is not valid.
+        """
+        if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+            raise ConfigurationError("workers", workers, "give a whole number >= 1")
+        if executor is not None and not isinstance(executor, cf.Executor):
+            raise ConfigurationError(
+                "executor", executor, "give a concurrent.futures.Executor (or None)"
+            )
+        listeners = list(listeners)
+        for listener in listeners:
+            if not isinstance(listener, Listener):
+                raise ConfigurationError(
+                    "listeners", listener, "each listener must subclass dojobber.Listener"
+                )
+        self._graph = _graph.build(root, default_tries, default_retry_delay)
+        self._no_act = no_act
+        self._cleanup = cleanup
+        self._workers = workers
+        self._executor = executor
+        if verbose or debug:
+            listeners.insert(0, ConsoleListener(debug=debug))
+        self._bus = EventBus(listeners)
+        self.result = None
+
+    def set_args(self, *args: Any, **kwargs: Any) -> None:
+        """Arguments passed to every ``Check`` and ``Run``."""
+        self._args = args
+        self._kwargs = kwargs
+
+    def add_listener(self, listener: Listener) -> None:
+        """Tell ``listener`` of the events of the next runs too."""
+        self._bus.add(listener)
+
+    # ------------------------------------------------------------------
+    def checknrun(self, node: type[Job] | str | None = None) -> RunResult:
+        """Converge the root (or ``node`` and what it depends on).
+
+        Returns the :class:`~dojobber.RunResult` (also kept in
+        :attr:`result`).  On Ctrl-C, scheduling stops, cleanups run, and the
+        KeyboardInterrupt goes on.
+        """
+        graph = self._require_graph("checknrun")
+        target = len(graph) - 1 if node is None else graph.lookup(node)
+        cwd = os.path.realpath(os.curdir)
+        self._cwd = cwd
+        engine = Engine(
+            graph,
+            args=self._args,
+            kwargs=self._kwargs,
+            no_act=self._no_act,
+            bus=self._bus,
+            workers=self._workers,
+            executor=self._executor,
+            cwd=cwd,
+        )
+        self._instances = engine.instances
+        try:
+            engine.run(target)
+        except KeyboardInterrupt:
+            self._settle(engine, cwd)
+            if self._cleanup:
+                try:
+                    self.cleanup()
+                except CleanupError as err:
+                    log.error("%s (during Ctrl-C)", err)
+            self._bus.emit("run_finished", engine.result)
+            raise
+        self._settle(engine, cwd)
+        try:
+            if self._cleanup:
+                self.cleanup()
+        finally:
+            self._bus.emit("run_finished", engine.result)
+        return engine.result
+
+    def _settle(self, engine: Engine, cwd: str) -> None:
+        os.chdir(cwd)
+        result = engine.result
+        self.result = result
+        self.nodestatus = result.nodestatus()
+        self.nodeexceptions = result.nodeexceptions()
+        self.noderesults = result.noderesults()
+
+    def cleanup(self) -> None:
+        """Call ``Cleanup()`` of every job instance made, last made first.
+
+        Each instance is cleaned up once.  Every Cleanup runs even when one
+        raises; then :class:`~dojobber.errors.CleanupError` lists the ones
+        that failed.
+        """
+        instances, self._instances = self._instances, []
+        failures: list[tuple[str, BaseException]] = []
+        bus = self._bus
+        while instances:
+            obj = instances.pop()
+            method = getattr(obj, "Cleanup", None)
+            if not callable(method):
+                continue
+            name = type(obj).__name__
+            try:
+                method()
+            except Exception as err:
+                failures.append((name, err))
+                bus.emit("cleanup_finished", name, False, err)
+            else:
+                if bus:
+                    bus.emit("cleanup_finished", name, True, None)
+        if self._cwd is not None:
+            os.chdir(self._cwd)
+        if failures:
+            raise CleanupError(failures) from failures[0][1]
+
+    # ------------------------------------------------------------------
+    def success(self) -> bool:
+        """Every job of the last run succeeded."""
+        return bool(self.nodestatus) and all(self.nodestatus.values())
+
+    def partial_success(self) -> bool:
+        """At least one job of the last run succeeded."""
+        return bool(self.nodestatus) and any(self.nodestatus.values())
+
+    def failure(self) -> bool:
+        """Not every job of the last run succeeded."""
+        return not self.success()
+
+    @property
+    def jobs(self) -> _graph.JobGraph:
+        """The configured :class:`~dojobber.graph.JobGraph`."""
+        return self._require_graph("jobs")
+
+    @property
+    def graph(self) -> networkx.DiGraph:
+        """The configured graph as a networkx DiGraph (edges job -> dependency)."""
+        return self._require_graph("graph").nx
+
+    @property
+    def results(self) -> dict[str, JobResult]:
+        """Typed per-job results of the last run (empty before one)."""
+        return dict(self.result.jobs) if self.result is not None else {}
+
+    def _require_graph(self, what: str) -> _graph.JobGraph:
+        if self._graph is None:
+            raise NotConfiguredError(what)
+        return self._graph

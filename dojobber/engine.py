@@ -1,0 +1,284 @@
+"""The scheduler: runs attempts of ready jobs until the graph converges.
+
+Linear in jobs + edges, no recursion.  Each job keeps a count of its
+dependencies that have not succeeded yet; a job whose count reaches zero is
+*ready*.  Ready jobs are taken lowest graph index first (the graph numbers
+jobs in depth-first post-order over ``DEPS``), so a sequential run tries jobs
+in the order upstream DoJobber does.  A failed job with tries left waits in a
+second queue until its ``RETRY_DELAY`` has passed; it is taken only when no
+fresh job is ready, so a retry never overtakes other runnable work and a
+delay is slept only when there is nothing else to do.
+
+Attempts run inline (``workers=1``), on a thread pool (``workers=N``) or on
+any :class:`concurrent.futures.Executor`.  The engine emits events and keeps
+results; it never prints.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import heapq
+import time
+from collections.abc import Callable
+from typing import Any
+
+from ._gc import relaxed_gc
+from .attempt import Outcome, run_attempt, run_attempt_remote
+from .events import EventBus, RunInfo
+from .graph import JobGraph
+from .job import Job
+from .results import JobResult, JobStatus, RunResult
+
+__all__ = ["Engine"]
+
+
+class Engine:
+    """One ``checknrun()`` over a graph (or the part below one job of it)."""
+
+    def __init__(
+        self,
+        graph: JobGraph,
+        *,
+        args: tuple[Any, ...] = (),
+        kwargs: dict[str, Any] | None = None,
+        no_act: bool = False,
+        bus: EventBus | None = None,
+        workers: int = 1,
+        executor: cf.Executor | None = None,
+        cwd: str,
+    ) -> None:
+        self.graph = graph
+        self.args = tuple(args)
+        self.kwargs = dict(kwargs or {})
+        self.no_act = no_act
+        self.bus = bus if bus is not None else EventBus()
+        self.workers = workers
+        self.executor = executor
+        self.cwd = cwd
+        self.global_storage: dict[str, Any] = {}
+        #: Every job instance made, in order of creation (for Cleanup).
+        self.instances: list[Job] = []
+        self.results: dict[int, JobResult] = {}
+        self._seq = 0
+
+    # ------------------------------------------------------------------
+    def run(self, target: int) -> RunResult:
+        """Converge ``target`` and everything it depends on."""
+        graph = self.graph
+        started = time.time()
+        in_run = graph.reachable(target)
+        waiting = [0] * len(graph)
+        ready: list[int] = []
+        for i, deps in enumerate(graph.deps):
+            if in_run[i]:
+                waiting[i] = len(deps)
+                if not deps:
+                    ready.append(i)  # ascending, so already a heap
+        self._in_run = in_run
+        self._waiting = waiting
+        self._ready = ready
+        self._retry: list[tuple[float, int, int]] = []
+        if self.bus:
+            self.bus.emit(
+                "run_started",
+                RunInfo(
+                    root=graph.root_name,
+                    target=graph.names[target],
+                    jobs=tuple(n for n, inside in zip(graph.names, in_run) if inside),
+                    args=self.args,
+                    kwargs=self.kwargs,
+                    no_act=self.no_act,
+                    workers=self.workers,
+                    started=started,
+                ),
+            )
+        interrupted = False
+        try:
+            with relaxed_gc():
+                if self.executor is None and self.workers <= 1:
+                    self._run_inline()
+                else:
+                    self._run_pooled()
+        except KeyboardInterrupt:
+            interrupted = True
+            raise
+        finally:
+            self.result = self._finish(target, started, interrupted)
+        return self.result
+
+    # ------------------------------------------------------------------
+    def _record(self, out: Outcome) -> None:
+        """Fold an outcome into the job's result; schedule what follows."""
+        i = out.index
+        res = self.results.get(i)
+        if res is None:
+            res = self.results[i] = JobResult(
+                self.graph.names[i], self.graph.classes[i], tries=1, _phases=out.phases
+            )
+        else:
+            res.tries += 1
+            res._phases.extend(out.phases)
+        if out.storage_set:
+            self.global_storage.update(out.storage_set)
+        if out.storage_deleted:
+            for key in out.storage_deleted:
+                self.global_storage.pop(key, None)
+        bus = self.bus
+        if out.ok:
+            ran = out.ran or (res.tries > 1 and any(p[0] == "run" for p in res._phases))
+            res.status = JobStatus.CHANGED if ran else JobStatus.OK
+            res.result = out.result
+            res.exception = None
+            res._traceback = None
+            if bus:
+                bus.emit("attempt_finished", res.name, out.attempt, True, False)
+                bus.emit("job_finished", res)
+            waiting = self._waiting
+            in_run = self._in_run
+            for d in self.graph.dependants[i]:
+                if in_run[d]:
+                    waiting[d] -= 1
+                    if not waiting[d]:
+                        heapq.heappush(self._ready, d)
+            return
+        res.status = JobStatus.FAILED
+        res.exception = out.exception
+        res._traceback = out.traceback
+        retry = not self.no_act and res.tries < self.graph.tries[i]
+        if retry:
+            self._seq += 1
+            due = time.monotonic() + self.graph.delays[i]
+            heapq.heappush(self._retry, (due, self._seq, i))
+        if bus:
+            bus.emit("attempt_finished", res.name, out.attempt, False, retry)
+            if not retry:
+                bus.emit("job_finished", res)
+
+    def _attempt_number(self, i: int) -> int:
+        res = self.results.get(i)
+        return 1 if res is None else res.tries + 1
+
+    # ------------------------------------------------------------------
+    def _run_inline(self) -> None:
+        graph = self.graph
+        classes = graph.classes
+        ready = self._ready
+        retry = self._retry
+        emit = self.bus.emit if self.bus else None
+        heappop = heapq.heappop
+        args, kwargs, storage, cwd, no_act = (
+            self.args, self.kwargs, self.global_storage, self.cwd, self.no_act,
+        )
+        on_created = self.instances.append
+        record = self._record
+        while True:
+            if ready:
+                i = heappop(ready)
+                attempt = 1
+            elif retry:
+                due, _, i = heappop(retry)
+                pause = due - time.monotonic()
+                if pause > 0:
+                    time.sleep(pause)
+                attempt = self._attempt_number(i)
+            else:
+                return
+            record(
+                run_attempt(
+                    classes[i], i, attempt, args, kwargs, storage, cwd, no_act, emit, on_created
+                )
+            )
+
+    def _submit_fn(self) -> tuple[cf.Executor, bool, Callable[[int, int], cf.Future[Outcome]]]:
+        """The executor to use, whether we own it, and how to submit."""
+        executor = self.executor
+        owned = executor is None
+        if executor is None:
+            executor = cf.ThreadPoolExecutor(self.workers, thread_name_prefix="dojobber")
+        classes = self.graph.classes
+        args, kwargs, storage, cwd, no_act = (
+            self.args, self.kwargs, self.global_storage, self.cwd, self.no_act,
+        )
+        if isinstance(executor, cf.ThreadPoolExecutor):
+            emit = self.bus.emit if self.bus else None
+            on_created = self.instances.append
+
+            def submit(i: int, attempt: int) -> cf.Future[Outcome]:
+                return executor.submit(
+                    run_attempt, classes[i], i, attempt, args, kwargs, storage, cwd, no_act,
+                    emit, on_created,
+                )
+        else:
+            def submit(i: int, attempt: int) -> cf.Future[Outcome]:
+                return executor.submit(
+                    run_attempt_remote, classes[i], i, attempt, args, kwargs, dict(storage),
+                    cwd, no_act,
+                )
+        return executor, owned, submit
+
+    def _run_pooled(self) -> None:
+        executor, owned, submit = self._submit_fn()
+        remote = not isinstance(executor, cf.ThreadPoolExecutor)
+        limit = self.workers if (owned or self.workers > 1) else 1 << 30
+        ready = self._ready
+        retry = self._retry
+        running: dict[cf.Future[Outcome], int] = {}
+        heappop = heapq.heappop
+        try:
+            while True:
+                while ready and len(running) < limit:
+                    i = heappop(ready)
+                    running[submit(i, 1)] = i
+                timeout: float | None = None
+                while retry and len(running) < limit and not ready:
+                    due, _, i = retry[0]
+                    pause = due - time.monotonic()
+                    if pause > 0:
+                        timeout = pause
+                        break
+                    heappop(retry)
+                    running[submit(i, self._attempt_number(i))] = i
+                if not running:
+                    if retry:
+                        time.sleep(max(0.0, retry[0][0] - time.monotonic()))
+                        continue
+                    return
+                done, _ = cf.wait(running, timeout=timeout, return_when=cf.FIRST_COMPLETED)
+                for fut in done:
+                    running.pop(fut)
+                    out = fut.result()
+                    if remote and out.instance is not None:
+                        self.instances.append(out.instance)
+                    self._record(out)
+        finally:
+            for fut in running:
+                fut.cancel()
+            if owned:
+                executor.shutdown(wait=False, cancel_futures=True)
+
+    # ------------------------------------------------------------------
+    def _finish(self, target: int, started: float, interrupted: bool) -> RunResult:
+        graph = self.graph
+        results = self.results
+        failed = [i for i, r in results.items() if r.status is JobStatus.FAILED]
+        blocked = graph.upstream_of(failed) if failed else None
+        jobs: dict[str, JobResult] = {}
+        bus = self.bus
+        for i, name in enumerate(graph.names):
+            res = results.get(i)
+            if res is None:
+                res = JobResult(name, graph.classes[i])
+                if blocked is not None and blocked[i] and self._in_run[i]:
+                    res.status = JobStatus.BLOCKED
+                    if bus:
+                        bus.emit("job_finished", res)
+            jobs[name] = res
+        return RunResult(
+            graph=graph,
+            jobs=jobs,
+            target=graph.names[target],
+            no_act=self.no_act,
+            started=started,
+            finished=time.time(),
+            interrupted=interrupted,
+        )

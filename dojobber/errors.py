@@ -1,0 +1,193 @@
+"""The one exception hierarchy of dojobber.
+
+Everything dojobber raises on purpose derives from :class:`DojobberError`.
+Errors found while *defining* a graph (at :meth:`DoJobber.configure`) derive
+from :class:`DefinitionError`; errors that happen while *running* one derive
+from :class:`RunError`.  Each message names the job (class) at fault and says
+what to do about it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+__all__ = [
+    "CleanupError",
+    "ConfigurationError",
+    "DefinitionError",
+    "DependencyCycleError",
+    "DepsNotIterableError",
+    "DojobberError",
+    "DuplicateJobNameError",
+    "InvalidRetryDelayError",
+    "InvalidTriesError",
+    "MissingOptionError",
+    "NoActError",
+    "NotAJobError",
+    "NotConfiguredError",
+    "RunError",
+    "UnknownJobError",
+    "UnknownOptionError",
+]
+
+
+class DojobberError(Exception):
+    """Base class of every error dojobber raises on purpose."""
+
+
+class DefinitionError(DojobberError, ValueError):
+    """The job graph or a job class is defined wrongly (found at configure)."""
+
+
+class DepsNotIterableError(DefinitionError, TypeError):
+    """A job's ``DEPS`` is not iterable (a lone class instead of a list)."""
+
+    def __init__(self, job: str, deps: object) -> None:
+        self.job = job
+        self.deps = deps
+        super().__init__(
+            f"{job}.DEPS must be a list or tuple of Job classes, got {deps!r}; "
+            f"write DEPS = [{getattr(deps, '__name__', repr(deps))}] "
+            "for a single dependency"
+        )
+
+
+class NotAJobError(DefinitionError, TypeError):
+    """Something that is not a Job subclass appears in ``DEPS`` or as root."""
+
+    def __init__(self, job: str | None, item: object) -> None:
+        self.job = job
+        self.item = item
+        where = f"{job}.DEPS lists" if job else "the root job is"
+        super().__init__(
+            f"{where} {item!r}, which is not a subclass of dojobber.Job; "
+            "list job classes (not instances or names)"
+        )
+
+
+class DuplicateJobNameError(DefinitionError):
+    """Two different classes with the same ``__name__`` are in one graph."""
+
+    def __init__(self, name: str, first: type, second: type) -> None:
+        self.name = name
+        self.classes = (first, second)
+        super().__init__(
+            f"two different job classes are named {name!r}: "
+            f"{first.__module__}.{first.__qualname__} and "
+            f"{second.__module__}.{second.__qualname__}; job names must be "
+            "unique in a graph, rename one (or use Job.variant(name, ...))"
+        )
+
+
+class DependencyCycleError(DefinitionError):
+    """The ``DEPS`` of some jobs form a cycle."""
+
+    def __init__(self, cycle: Sequence[str]) -> None:
+        self.cycle = list(cycle)
+        shown = " -> ".join([*self.cycle, self.cycle[0]])
+        super().__init__(
+            f"dependency cycle: {shown} (each job lists the next in DEPS); "
+            "remove one of these dependencies"
+        )
+
+
+class InvalidTriesError(DefinitionError):
+    """``TRIES`` (or ``default_tries``) is below 1 or not a whole number."""
+
+    def __init__(self, job: str, tries: object) -> None:
+        self.job = job
+        self.tries = tries
+        super().__init__(
+            f"{job}: TRIES is {tries!r}; it must be a whole number >= 1 "
+            "(set it on the class, or default_tries in configure())"
+        )
+
+
+class InvalidRetryDelayError(DefinitionError):
+    """``RETRY_DELAY`` (or ``default_retry_delay``) is negative or no number."""
+
+    def __init__(self, job: str, delay: object) -> None:
+        self.job = job
+        self.delay = delay
+        super().__init__(
+            f"{job}: RETRY_DELAY is {delay!r}; it must be a number of "
+            "seconds >= 0 (set it on the class, or default_retry_delay in "
+            "configure())"
+        )
+
+
+class UnknownOptionError(DefinitionError, TypeError):
+    """``Job.variant()`` was given an option the job class does not have."""
+
+    def __init__(self, job: str, option: str, known: Sequence[str]) -> None:
+        self.job = job
+        self.option = option
+        hint = f"; its options are: {', '.join(known)}" if known else ""
+        super().__init__(f"{job} has no option {option!r}{hint}")
+
+
+class MissingOptionError(DefinitionError, TypeError):
+    """A job in the graph still has an option whose value is ``REQUIRED``."""
+
+    def __init__(self, job: str, option: str) -> None:
+        self.job = job
+        self.option = option
+        super().__init__(
+            f"{job}: option {option!r} has no value; make the job with "
+            f"{job}.variant(..., {option}=...) or set it in a subclass"
+        )
+
+
+class ConfigurationError(DojobberError, ValueError):
+    """An option given to ``configure()`` (or the CLI) has a wrong value."""
+
+    def __init__(self, option: str, value: object, expected: str) -> None:
+        self.option = option
+        self.value = value
+        super().__init__(f"configure(): {option}={value!r} is not valid; {expected}")
+
+
+class UnknownJobError(DojobberError, KeyError):
+    """A job name was asked for that is not in the configured graph."""
+
+    def __init__(self, name: str, root: str) -> None:
+        self.name = name
+        super().__init__(name)
+        self._message = (
+            f"no job named {name!r} in the graph of {root}; "
+            "pass a job class or name that the root depends on"
+        )
+
+    def __str__(self) -> str:
+        return self._message
+
+
+class NotConfiguredError(DojobberError):
+    """A DoJobber was used before :meth:`DoJobber.configure`."""
+
+    def __init__(self, what: str) -> None:
+        super().__init__(f"{what}() needs a graph: call configure(RootJob) first")
+
+
+class RunError(DojobberError):
+    """Base class of errors raised while running a graph."""
+
+
+class NoActError(RunError):
+    """A :class:`RunonlyJob` cannot be checked in ``no_act`` mode."""
+
+    def __init__(self, job: str) -> None:
+        self.job = job
+        super().__init__(
+            f"{job} is a RunonlyJob: it has no Check, so in no_act mode it "
+            "fails without running"
+        )
+
+
+class CleanupError(RunError):
+    """One or more ``Cleanup()`` methods raised; every cleanup still ran."""
+
+    def __init__(self, failures: Sequence[tuple[str, BaseException]]) -> None:
+        self.failures = list(failures)
+        names = ", ".join(f"{n} ({type(e).__name__}: {e})" for n, e in self.failures)
+        super().__init__(f"Cleanup failed for {len(self.failures)} job(s): {names}")

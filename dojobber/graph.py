@@ -1,0 +1,241 @@
+"""Walk the ``DEPS`` of a root job into a validated, indexed job graph.
+
+The walk is iterative (no recursion limit) and linear in jobs + edges.  Jobs
+are numbered in depth-first post-order over ``DEPS`` as listed, which is a
+topological order: every job comes after all of its dependencies.  The engine
+schedules on the plain lists kept here; :attr:`JobGraph.nx` gives the same
+graph as a :class:`networkx.DiGraph` (built on first use) for analysis and
+rendering.
+"""
+
+from __future__ import annotations
+
+import numbers
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import TYPE_CHECKING
+
+from .errors import (
+    DependencyCycleError,
+    DepsNotIterableError,
+    DuplicateJobNameError,
+    InvalidRetryDelayError,
+    InvalidTriesError,
+    MissingOptionError,
+    NotAJobError,
+    UnknownJobError,
+)
+from ._gc import relaxed_gc
+from .job import REQUIRED, Job
+
+if TYPE_CHECKING:
+    import networkx
+
+__all__ = ["JobGraph", "build"]
+
+
+@dataclass(eq=False)
+class JobGraph:
+    """A validated job graph; jobs are numbered in dependency order."""
+
+    root: type[Job]
+    #: Job classes, dependencies before dependants (DFS post-order).
+    classes: list[type[Job]]
+    #: ``names[i]`` is ``classes[i].__name__``.
+    names: list[str]
+    #: Indices of each job's direct dependencies, in ``DEPS`` order.
+    deps: list[tuple[int, ...]]
+    #: Tries and retry delay of each job, defaults applied.
+    tries: list[int]
+    delays: list[float]
+    index: dict[str, int] = field(init=False, repr=False)
+    dependants: list[list[int]] = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self.index = {name: i for i, name in enumerate(self.names)}
+        dependants: list[list[int]] = [[] for _ in self.names]
+        for i, deps in enumerate(self.deps):
+            for d in deps:
+                dependants[d].append(i)
+        self.dependants = dependants
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self.index
+
+    @property
+    def root_name(self) -> str:
+        return self.names[-1]
+
+    def lookup(self, node: str | type[Job]) -> int:
+        """Index of a job given by class or name; UnknownJobError if absent."""
+        name = node if isinstance(node, str) else getattr(node, "__name__", repr(node))
+        i = self.index.get(name)
+        if i is None or (not isinstance(node, str) and self.classes[i] is not node):
+            raise UnknownJobError(name, self.root_name)
+        return i
+
+    def reachable(self, start: int) -> list[bool]:
+        """Which jobs ``start`` depends on, directly or not (itself included)."""
+        seen = [False] * len(self.names)
+        seen[start] = True
+        todo = [start]
+        deps = self.deps
+        while todo:
+            for d in deps[todo.pop()]:
+                if not seen[d]:
+                    seen[d] = True
+                    todo.append(d)
+        return seen
+
+    def upstream_of(self, failed: Iterable[int]) -> list[bool]:
+        """Which jobs depend, directly or not, on any of ``failed``."""
+        hit = [False] * len(self.names)
+        todo = list(failed)
+        for i in todo:
+            hit[i] = True
+        while todo:
+            for d in self.dependants[todo.pop()]:
+                if not hit[d]:
+                    hit[d] = True
+                    todo.append(d)
+        return hit
+
+    @cached_property
+    def nx(self) -> networkx.DiGraph:
+        """The graph as networkx: nodes are job names, edges job -> dependency.
+
+        Each node carries ``job`` (the class) and ``order`` (its index).
+        """
+        import networkx
+
+        graph = networkx.DiGraph()
+        names = self.names
+        graph.add_nodes_from(
+            (name, {"job": cls, "order": i})
+            for i, (name, cls) in enumerate(zip(names, self.classes))
+        )
+        graph.add_edges_from(
+            (names[i], names[d]) for i, deps in enumerate(self.deps) for d in deps
+        )
+        return graph
+
+
+_EMPTY: list[type[Job]] = []
+
+
+def _deps_of(cls: type[Job]) -> list[type[Job]]:
+    raw = getattr(cls, "DEPS", ())
+    kind = type(raw)
+    if kind is tuple or kind is list:
+        if not raw:
+            return _EMPTY
+    elif raw is None:
+        return _EMPTY
+    elif isinstance(raw, (str, bytes)) or not isinstance(raw, Iterable):
+        raise DepsNotIterableError(cls.__name__, raw)
+    deps = list(raw)
+    for dep in deps:
+        if not (isinstance(dep, type) and issubclass(dep, Job)):
+            raise NotAJobError(cls.__name__, dep)
+    return deps
+
+
+def _tries_of(cls: type[Job], default: int) -> int:
+    tries = cls.TRIES if cls.TRIES is not None else default
+    if type(tries) is int and tries >= 1:
+        return tries
+    if isinstance(tries, bool) or not isinstance(tries, numbers.Integral) or tries < 1:
+        raise InvalidTriesError(cls.__name__, tries)
+    return int(tries)
+
+
+def _delay_of(cls: type[Job], default: float) -> float:
+    delay = cls.RETRY_DELAY if cls.RETRY_DELAY is not None else default
+    if (type(delay) is float or type(delay) is int) and delay >= 0:
+        return delay
+    if isinstance(delay, bool) or not isinstance(delay, numbers.Real) or delay < 0:
+        raise InvalidRetryDelayError(cls.__name__, delay)
+    return float(delay)
+
+
+def _check_options(cls: type[Job]) -> None:
+    for option in cls._required_options:
+        if getattr(cls, option, None) is REQUIRED:
+            raise MissingOptionError(cls.__name__, option)
+
+
+def build(
+    root: type[Job], default_tries: int = 3, default_retry_delay: float = 1
+) -> JobGraph:
+    """Walk ``root``'s DEPS and return the validated :class:`JobGraph`.
+
+    Raises a :class:`~dojobber.errors.DefinitionError` subclass naming the
+    job at fault for a non-iterable ``DEPS``, a non-job in ``DEPS``, two
+    classes sharing a name, a cycle, bad ``TRIES`` / ``RETRY_DELAY`` or a
+    ``REQUIRED`` option left unset.
+    """
+    if not (isinstance(root, type) and issubclass(root, Job)):
+        raise NotAJobError(None, root)
+    with relaxed_gc():
+        return _walk(root, default_tries, default_retry_delay)
+
+
+def _walk(root: type[Job], default_tries: int, default_delay: float) -> JobGraph:
+    by_name: dict[str, type[Job]] = {}
+    order: dict[type[Job], int] = {}
+    classes: list[type[Job]] = []
+    dep_lists: list[list[type[Job]]] = []
+    tries: list[int] = []
+    delays: list[float] = []
+    path: list[type[Job]] = []
+    on_path: dict[type[Job], int] = {}
+
+    def enter(cls: type[Job]) -> tuple[type[Job], list[type[Job]], Iterator[type[Job]]]:
+        name = cls.__name__
+        other = by_name.setdefault(name, cls)
+        if other is not cls:
+            raise DuplicateJobNameError(name, other, cls)
+        deps = _deps_of(cls)
+        on_path[cls] = len(path)
+        path.append(cls)
+        return cls, deps, iter(deps)
+
+    stack = [enter(root)]
+    while stack:
+        cls, deps, pending = stack[-1]
+        for dep in pending:
+            if dep in order:
+                continue
+            if dep in on_path:
+                raise DependencyCycleError([c.__name__ for c in path[on_path[dep]:]])
+            stack.append(enter(dep))
+            break
+        else:
+            stack.pop()
+            path.pop()
+            del on_path[cls]
+            if cls._required_options:
+                _check_options(cls)
+            order[cls] = len(classes)
+            classes.append(cls)
+            dep_lists.append(deps)
+            tries.append(_tries_of(cls, default_tries))
+            delays.append(_delay_of(cls, default_delay))
+
+    dep_index: list[tuple[int, ...]] = [
+        tuple(dict.fromkeys([order[d] for d in deps])) if deps else () for deps in dep_lists
+    ]
+    return JobGraph(
+        root=root,
+        classes=classes,
+        names=[c.__name__ for c in classes],
+        deps=dep_index,
+        tries=tries,
+        delays=delays,
+    )
+
+

@@ -1,0 +1,179 @@
+"""Job classes: one small class per fact that should be true.
+
+A job says what it needs (``DEPS``), how to tell whether its fact already holds
+(``Check``: returns when it does, raises when it does not), and how to make it
+hold (``Run``).  The engine runs an *attempt* as Check -> Run -> Check again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any, ClassVar, TypeVar
+
+from .errors import UnknownOptionError
+
+__all__ = ["REQUIRED", "DummyJob", "Job", "RunonlyJob"]
+
+_J = TypeVar("_J", bound="type[Job]")
+
+
+class _Required:
+    """Marker for a job option that a :meth:`Job.variant` must set."""
+
+    _instance: ClassVar[_Required | None] = None
+
+    def __new__(cls) -> _Required:
+        if cls._instance is None:
+            cls._instance = super().__new__(cls)
+        return cls._instance
+
+    def __repr__(self) -> str:
+        return "REQUIRED"
+
+    def __reduce__(self) -> str:
+        return "REQUIRED"
+
+
+#: Default of a job option that has no sensible default.  A graph that holds
+#: a job whose option is still ``REQUIRED`` is refused at configure time with
+#: a :class:`~dojobber.errors.MissingOptionError` naming job and option.
+REQUIRED: Any = _Required()
+
+# Attributes the engine sets on instances; variant() must not override them.
+_ENGINE_ATTRS = frozenset({"storage", "global_storage"})
+
+
+class Job:
+    """Base class of every job.
+
+    Subclasses set, all optional:
+
+    ``DEPS``
+        Job classes that must succeed before this one is tried (a list or a
+        tuple; read when the graph is configured).
+    ``TRIES``
+        How many attempts this job gets; ``None`` uses ``default_tries``.
+    ``RETRY_DELAY``
+        Minimum seconds between two attempts of this job; ``None`` uses
+        ``default_retry_delay``.
+
+    and implement ``Check(*args, **kwargs)`` (return = the fact holds, its
+    return value is the job's result; raise = it does not), ``Run(*args,
+    **kwargs)`` (make it hold; its exception is ignored, the recheck decides)
+    and optionally ``Cleanup()``, called once per instance after the run.
+
+    Each attempt works on a new instance made with ``cls()``;
+    ``self.storage`` is a fresh dict per attempt and ``self.global_storage``
+    one dict shared by all jobs for the whole ``checknrun()``.
+    """
+
+    DEPS: ClassVar[Iterable[type[Job]]] = ()
+    TRIES: ClassVar[int | None] = None
+    RETRY_DELAY: ClassVar[float | None] = None
+
+    # Set by the engine on each instance before Check.
+    storage: dict[str, Any] | None = None
+    global_storage: dict[str, Any] | None = None
+
+    # Upstream-compatible attempt state, for advanced Check/Run methods.
+    _check_phase: str | None = None
+    _check_results: Any = None
+    _check_exception: BaseException | None = None
+    _run_results: Any = None
+    _run_exception: BaseException | None = None
+    _recheck_results: Any = None
+    _recheck_exception: BaseException | None = None
+    _no_act: bool = False
+
+    # Options whose value is REQUIRED somewhere in the class hierarchy.
+    _required_options: ClassVar[tuple[str, ...]] = ()
+    # For variants: the class and options they were made from.
+    _variant_of: ClassVar[type[Job] | None] = None
+    _variant_options: ClassVar[dict[str, Any]] = {}
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        required = [key for key, value in vars(cls).items() if value is REQUIRED]
+        if required:
+            cls._required_options = tuple(sorted({*cls._required_options, *required}))
+
+    def _set_storage(
+        self, storage: dict[str, Any], global_storage: dict[str, Any]
+    ) -> None:
+        """Set both storages (upstream-compatible helper)."""
+        self.storage = storage
+        self.global_storage = global_storage
+
+    @classmethod
+    def options(cls) -> dict[str, Any]:
+        """The job's options: its public, non-callable class attributes."""
+        found: dict[str, Any] = {}
+        for klass in reversed(cls.__mro__):
+            if klass is object:
+                continue
+            for key, value in vars(klass).items():
+                if key.startswith("_") or key in _ENGINE_ATTRS:
+                    continue
+                if callable(value) or isinstance(value, (classmethod, staticmethod, property)):
+                    found.pop(key, None)
+                    continue
+                found[key] = value
+        return {key: getattr(cls, key) for key in found}
+
+    @classmethod
+    def variant(cls: _J, name: str | None = None, /, **options: Any) -> _J:
+        """Make a distinct job from this one with other option values.
+
+        ``Invite.variant("Invite ann", EMAIL="ann@example.org")`` returns a new
+        subclass named ``"Invite ann"`` whose ``EMAIL`` is set; use it in
+        ``DEPS`` like any job.  Options are class attributes the job already
+        has (``DEPS``, ``TRIES`` and ``RETRY_DELAY`` included); an unknown one
+        raises :class:`~dojobber.errors.UnknownOptionError`.  Without a
+        name, one is made from the class name and the options.
+        """
+        known = cls.options()
+        for key in options:
+            if key not in known:
+                raise UnknownOptionError(cls.__name__, key, sorted(known))
+        if name is None:
+            shown = ", ".join(f"{key}={value!r}" for key, value in options.items())
+            name = f"{cls.__name__}({shown})"
+        namespace: dict[str, Any] = dict(options)
+        namespace["__module__"] = cls.__module__
+        namespace["__qualname__"] = name
+        namespace["__doc__"] = cls.__doc__
+        namespace["_variant_of"] = cls
+        namespace["_variant_options"] = dict(options)
+        made: _J = type(cls)(name, (cls,), namespace)
+        return made
+
+
+class RunonlyJob(Job):
+    """A job that only has a Run: it runs once, and passes if Run returned.
+
+    Do not define ``Check``.  The first Check always fails, so Run runs; the
+    recheck returns Run's result or raises Run's exception.  In ``no_act``
+    mode it fails without running, with :class:`~dojobber.errors.NoActError`.
+    """
+
+    def Check(self, *args: Any, **kwargs: Any) -> Any:  # noqa: N802
+        """Fail before Run; after it, mirror Run's outcome."""
+        if self._check_phase == "check":
+            if self._no_act:
+                from .errors import NoActError
+
+                raise NoActError(type(self).__name__)
+            raise RuntimeError("Runonly node check intentionally fails first time.")
+        if self._run_exception is not None:
+            raise self._run_exception
+        return self._run_results
+
+
+class DummyJob(Job):
+    """A job that always passes; useful to group dependencies under one name."""
+
+    def Check(self, *args: Any, **kwargs: Any) -> None:  # noqa: N802
+        """Always pass."""
+
+    def Run(self, *args: Any, **kwargs: Any) -> None:  # noqa: N802
+        """Nothing to do."""

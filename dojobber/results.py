@@ -1,0 +1,184 @@
+"""Typed results of a run: per job and for the whole run.
+
+``DoJobber.nodestatus`` / ``nodeexceptions`` / ``noderesults`` (the upstream
+dicts) are views of these; records, the console and the renderer read them.
+"""
+
+from __future__ import annotations
+
+import enum
+import traceback as _tb
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+if TYPE_CHECKING:
+    from .graph import JobGraph
+    from .job import Job
+
+__all__ = ["JobResult", "JobStatus", "Phase", "RunResult"]
+
+
+class JobStatus(str, enum.Enum):
+    """Where a job stands after (or before) a run."""
+
+    #: Not tried: no run yet, outside the part of the graph that was run, or
+    #: interrupted before its turn.
+    PENDING = "pending"
+    #: Its first Check passed: the fact already held, nothing ran.
+    OK = "ok"
+    #: It passed after a Run made its fact hold.
+    CHANGED = "changed"
+    #: Tried and failed every try (or failed its only Check with no_act).
+    FAILED = "failed"
+    #: Never tried because a job it depends on (directly or not) failed.
+    BLOCKED = "blocked"
+
+    @property
+    def succeeded(self) -> bool:
+        return self is JobStatus.OK or self is JobStatus.CHANGED
+
+    @property
+    def nodestatus(self) -> bool | None:
+        """The upstream value: True succeeded, False failed, None not tried."""
+        if self is JobStatus.OK or self is JobStatus.CHANGED:
+            return True
+        if self is JobStatus.FAILED:
+            return False
+        return None
+
+
+class Phase(NamedTuple):
+    """One phase of one attempt: ``init`` (constructor), ``check``, ``run``
+    or ``recheck``."""
+
+    name: str
+    attempt: int
+    started: float  # wall clock, seconds since the epoch
+    duration: float  # seconds
+    ok: bool
+    error: BaseException | None = None
+
+
+@dataclass(eq=False, slots=True)
+class JobResult:
+    """Everything known about one job after a run."""
+
+    name: str
+    job: type[Job]
+    status: JobStatus = JobStatus.PENDING
+    #: Attempts made (an attempt lost with its worker is not counted).
+    tries: int = 0
+    #: The return value of the Check that passed.
+    result: Any = None
+    #: The exception of the last failed attempt (None once the job passed).
+    exception: BaseException | None = None
+    #: Phases as plain tuples in Phase field order (cheap to make).
+    _phases: list[tuple[Any, ...]] = field(default_factory=list, repr=False)
+    #: Attempts run again because the worker running them was lost.
+    lost_attempts: int = 0
+    _traceback: str | None = field(default=None, repr=False)
+
+    @property
+    def nodestatus(self) -> bool | None:
+        return self.status.nodestatus
+
+    @property
+    def traceback(self) -> str | None:
+        """Formatted traceback of :attr:`exception`, if any."""
+        if self._traceback is None and self.exception is not None:
+            self._traceback = "".join(_tb.format_exception(self.exception)).rstrip()
+        return self._traceback
+
+    @property
+    def phases(self) -> list[Phase]:
+        """Every phase of every attempt, in order."""
+        return [Phase._make(p) for p in self._phases]
+
+    @property
+    def durations(self) -> dict[str, float]:
+        """Seconds spent per phase name, summed over all attempts."""
+        out: dict[str, float] = {}
+        for name, _, _, duration, *_ in self._phases:
+            out[name] = out.get(name, 0.0) + duration
+        return out
+
+    @property
+    def duration(self) -> float:
+        return sum(p[3] for p in self._phases)
+
+
+@dataclass(eq=False)
+class RunResult:
+    """The outcome of one ``checknrun()``: every job of the graph, by name."""
+
+    graph: JobGraph
+    jobs: dict[str, JobResult]
+    #: Name of the job ``checknrun`` was asked to converge.
+    target: str
+    no_act: bool = False
+    started: float = 0.0
+    finished: float = 0.0
+    #: True when the run was stopped by Ctrl-C (KeyboardInterrupt).
+    interrupted: bool = False
+
+    def __getitem__(self, name: str) -> JobResult:
+        return self.jobs[name]
+
+    def __iter__(self) -> Any:
+        return iter(self.jobs.values())
+
+    def __len__(self) -> int:
+        return len(self.jobs)
+
+    @property
+    def attempted(self) -> list[JobResult]:
+        """Jobs that were part of this run (not PENDING), in graph order."""
+        return [job for job in self.jobs.values() if job.status is not JobStatus.PENDING]
+
+    def counts(self) -> Counter[JobStatus]:
+        return Counter(job.status for job in self.jobs.values())
+
+    def failed(self) -> list[JobResult]:
+        return [job for job in self.jobs.values() if job.status is JobStatus.FAILED]
+
+    def success(self) -> bool:
+        """Every job of the run succeeded."""
+        run = self.attempted
+        return bool(run) and all(job.status.succeeded for job in run)
+
+    def partial_success(self) -> bool:
+        """At least one job of the run succeeded."""
+        return any(job.status.succeeded for job in self.jobs.values())
+
+    def failure(self) -> bool:
+        return not self.success()
+
+    @property
+    def duration(self) -> float:
+        return self.finished - self.started
+
+    def summary(self) -> str:
+        """One line: how many jobs ended in each status."""
+        counts = self.counts()
+        parts = [
+            f"{counts[status]} {status.value}"
+            for status in JobStatus
+            if counts[status] and status is not JobStatus.PENDING
+        ]
+        verdict = "converged" if self.success() else "not converged"
+        return f"{self.target}: {verdict} ({', '.join(parts) or 'nothing run'}) in {self.duration:.2f}s"
+
+    # The upstream dicts -------------------------------------------------
+    def nodestatus(self) -> dict[str, bool | None]:
+        return {job.name: job.status.nodestatus for job in self.attempted}
+
+    def nodeexceptions(self) -> dict[str, BaseException]:
+        return {
+            job.name: job.exception
+            for job in self.jobs.values()
+            if job.exception is not None and job.status is JobStatus.FAILED
+        }
+
+    def noderesults(self) -> dict[str, Any]:
+        return {job.name: job.result for job in self.jobs.values() if job.status.succeeded}
