@@ -7,6 +7,7 @@ until everything converges.  API-compatible with DoJobber 0.6.3.
 
 from __future__ import annotations
 
+from ._context import report_progress
 from .dojobber import DoJobber
 from .errors import (
     CleanupError,
@@ -63,4 +64,5 @@ __all__ = [
     "UnknownJobError",
     "UnknownOptionError",
     "__version__",
+    "report_progress",
 ]

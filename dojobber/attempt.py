@@ -15,6 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from ._context import set_current
 from .job import Job
 
 __all__ = ["Outcome", "run_attempt"]
@@ -62,7 +63,31 @@ def run_attempt(
     """Run one check -> run -> recheck attempt of ``job`` and report it.
 
     Only ``Exception`` is caught: KeyboardInterrupt and SystemExit go on.
+    With ``emit``, phases are announced live and log records made during
+    them are attributed to the job.
     """
+    if emit is None:
+        return _attempt(job, index, attempt, args, kwargs, global_storage, cwd, no_act,
+                        None, on_created)
+    try:
+        return _attempt(job, index, attempt, args, kwargs, global_storage, cwd, no_act,
+                        emit, on_created)
+    finally:
+        set_current(None)
+
+
+def _attempt(
+    job: type[Job],
+    index: int,
+    attempt: int,
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+    global_storage: dict[str, Any],
+    cwd: str,
+    no_act: bool = False,
+    emit: Emit | None = None,
+    on_created: Callable[[Job], None] | None = None,
+) -> Outcome:
     name = job.__name__
     phases: list[tuple[Any, ...]] = []
     wall0 = _wall()
@@ -70,6 +95,7 @@ def run_attempt(
     if emit is not None:
         emit("job_started", name, attempt)
         emit("phase_started", name, "init", attempt)
+        set_current((name, "init", attempt, emit))
     try:
         obj = job()
     except Exception as err:
@@ -88,6 +114,7 @@ def run_attempt(
     obj._check_phase = "check"
     if emit is not None:
         emit("phase_started", name, "check", attempt)
+        set_current((name, "check", attempt, emit))
     start = _perf()
     os.chdir(cwd)
     try:
@@ -115,6 +142,7 @@ def run_attempt(
     # Run; its exception is recorded, the recheck decides.
     if emit is not None:
         emit("phase_started", name, "run", attempt)
+        set_current((name, "run", attempt, emit))
     start = _perf()
     os.chdir(cwd)
     try:
@@ -135,6 +163,7 @@ def run_attempt(
     obj._check_phase = "recheck"
     if emit is not None:
         emit("phase_started", name, "recheck", attempt)
+        set_current((name, "recheck", attempt, emit))
     start = _perf()
     os.chdir(cwd)
     try:

@@ -18,10 +18,12 @@ from __future__ import annotations
 
 import concurrent.futures as cf
 import heapq
+from contextlib import nullcontext
 import time
 from collections.abc import Callable
 from typing import Any
 
+from ._context import LogRouter
 from ._gc import relaxed_gc
 from .attempt import Outcome, run_attempt, run_attempt_remote
 from .events import EventBus, RunInfo
@@ -94,7 +96,7 @@ class Engine:
             )
         interrupted = False
         try:
-            with relaxed_gc():
+            with relaxed_gc(), LogRouter(self.bus) if self.bus else nullcontext():
                 if self.executor is None and self.workers <= 1:
                     self._run_inline()
                 else:

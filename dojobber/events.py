@@ -65,6 +65,9 @@ class Listener:
     ) -> None:
         """A phase ended; ``error`` is what it raised, if anything."""
 
+    def progress(self, job: str, done: float, total: float | None, unit: str) -> None:
+        """A running job reported progress (see :func:`dojobber.report_progress`)."""
+
     def attempt_finished(self, job: str, attempt: int, ok: bool, will_retry: bool) -> None:
         """An attempt ended; ``will_retry`` says whether another follows."""
 
