@@ -5,6 +5,7 @@ from __future__ import annotations
 import concurrent.futures as cf
 import logging
 import os
+import sys
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
@@ -18,6 +19,9 @@ from .results import JobResult, RunResult
 
 if TYPE_CHECKING:
     import networkx
+
+    from .lock import RunLock
+    from .records import RecordsListener
 
 __all__ = ["DoJobber"]
 
@@ -52,6 +56,10 @@ class DoJobber:
         self._workers = 1
         self._executor: cf.Executor | None = None
         self._cwd: str | None = None
+        #: The records listener of ``configure(records=...)`` (its ``run_id``
+        #: is the last run's id in the database), or None.
+        self.records: RecordsListener | None = None
+        self._lock: RunLock | None = None
 
     # ------------------------------------------------------------------
     def configure(
@@ -67,6 +75,9 @@ class DoJobber:
         workers: int = 1,
         executor: cf.Executor | None = None,
         listeners: Iterable[Listener] = (),
+        records: str | os.PathLike[str] | bool | None = None,
+        lock: str | os.PathLike[str] | None = None,
+        lock_timeout: float | None = 0.0,
     ) -> None:
         """Build and validate the graph below ``root``.
 
@@ -79,6 +90,14 @@ class DoJobber:
         workers: attempts running at the same time (threads).
         executor: run attempts on this :class:`concurrent.futures.Executor`.
         listeners: :class:`~dojobber.Listener` objects told of every event.
+        records: write each run into this SQLite file (True: the default
+        location, see :func:`dojobber.records.default_path`); the file is
+        opened now, so a bad path fails here with
+        :class:`~dojobber.records.RecordsError`.
+        lock / lock_timeout: hold an exclusive lock on this file during each
+        ``checknrun()``; when another run holds it, wait up to
+        ``lock_timeout`` seconds (None: for ever), then raise
+        :class:`~dojobber.lock.LockHeldError` naming the holder.
 
         Raises a :class:`~dojobber.errors.DefinitionError` naming the job at
         fault when the graph is not valid.
@@ -96,6 +115,7 @@ class DoJobber:
                     "listeners", listener, "each listener must subclass dojobber.Listener"
                 )
         self._graph = _graph.build(root, default_tries, default_retry_delay)
+        self._wire_records_and_lock(listeners, records, lock, lock_timeout)
         self._no_act = no_act
         self._cleanup = cleanup
         self._workers = workers
@@ -104,6 +124,41 @@ class DoJobber:
             listeners.insert(0, ConsoleListener(debug=debug))
         self._bus = EventBus(listeners)
         self.result = None
+
+    def _wire_records_and_lock(
+        self,
+        listeners: list[Listener],
+        records: str | os.PathLike[str] | bool | None,
+        lock: str | os.PathLike[str] | None,
+        lock_timeout: float | None,
+    ) -> None:
+        """configure()'s ``records`` and ``lock`` options."""
+        self.records = None
+        if records is not None and records is not False:
+            from .records import RecordsListener
+
+            self.records = RecordsListener(None if records is True else records)
+            self.records.open()
+            listeners.append(self.records)
+        if "dojobber.records" in sys.modules:
+            from .records import RecordsListener
+
+            for listener in listeners:
+                if isinstance(listener, RecordsListener) and listener.graph is None:
+                    listener.graph = self._graph
+        self._lock = None
+        if lock is not None:
+            from .lock import RunLock
+
+            if lock_timeout is not None and (
+                isinstance(lock_timeout, bool) or not isinstance(lock_timeout, (int, float))
+                or lock_timeout < 0
+            ):
+                raise ConfigurationError(
+                    "lock_timeout", lock_timeout, "give seconds >= 0, or None to wait for ever"
+                )
+            root = self._graph.root_name if self._graph is not None else ""
+            self._lock = RunLock(lock, timeout=lock_timeout, root=root)
 
     def set_args(self, *args: Any, **kwargs: Any) -> None:
         """Arguments passed to every ``Check`` and ``Run``."""
@@ -120,8 +175,16 @@ class DoJobber:
 
         Returns the :class:`~dojobber.RunResult` (also kept in
         :attr:`result`).  On Ctrl-C, scheduling stops, cleanups run, and the
-        KeyboardInterrupt goes on.
+        KeyboardInterrupt goes on.  With ``configure(lock=...)`` the run
+        holds the lock throughout (or raises
+        :class:`~dojobber.lock.LockHeldError`).
         """
+        if self._lock is None:
+            return self._checknrun(node)
+        with self._lock:
+            return self._checknrun(node)
+
+    def _checknrun(self, node: type[Job] | str | None) -> RunResult:
         graph = self._require_graph("checknrun")
         target = len(graph) - 1 if node is None else graph.lookup(node)
         cwd = os.path.realpath(os.curdir)

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from .graph import JobGraph
     from .results import JobResult, RunResult
 
 __all__ = ["EventBus", "Listener", "RunInfo"]
@@ -40,10 +41,25 @@ class RunInfo:
     no_act: bool = False
     workers: int = 1
     started: float = 0.0
+    #: The configured graph, when the engine passes it (records store its
+    #: edges so that a stored run can be drawn).
+    graph: JobGraph | None = field(default=None, compare=False, repr=False)
 
 
 class Listener:
-    """Base class for run listeners; override any of these methods."""
+    """Base class for run listeners; override any of these methods.
+
+    Only overridden methods are called: the bus skips the no-op ones, so a
+    listener that wants one event costs nothing for the others.
+    """
+
+    #: Lowest level of log records this listener wants in :meth:`log`.
+    #: ``None`` takes what the logging configuration lets through (the root
+    #: logger is WARNING by default).  A lower level makes the run lower the
+    #: root logger's level while it lasts, with a filter on the existing
+    #: handlers so that console output does not change (see
+    #: :class:`dojobber._context.LogRouter`).
+    log_level: int | None = None
 
     def run_started(self, run: RunInfo) -> None:
         """A ``checknrun()`` begins."""
@@ -94,6 +110,11 @@ class EventBus:
     def __init__(self, listeners: Iterable[Listener] = ()) -> None:
         self._listeners: list[Listener] = list(listeners)
         self._lock = threading.RLock()
+        #: Per event, ``(listener, bound method)`` of the listeners that
+        #: override it; the others are skipped without a call.
+        self._targets: dict[str, tuple[tuple[Listener, Any], ...]] = {}
+        #: ids of listeners detached after raising.
+        self._detached: set[int] = set()
 
     def __bool__(self) -> bool:
         return bool(self._listeners)
@@ -105,21 +126,57 @@ class EventBus:
     def add(self, listener: Listener) -> None:
         with self._lock:
             self._listeners.append(listener)
+            self._detached.discard(id(listener))
+            self._targets.clear()
+
+    def wants(self, event: str) -> bool:
+        """Whether any listener overrides ``event`` (others ignore it)."""
+        targets = self._targets.get(event)
+        if targets is None:
+            targets = self._targets_of(event)
+        return bool(targets)
+
+    def _targets_of(self, event: str) -> tuple[tuple[Listener, Any], ...]:
+        with self._lock:
+            base = getattr(Listener, event, None)
+            targets = tuple(
+                (listener, getattr(listener, event))
+                for listener in self._listeners
+                if event in getattr(listener, "__dict__", ())
+                or getattr(type(listener), event, None) is not base
+            )
+            self._targets[event] = targets
+            return targets
 
     def emit(self, event: str, *args: Any) -> None:
-        """Call ``event`` on every listener with ``args``."""
-        if not self._listeners:
+        """Call ``event`` on every listener with ``args``.
+
+        Listeners that do not override ``event`` (it is a no-op on
+        :class:`Listener`) are skipped without a call.
+        """
+        targets = self._targets.get(event)
+        if targets is None:
+            targets = self._targets_of(event)
+        if not targets:
             return
         with self._lock:
-            for listener in list(self._listeners):
+            detached = self._detached
+            for listener, method in targets:
+                if detached and id(listener) in detached:
+                    continue  # raised earlier; detached
                 try:
-                    getattr(listener, event)(*args)
+                    method(*args)
                 except Exception:
-                    self._listeners.remove(listener)
-                    log.warning(
-                        "listener %r raised in %s(); it is detached for the rest "
-                        "of the run",
-                        listener,
-                        event,
-                        exc_info=True,
-                    )
+                    self._detach(listener, event)
+
+    def _detach(self, listener: Listener, event: str) -> None:
+        if listener in self._listeners:
+            self._listeners.remove(listener)
+        self._detached.add(id(listener))
+        self._targets.clear()
+        log.warning(
+            "listener %r raised in %s(); it is detached for the rest of the run",
+            listener,
+            event,
+            exc_info=True,
+        )

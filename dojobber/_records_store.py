@@ -1,0 +1,387 @@
+"""Run records in SQLite: every run, every job, every log line.
+
+:class:`RecordStore` is the database (stdlib :mod:`sqlite3`, WAL mode, one
+file); :class:`RecordsListener` writes a run into it while the run goes on.
+``configure(records=path)`` attaches one; the ``dojobber`` command line does
+so by default at :func:`default_path`.
+
+Writes are batched (one transaction per few thousand rows or per second),
+so recording costs little even for very large graphs.  Several processes
+may write to one database at once (WAL, ``BEGIN IMMEDIATE``, a busy
+timeout).  A run whose process died (SIGKILL, power loss) is left marked
+``running``; the next open on the same host sees that its process is gone
+and marks it ``interrupted``.
+"""
+
+from __future__ import annotations
+
+import getpass
+import json
+import os
+import socket
+import sqlite3
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+from ._records_schema import MIGRATIONS, migrate
+from .errors import DojobberError
+
+__all__ = [
+    "ENV_VAR",
+    "JobRecord",
+    "LogLine",
+    "RecordStore",
+    "RecordsError",
+    "RunRecord",
+    "default_path",
+]
+
+#: Environment variable naming the records database (the CLI's default).
+ENV_VAR = "DOJOBBER_RECORDS"
+
+#: Outcomes a run can have in the records.
+OUTCOMES = ("running", "converged", "failed", "interrupted")
+
+
+class RecordsError(DojobberError):
+    """The records database cannot be opened, read or written."""
+
+    def __init__(self, path: str, reason: str, hint: str | None = None) -> None:
+        self.path = path
+        self.reason = reason
+        if hint is None:
+            hint = (
+                f"pass another path (records=... / --records PATH, or set {ENV_VAR}) "
+                "or fix the file's permissions"
+            )
+        super().__init__(f"run records at {path}: {reason}; {hint}")
+
+
+def default_path() -> str:
+    """Where the CLI keeps records: ``$DOJOBBER_RECORDS`` if set, else
+    ``$XDG_STATE_HOME/dojobber/records.sqlite3`` (``~/.local/state`` when
+    ``XDG_STATE_HOME`` is unset)."""
+    env = os.environ.get(ENV_VAR)
+    if env:
+        return os.path.expanduser(env)
+    state = os.environ.get("XDG_STATE_HOME") or os.path.join(
+        os.path.expanduser("~"), ".local", "state"
+    )
+    return os.path.join(state, "dojobber", "records.sqlite3")
+
+
+@dataclass
+class RunRecord:
+    """One run as stored."""
+
+    id: int
+    root: str
+    target: str
+    script: str | None
+    argv: list[str]
+    args: Any
+    host: str
+    user: str
+    pid: int
+    no_act: bool
+    workers: int
+    started: float
+    finished: float | None
+    outcome: str
+    jobs: int
+    ok: int
+    changed: int
+    failed: int
+    blocked: int
+
+    @property
+    def duration(self) -> float | None:
+        return None if self.finished is None else self.finished - self.started
+
+
+@dataclass
+class JobRecord:
+    """One job of one run as stored."""
+
+    run_id: int
+    name: str
+    status: str
+    tries: int
+    started: float | None
+    duration: float | None
+    result: str | None = None
+    exception: str | None = None
+    traceback: str | None = None
+    #: ``[phase, attempt, started, duration, ok, error]`` per phase.
+    phases: list[list[Any]] = field(default_factory=list)
+
+
+@dataclass
+class LogLine:
+    """One log record (or captured output line) of a job's phase."""
+
+    job: str
+    phase: str
+    attempt: int
+    created: float
+    level: int
+    logger: str
+    message: str
+
+
+_RUN_COLUMNS = (
+    "id, root, target, script, argv, args, host, user, pid, no_act, workers, "
+    "started, finished, outcome, jobs, ok, changed, failed, blocked"
+)
+
+
+def this_host() -> str:
+    return socket.gethostname()
+
+
+def this_user() -> str:
+    try:
+        return getpass.getuser()
+    except Exception:  # no passwd entry (containers)
+        return str(os.getuid())
+
+
+def process_start(pid: int) -> int | None:
+    """Start time of ``pid`` in clock ticks since boot (Linux), else None;
+    tells a live process from a later one that reuses its pid."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            stat = f.read()
+    except OSError:
+        return None
+    fields = stat[stat.rfind(b")") + 2 :].split()
+    if fields[0] == b"Z":  # zombie: dead, not yet reaped
+        return -1
+    return int(fields[19])
+
+
+def process_alive(pid: int, start: int | None) -> bool:
+    """Whether the process that wrote a run (``pid`` started at ``start``)
+    still runs on this host."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass
+    now = process_start(pid)
+    if now == -1:
+        return False
+    return start is None or now is None or now == start
+
+
+class RecordStore:
+    """The records database at ``path`` (created with its directory).
+
+    Opening it migrates the schema to the current version and marks runs of
+    dead processes on this host ``interrupted``.  Reading: :meth:`runs`,
+    :meth:`run`, :meth:`jobs`, :meth:`job`, :meth:`logs`, :meth:`graph`.
+    Use as a context manager or call :meth:`close`.
+    """
+
+    def __init__(self, path: str | os.PathLike[str], *, timeout: float = 30.0) -> None:
+        self.path = os.fspath(path)
+        try:
+            directory = os.path.dirname(os.path.abspath(self.path))
+            os.makedirs(directory, exist_ok=True)
+            self.conn = sqlite3.connect(
+                self.path, timeout=timeout, isolation_level=None, check_same_thread=False
+            )
+        except (OSError, sqlite3.Error) as err:
+            raise RecordsError(self.path, f"cannot open ({err})") from err
+        try:
+            self._setup(timeout)
+            self.reap()
+        except sqlite3.Error as err:
+            self.conn.close()
+            raise RecordsError(self.path, f"not a usable records database ({err})") from err
+
+    def _setup(self, timeout: float) -> None:
+        conn = self.conn
+        conn.execute(f"PRAGMA busy_timeout = {int(timeout * 1000)}")
+        deadline = time.monotonic() + timeout
+        while True:  # switching to WAL is refused while another opens it
+            try:
+                mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+                break
+            except sqlite3.OperationalError as err:
+                if "locked" not in str(err) or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
+        if str(mode).lower() != "wal":
+            raise sqlite3.OperationalError(f"cannot use WAL journal mode (got {mode})")
+        conn.execute("PRAGMA synchronous = NORMAL")
+        conn.execute("PRAGMA foreign_keys = ON")
+        migrate(conn, MIGRATIONS)
+
+    def close(self) -> None:
+        self.conn.close()
+
+    def __enter__(self) -> RecordStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @contextmanager
+    def write(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction (taken at once, so writers queue cleanly)."""
+        conn = self.conn
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield conn
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+
+    # ------------------------------------------------------------------
+    def reap(self) -> list[int]:
+        """Mark runs still ``running`` whose process on this host is gone as
+        ``interrupted``; return their ids."""
+        host = this_host()
+        rows = self.conn.execute(
+            "SELECT id, pid, pid_start FROM runs WHERE outcome = 'running' AND host = ?",
+            (host,),
+        ).fetchall()
+        dead = [rid for rid, pid, start in rows if not process_alive(pid, start)]
+        if dead:
+            with self.write() as conn:
+                for rid in dead:
+                    conn.execute(
+                        "UPDATE runs SET outcome = 'interrupted', finished = COALESCE("
+                        "(SELECT MAX(started + duration) FROM jobs WHERE run_id = ?), started)"
+                        " WHERE id = ? AND outcome = 'running'",
+                        (rid, rid),
+                    )
+                    self._update_counts(conn, rid)
+        return dead
+
+    @staticmethod
+    def _update_counts(conn: sqlite3.Connection, run_id: int) -> None:
+        conn.execute(
+            "UPDATE runs SET "
+            "ok = (SELECT COUNT(*) FROM jobs WHERE run_id = :r AND status = 'ok'), "
+            "changed = (SELECT COUNT(*) FROM jobs WHERE run_id = :r AND status = 'changed'), "
+            "failed = (SELECT COUNT(*) FROM jobs WHERE run_id = :r AND status = 'failed'), "
+            "blocked = (SELECT COUNT(*) FROM jobs WHERE run_id = :r AND status = 'blocked') "
+            "WHERE id = :r",
+            {"r": run_id},
+        )
+
+    # Reading ------------------------------------------------------------
+    def runs(self, root: str | None = None, limit: int = 20) -> list[RunRecord]:
+        """The most recent runs (of ``root`` only, if given), newest first."""
+        where, params = ("WHERE root = ?", [root]) if root else ("", [])
+        rows = self.conn.execute(
+            f"SELECT {_RUN_COLUMNS} FROM runs {where} ORDER BY id DESC LIMIT ?",
+            (*params, limit),
+        ).fetchall()
+        return [_run_record(row) for row in rows]
+
+    def run(self, run_id: int | str) -> RunRecord:
+        """One run by id; ``"last"`` (or ``-1``) is the newest, ``-2`` the
+        one before.  Raises :class:`RecordsError` when there is none."""
+        rid = self.resolve(run_id)
+        row = self.conn.execute(
+            f"SELECT {_RUN_COLUMNS} FROM runs WHERE id = ?", (rid,)
+        ).fetchone()
+        return _run_record(row)
+
+    def resolve(self, run_id: int | str) -> int:
+        """The numeric id of ``run_id`` (an id, ``last``, or ``-N``)."""
+        text = str(run_id).strip().lower()
+        try:
+            number = -1 if text == "last" else int(text)
+        except ValueError:
+            raise RecordsError(
+                self.path, f"{run_id!r} is not a run id", "give a number, -N or 'last'"
+            ) from None
+        if number < 0:
+            row = self.conn.execute(
+                "SELECT id FROM runs ORDER BY id DESC LIMIT 1 OFFSET ?", (-number - 1,)
+            ).fetchone()
+        else:
+            row = self.conn.execute("SELECT id FROM runs WHERE id = ?", (number,)).fetchone()
+        if row is None:
+            raise RecordsError(
+                self.path, f"no run {run_id}", "`dojobber history` lists the runs kept"
+            )
+        return int(row[0])
+
+    def jobs(self, run_id: int | str, status: str | None = None) -> list[JobRecord]:
+        """The jobs of a run in the order they were part of it."""
+        rid = self.resolve(run_id)
+        sql = (
+            "SELECT j.run_id, j.name, j.status, j.tries, j.started, j.duration, "
+            "d.result, d.exception, d.traceback, d.phases FROM jobs j LEFT JOIN job_details d "
+            "ON d.run_id = j.run_id AND d.idx = j.idx WHERE j.run_id = ?"
+        )
+        params: list[Any] = [rid]
+        if status:
+            sql += " AND j.status = ?"
+            params.append(status)
+        return [_job_record(row) for row in self.conn.execute(sql + " ORDER BY j.idx", params)]
+
+    def job(self, run_id: int | str, name: str) -> JobRecord:
+        """One job of a run (with tries, phases, exception, traceback)."""
+        rid = self.resolve(run_id)
+        row = self.conn.execute(
+            "SELECT j.run_id, j.name, j.status, j.tries, j.started, j.duration, "
+            "d.result, d.exception, d.traceback, d.phases FROM jobs j LEFT JOIN job_details d "
+            "ON d.run_id = j.run_id AND d.idx = j.idx WHERE j.run_id = ? AND j.name = ?",
+            (rid, name),
+        ).fetchone()
+        if row is None:
+            raise RecordsError(
+                self.path, f"run {rid} has no job {name!r}", f"`dojobber show {rid}` lists its jobs"
+            )
+        return _job_record(row)
+
+    def logs(self, run_id: int | str, job: str | None = None) -> list[LogLine]:
+        """Log lines of a run (of one job, if given), in the order made."""
+        rid = self.resolve(run_id)
+        sql = (
+            "SELECT job, phase, attempt, created, level, logger, message FROM logs "
+            "WHERE run_id = ?"
+        )
+        params: list[Any] = [rid]
+        if job is not None:
+            sql += " AND job = ?"
+            params.append(job)
+        return [LogLine(*row) for row in self.conn.execute(sql + " ORDER BY seq", params)]
+
+    def graph_data(self, run_id: int | str) -> dict[str, Any] | None:
+        """The stored graph of a run: ``{"names": [...], "deps": [[i, ...], ...]}``
+        (dependencies by index, jobs in dependency order), or None."""
+        rid = self.resolve(run_id)
+        row = self.conn.execute(
+            "SELECT g.data FROM runs r JOIN graphs g ON g.id = r.graph_id WHERE r.id = ?",
+            (rid,),
+        ).fetchone()
+        return None if row is None else dict(json.loads(row[0]))
+
+
+def _run_record(row: tuple[Any, ...]) -> RunRecord:
+    values = list(row)
+    values[4] = json.loads(values[4]) if values[4] else []
+    values[5] = json.loads(values[5]) if values[5] else None
+    values[9] = bool(values[9])
+    values[14:] = [v or 0 for v in values[14:]]
+    return RunRecord(*values)
+
+
+def _job_record(row: tuple[Any, ...]) -> JobRecord:
+    run_id, name, status, tries, started, duration, result, exception, tb, phases = row
+    return JobRecord(
+        run_id, name, status, tries, started, duration, result, exception, tb,
+        json.loads(phases) if phases else [],
+    )

@@ -1,0 +1,416 @@
+"""Run records in SQLite: every run, every job, every log line.
+
+``configure(records=path)`` (or ``listeners=[RecordsListener(path, ...)]``)
+writes each run into a SQLite database; :class:`RecordStore` reads it back
+(and the ``dojobber history`` / ``dojobber show`` commands print it).  The
+command line records by default at :func:`default_path`
+(``$DOJOBBER_RECORDS``, else ``$XDG_STATE_HOME/dojobber/records.sqlite3``).
+
+Stored per run: root, target, script and its arguments (values of
+secret-looking names masked), host, user, pid, start, end, outcome
+(``running``, ``converged``, ``failed``, ``interrupted``) and counts; per job:
+status, tries, start, duration, and for jobs with more to say the repr of
+the result, the exception, its traceback and every phase with its duration;
+the log records (and optionally printed lines) of each job's phases; and the
+graph (names and edges, stored once per distinct graph), so that a stored
+run can be drawn.
+
+Writes are batched: rows are kept in memory and written in one transaction
+every ``flush_rows`` rows or ``flush_interval`` seconds (checked as jobs
+finish and log), and at the end of the run.  A writer thread was tried and
+was slower: the rows are built under the GIL either way.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+import logging
+import os
+import re
+import sqlite3
+import sys
+import time
+import weakref
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from ._context import OutputCapture, current
+from ._records_store import (
+    ENV_VAR,
+    JobRecord,
+    LogLine,
+    RecordsError,
+    RecordStore,
+    RunRecord,
+    default_path,
+    process_start,
+    this_host,
+    this_user,
+)
+from .events import Listener, RunInfo
+from .graph import JobGraph
+from .job import Job
+from .results import JobResult, JobStatus, RunResult
+
+__all__ = [
+    "ENV_VAR",
+    "JobRecord",
+    "LogLine",
+    "RecordStore",
+    "RecordsError",
+    "RecordsListener",
+    "RunRecord",
+    "default_path",
+    "mask_argv",
+    "mask_secrets",
+    "stored_run",
+]
+
+#: Argument names whose values are never stored (matched anywhere, any case).
+SECRET_NAMES = re.compile(
+    r"pass|secret|token|key|auth|cred|private|cookie|session|signature", re.IGNORECASE
+)
+MASK = "***"
+log = logging.getLogger("dojobber.records")
+#: Longest repr of a job's result that is stored.
+MAX_REPR = 2000
+
+
+def mask_secrets(value: Any) -> Any:
+    """``value`` made JSON-safe, with values of secret-looking keys masked."""
+    if isinstance(value, Mapping):
+        return {
+            str(k): MASK if SECRET_NAMES.search(str(k)) else mask_secrets(v)
+            for k, v in value.items()
+        }
+    if isinstance(value, (list, tuple)):
+        return [mask_secrets(v) for v in value]
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    return _short_repr(value)
+
+
+def mask_argv(argv: Iterable[str]) -> list[str]:
+    """Command-line words with secrets masked: ``KEY=VALUE`` and
+    ``--KEY=VALUE`` with a secret-looking KEY, and the word after a
+    secret-looking ``--option``."""
+    out: list[str] = []
+    hide_next = False
+    for word in argv:
+        if hide_next and not word.startswith("-"):
+            out.append(MASK)
+            hide_next = False
+            continue
+        hide_next = False
+        key, eq, _ = word.partition("=")
+        if eq and SECRET_NAMES.search(key):
+            out.append(f"{key}={MASK}")
+        elif word.startswith("-") and not eq and SECRET_NAMES.search(word):
+            out.append(word)
+            hide_next = True
+        else:
+            out.append(word)
+    return out
+
+
+def _short_repr(value: Any) -> str:
+    try:
+        text = repr(value)
+    except Exception as err:  # a broken __repr__ must not break recording
+        text = f"<unrepresentable {type(value).__name__}: {err}>"
+    return text if len(text) <= MAX_REPR else text[: MAX_REPR - 3] + "..."
+
+
+def _error_text(error: BaseException | None) -> str | None:
+    if error is None:
+        return None
+    return f"{type(error).__name__}: {error}"
+
+
+_DIGESTS: weakref.WeakKeyDictionary[JobGraph, tuple[str, str]] = weakref.WeakKeyDictionary()
+
+
+def _graph_blob(graph: JobGraph) -> tuple[str, str]:
+    """``(digest, json)`` of a graph's names and edges (cached per graph)."""
+    cached = _DIGESTS.get(graph)
+    if cached is None:
+        data = json.dumps({"names": graph.names, "deps": graph.deps}, separators=(",", ":"))
+        cached = _DIGESTS[graph] = (hashlib.sha256(data.encode()).hexdigest(), data)
+    return cached
+
+
+class RecordsListener(Listener):
+    """Writes each run into the records database at ``path``.
+
+    path: the database file (default :func:`default_path`).
+    log_level: lowest level of log records stored (INFO by default; the
+    run lowers the root logger for this without changing console output).
+    capture_output: also store what jobs print to stdout / stderr.
+    graph: the configured graph, for records of runs started without it.
+    script / argv: what to store as the command (default ``sys.argv``).
+    flush_rows / flush_interval: batch size and longest wait between writes.
+
+    After a run, :attr:`run_id` is its id in the database.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str] | None = None,
+        *,
+        log_level: int | None = logging.INFO,
+        capture_output: bool = False,
+        graph: JobGraph | None = None,
+        script: str | None = None,
+        argv: Iterable[str] | None = None,
+        flush_rows: int = 5000,
+        flush_interval: float = 1.0,
+    ) -> None:
+        self.path = default_path() if path is None else os.fspath(path)
+        self.log_level = log_level
+        self.capture_output = capture_output
+        self.graph = graph
+        if script is None and sys.argv and sys.argv[0]:
+            script = os.path.abspath(sys.argv[0])
+        self.script = script
+        self.argv = mask_argv(sys.argv[1:] if argv is None else argv)
+        self.flush_rows = flush_rows
+        self.flush_interval = flush_interval
+        self.run_id: int | None = None
+        self.store: RecordStore | None = None
+        self._index: dict[str, int] = {}
+        self._jobs: list[JobResult] = []
+        self._logs: list[tuple[Any, ...]] = []
+        self._graph_todo: JobGraph | None = None
+        self._capture: OutputCapture | None = None
+        self._due = 0.0
+        self._check_at = 0
+
+    def __repr__(self) -> str:
+        return f"RecordsListener({self.path!r})"
+
+    def open(self) -> RecordStore:
+        """Open (and create or migrate) the database now; raises
+        :class:`RecordsError` when it cannot be used."""
+        if self.store is None:
+            self.store = RecordStore(self.path)
+        return self.store
+
+    def close(self) -> None:
+        if self.store is not None:
+            self.store.close()
+            self.store = None
+
+    # ------------------------------------------------------------------
+    def run_started(self, run: RunInfo) -> None:
+        store = self.open()
+        args = json.dumps(
+            {"args": mask_secrets(run.args), "kwargs": mask_secrets(run.kwargs)}
+        )
+        with store.write() as conn:
+            cursor = conn.execute(
+                "INSERT INTO runs (root, target, script, argv, args, host, user, "
+                "pid, pid_start, no_act, workers, started, outcome, jobs) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'running', ?)",
+                (
+                    run.root, run.target, self.script, json.dumps(self.argv), args,
+                    this_host(), this_user(), os.getpid(), process_start(os.getpid()),
+                    int(run.no_act), run.workers, run.started or time.time(), len(run.jobs),
+                ),
+            )
+            self.run_id = cursor.lastrowid
+        graph = self._graph_todo = run.graph if run.graph is not None else self.graph
+        if graph is not None and len(graph) >= len(run.jobs):
+            self._index = graph.index  # job numbers in the stored graph
+        else:
+            self._index = {name: i for i, name in enumerate(run.jobs)}
+        self._jobs = []
+        self._logs = []
+        self._due = time.monotonic() + self.flush_interval
+        if self.capture_output:
+            self._capture = OutputCapture().__enter__()
+
+    def job_finished(self, result: JobResult) -> None:
+        jobs = self._jobs
+        jobs.append(result)
+        if len(jobs) >= self._check_at:
+            self._maybe_flush()
+
+    def _maybe_flush(self) -> None:
+        """Flush when enough rows wait or the interval is over; else look
+        again after a few more jobs (reading the clock per job costs)."""
+        if len(self._jobs) >= self.flush_rows or time.monotonic() >= self._due:
+            self.flush()
+        else:
+            self._check_at = len(self._jobs) + 32
+
+    def log(self, job: str, phase: str, record: logging.LogRecord) -> None:
+        if self.log_level is not None and record.levelno < self.log_level:
+            return
+        try:
+            message = record.getMessage()
+        except Exception:
+            message = str(record.msg)
+        if record.exc_info and record.exc_info[1] is not None:
+            message += "\n" + logging.Formatter().formatException(record.exc_info)
+        where = current()
+        attempt = where[2] if where is not None and where[0] == job else 0
+        self._logs.append(
+            (self.run_id, job, phase, attempt, record.created, record.levelno, record.name,
+             message)
+        )
+        if len(self._logs) >= self.flush_rows or time.monotonic() >= self._due:
+            self.flush()
+
+    def run_finished(self, result: RunResult) -> None:
+        if self._capture is not None:
+            self._capture.__exit__(None, None, None)
+            self._capture = None
+        if self.store is None or self.run_id is None:
+            return
+        counts = result.counts()
+        ok, changed = counts[JobStatus.OK], counts[JobStatus.CHANGED]
+        failed, blocked = counts[JobStatus.FAILED], counts[JobStatus.BLOCKED]
+        if result.interrupted:
+            outcome = "interrupted"
+        else:  # as RunResult.success(), from the counts
+            outcome = "converged" if (ok + changed) and not (failed + blocked) else "failed"
+        self.flush(
+            "UPDATE runs SET finished = ?, outcome = ?, ok = ?, changed = ?, failed = ?, "
+            "blocked = ? WHERE id = ?",
+            (
+                result.finished or time.time(), outcome, ok, changed, failed, blocked,
+                self.run_id,
+            ),
+        )
+
+    # ------------------------------------------------------------------
+    def flush(self, final_sql: str | None = None, final_params: tuple[Any, ...] = ()) -> None:
+        """Write what is buffered (and ``final_sql``) in one transaction."""
+        store = self.store
+        if store is None:
+            return
+        jobs, self._jobs = self._jobs, []
+        logs, self._logs = self._logs, []
+        self._due = time.monotonic() + self.flush_interval
+        self._check_at = 32
+        rid = self.run_id
+        index = self._index
+        rows: list[tuple[Any, ...]] = []
+        details: list[tuple[Any, ...]] = []
+        for res in jobs:
+            phases = res._phases
+            i = index.get(res.name, -1)
+            if len(phases) == 1 and res.result is None and res.exception is None:
+                p = phases[0]
+                # JobStatus is a str enum: sqlite stores its value.
+                rows.append((rid, i, res.name, res.status, res.tries, p[2], p[3]))
+                continue
+            rows.append(
+                (rid, i, res.name, res.status.value, res.tries,
+                 phases[0][2] if phases else None,
+                 sum(p[3] for p in phases) if phases else None)
+            )
+            details.append(
+                (rid, i,
+                 None if res.result is None else _short_repr(res.result),
+                 _error_text(res.exception),
+                 res.traceback if res.exception is not None else None,
+                 json.dumps([[p[0], p[1], p[2], p[3], p[4], _error_text(p[5])]
+                             for p in phases]))
+            )
+        graph, self._graph_todo = self._graph_todo, None
+        blob = _graph_blob(graph) if graph is not None else None
+        with store.write() as conn:
+            if blob is not None and graph is not None:
+                conn.execute(
+                    "INSERT OR IGNORE INTO graphs (digest, root, data) VALUES (?, ?, ?)",
+                    (blob[0], graph.root_name, blob[1]),
+                )
+                conn.execute(
+                    "UPDATE runs SET graph_id = (SELECT id FROM graphs WHERE digest = ?) "
+                    "WHERE id = ?",
+                    (blob[0], rid),
+                )
+            _insert_many(conn, "INSERT OR REPLACE INTO jobs VALUES ", 7, rows)
+            _insert_many(conn, "INSERT OR REPLACE INTO job_details VALUES ", 6, details)
+            _insert_many(
+                conn,
+                "INSERT INTO logs (run_id, job, phase, attempt, created, level, logger, "
+                "message) VALUES ",
+                8,
+                logs,
+            )
+            if final_sql is not None:
+                conn.execute(final_sql, final_params)
+
+
+#: Rows per multi-row INSERT: 100 x 8 values stays below SQLite's oldest
+#: limit of 999 bound values.
+_CHUNK = 100
+
+
+def _insert_many(
+    conn: sqlite3.Connection, head: str, width: int, rows: list[tuple[Any, ...]]
+) -> None:
+    """Insert ``rows`` with ``head`` + ``VALUES`` lists of ``_CHUNK`` rows at a
+    time: a third faster than ``executemany`` (less per-row work)."""
+    if not rows:
+        return
+    one = "(" + ", ".join("?" * width) + ")"
+    full = len(rows) - len(rows) % _CHUNK
+    if full:
+        stmt = head + ", ".join([one] * _CHUNK)
+        chain = itertools.chain.from_iterable
+        for start in range(0, full, _CHUNK):
+            conn.execute(stmt, list(chain(rows[start : start + _CHUNK])))
+    if full < len(rows):
+        rest = rows[full:]
+        conn.execute(head + ", ".join([one] * len(rest)), list(itertools.chain(*rest)))
+
+
+class StoredError(Exception):
+    """Stands for the exception of a job in a stored run (its text only)."""
+
+
+def stored_run(store: RecordStore, run_id: int | str) -> tuple[JobGraph, RunResult]:
+    """A stored run as a :class:`JobGraph` and :class:`RunResult` (job
+    classes are stand-ins named like the originals), for drawing it.
+
+    Raises :class:`RecordsError` when the run has no stored graph.
+    """
+    run = store.run(run_id)
+    data = store.graph_data(run.id)
+    if data is None:
+        raise RecordsError(
+            store.path, f"run {run.id} has no stored graph",
+            "runs recorded through configure(records=...) or the CLI store it",
+        )
+    names: list[str] = data["names"]
+    classes: list[type[Job]] = [
+        type(name, (Job,), {"__module__": "dojobber.records.stored"}) for name in names
+    ]
+    graph = JobGraph(
+        root=classes[-1], classes=classes, names=names,
+        deps=[tuple(d) for d in data["deps"]], tries=[1] * len(names),
+        delays=[0.0] * len(names),
+    )
+    jobs: dict[str, JobResult] = {}
+    for record in store.jobs(run.id):
+        i = graph.index.get(record.name)
+        if i is None:
+            continue
+        res = JobResult(record.name, classes[i], status=JobStatus(record.status),
+                        tries=record.tries)
+        if record.exception:
+            res.exception = StoredError(record.exception)
+            res._traceback = record.traceback
+        jobs[record.name] = res
+    for i, name in enumerate(names):
+        jobs.setdefault(name, JobResult(name, classes[i]))
+    result = RunResult(
+        graph=graph, jobs=jobs, target=run.target, no_act=run.no_act, started=run.started,
+        finished=run.finished or run.started, interrupted=run.outcome == "interrupted",
+    )
+    return graph, result
