@@ -1,0 +1,197 @@
+"""Listeners: failure isolation, dispatch, and per-job log capture."""
+
+from __future__ import annotations
+
+import io
+import logging
+import random
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from dojobber import DoJobber, Job, Listener
+from dojobber.events import EventBus
+from dojobber.records import RecordsListener, RecordStore
+from dojobber.results import JobResult, RunResult
+
+log = logging.getLogger("tests.listeners")
+
+
+class Leaf(Job):
+    def Check(self) -> None:
+        pass
+
+
+class Root(Job):
+    DEPS = [Leaf]
+
+    def Check(self) -> None:
+        pass
+
+
+class Collector(Listener):
+    def __init__(self) -> None:
+        self.events: list[tuple[object, ...]] = []
+        self.logs: list[tuple[str, str, str, str]] = []
+
+    def job_finished(self, result: JobResult) -> None:
+        self.events.append(("job_finished", result.name))
+
+    def run_finished(self, result: RunResult) -> None:
+        self.events.append(("run_finished", result.target))
+
+    def log(self, job: str, phase: str, record: logging.LogRecord) -> None:
+        self.logs.append((job, phase, threading.current_thread().name, record.getMessage()))
+
+
+class Exploding(Listener):
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def job_finished(self, result: JobResult) -> None:
+        self.calls += 1
+        raise RuntimeError("listener bug")
+
+
+def test_raising_listener_is_reported_once_and_detached(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    bad, good = Exploding(), Collector()
+    dj = DoJobber()
+    dj.configure(Root, listeners=[bad, good])
+    with caplog.at_level(logging.WARNING, logger="dojobber"):
+        result = dj.checknrun()
+    assert result.success()
+    assert bad.calls == 1
+    assert good.events == [
+        ("job_finished", "Leaf"), ("job_finished", "Root"), ("run_finished", "Root")
+    ]
+    reports = [r for r in caplog.records if "detached" in r.getMessage()]
+    assert len(reports) == 1
+    assert "job_finished" in reports[0].getMessage()
+    assert reports[0].exc_info is not None and "listener bug" in str(reports[0].exc_info[1])
+
+
+def test_bus_calls_only_overridden_methods() -> None:
+    collector = Collector()
+    bus = EventBus([Listener(), collector])
+    assert bus.wants("job_finished") and bus.wants("log")
+    assert not bus.wants("phase_started")
+
+    class Late(Listener):
+        def phase_started(self, job: str, phase: str, attempt: int) -> None:
+            raise AssertionError("not called")
+
+    bus.emit("phase_started", "x", "check", 1)  # nobody wants it yet: no call
+    bus.add(Late())
+    assert bus.wants("phase_started")
+
+
+class Chatty(Job):
+    """Logs and prints lines naming itself, from worker threads, interleaved."""
+
+    TRIES = 1
+
+    def Check(self) -> None:
+        name = type(self).__name__
+        if not self.storage:
+            self.storage["n"] = 0
+        for i in range(15):
+            log.info("%s line %d", name, i)
+            print(f"{name} printed {i}")
+            time.sleep(random.random() * 0.002)
+        if name.endswith("7"):
+            raise ValueError(f"{name} fails on purpose")
+
+    def Run(self) -> None:
+        log.debug("%s run", type(self).__name__)
+
+
+def _chatty_graph(count: int) -> type[Job]:
+    leaves = [type(f"Chatty{i}", (Chatty,), {}) for i in range(count)]
+    return type("ChattyRoot", (Job,), {"DEPS": leaves, "Check": lambda self: None})
+
+
+def test_logs_land_on_their_job_with_workers(tmp_path: Path) -> None:
+    collector = Collector()
+    records = RecordsListener(tmp_path / "r.db", capture_output=True, log_level=logging.DEBUG)
+    dj = DoJobber()
+    dj.configure(_chatty_graph(24), workers=4, listeners=[collector, records])
+    dj.checknrun()
+    records.close()
+    threads = {t for _, _, t, _ in collector.logs}
+    assert len(threads) > 1, "the jobs did not run on several threads"
+    assert len(collector.logs) >= 24 * 15 * 2
+    for job, _, _, message in collector.logs:
+        assert message.split()[0] == job, (job, message)
+    with RecordStore(tmp_path / "r.db") as store:
+        lines = store.logs("last")
+    assert {ln.logger for ln in lines} >= {"tests.listeners", "stdout"}
+    # 24 jobs x 15 lines x (log + print) on checks; Chatty7 also ran and rechecked.
+    assert len(lines) >= 24 * 15 * 2 + 15 * 2
+    for line in lines:
+        assert line.message.split()[0] == line.job, line
+    assert any(ln.phase == "run" and ln.level == logging.DEBUG for ln in lines)
+
+
+@pytest.fixture
+def console() -> Iterator[io.StringIO]:
+    """A handler on the root logger as a user would set up (root at WARNING)."""
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    root = logging.getLogger()
+    old = root.level
+    root.setLevel(logging.WARNING)
+    root.addHandler(handler)
+    yield stream
+    root.removeHandler(handler)
+    root.setLevel(old)
+
+
+class Noisy(Job):
+    def Check(self) -> None:
+        log.info("info for the records only")
+        log.warning("warning for everyone")
+        logging.getLogger("tests.loud").info("loud info")
+
+
+def test_capture_level_leaves_console_output_alone(
+    tmp_path: Path, console: io.StringIO
+) -> None:
+    logging.getLogger("tests.loud").setLevel(logging.INFO)
+    try:
+        dj = DoJobber()
+        dj.configure(Noisy, records=tmp_path / "r.db")
+        dj.checknrun()
+        assert logging.getLogger().level == logging.WARNING  # restored
+    finally:
+        logging.getLogger("tests.loud").setLevel(logging.NOTSET)
+    assert console.getvalue().splitlines() == ["warning for everyone", "loud info"]
+    with RecordStore(tmp_path / "r.db") as store:
+        messages = [ln.message for ln in store.logs("last")]
+    assert messages == ["info for the records only", "warning for everyone", "loud info"]
+    # Outside a run the old behaviour is back: INFO is dropped again.
+    log.info("after the run")
+    assert "after the run" not in console.getvalue()
+
+
+def test_warnings_still_reach_stderr_without_handlers(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    root = logging.getLogger()
+    saved = root.handlers[:]
+    for handler in saved:
+        root.removeHandler(handler)
+    try:
+        dj = DoJobber()
+        dj.configure(Noisy, records=tmp_path / "r.db")
+        dj.checknrun()
+    finally:
+        for handler in saved:
+            root.addHandler(handler)
+    err = capsys.readouterr().err
+    assert "warning for everyone" in err
+    assert "info for the records only" not in err
