@@ -3,17 +3,36 @@
 ``configure(verbose=True)`` attaches a :class:`ConsoleListener` that writes
 ``Job.check: pass`` / ``Job.run: fail`` / ``Job.recheck: fail "why"`` lines,
 as upstream DoJobber does; ``debug=True`` adds tracebacks and Cleanup lines.
+
+For the command line there are also :class:`RichProgress` (a live bar on a
+terminal, needs rich from the ``cli`` extra), :class:`PlainProgress` (lines
+for logs and pipes) and the end-of-run :func:`summary_table` /
+:func:`summary_text`.
 """
 
 from __future__ import annotations
 
 import sys
+import time
 import traceback
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
-from .events import Listener
+from ._context import original_stream
+from .events import Listener, RunInfo
+from .results import JobResult, JobStatus, RunResult
 
-__all__ = ["ConsoleListener"]
+if TYPE_CHECKING:
+    from rich.console import Console, RenderableType
+    from rich.live import Live
+    from rich.table import Table
+
+__all__ = [
+    "ConsoleListener",
+    "PlainProgress",
+    "RichProgress",
+    "summary_table",
+    "summary_text",
+]
 
 
 def _indented(error: BaseException) -> str:
@@ -30,7 +49,7 @@ class ConsoleListener(Listener):
 
     @property
     def stream(self) -> TextIO:
-        return self._stream if self._stream is not None else sys.stderr
+        return self._stream if self._stream is not None else original_stream(sys.stderr)
 
     def phase_finished(
         self,
@@ -53,3 +72,195 @@ class ConsoleListener(Listener):
             self.stream.write(f"{job}.cleanup: pass\n")
         elif not ok:
             self.stream.write(f'{job}.cleanup: fail "{error}"\n')
+
+
+# ----------------------------------------------------------------------
+# Progress and summary (the ``dojobber run`` command's display).
+# rich is imported only when these are used (extra ``cli``).
+
+
+def _status_style(status: JobStatus) -> str:
+    return {
+        JobStatus.OK: "green",
+        JobStatus.CHANGED: "cyan",
+        JobStatus.FAILED: "bold red",
+        JobStatus.BLOCKED: "yellow",
+        JobStatus.PENDING: "dim",
+    }[status]
+
+
+def _first_line(error: BaseException | None) -> str:
+    if error is None:
+        return ""
+    text = f"{type(error).__name__}: {error}"
+    return text.splitlines()[0] if text else ""
+
+
+class _Tally(Listener):
+    """Counts shared by the progress displays."""
+
+    def __init__(self) -> None:
+        self.total = 0
+        self.done = 0
+        self.running: dict[str, float] = {}
+        self.failed: list[str] = []
+        self.counts: dict[JobStatus, int] = dict.fromkeys(JobStatus, 0)
+        self.target = ""
+
+    def run_started(self, run: RunInfo) -> None:
+        self.total = len(run.jobs)
+        self.done = 0
+        self.running.clear()
+        self.failed.clear()
+        self.counts = dict.fromkeys(JobStatus, 0)
+        self.target = run.target
+
+    def job_started(self, job: str, attempt: int) -> None:
+        self.running.setdefault(job, time.monotonic())
+
+    def job_finished(self, result: JobResult) -> None:
+        self.running.pop(result.name, None)
+        self.done += 1
+        self.counts[result.status] += 1
+        if result.status is JobStatus.FAILED:
+            self.failed.append(result.name)
+
+
+class PlainProgress(_Tally):
+    """Progress for logs and pipes: one line per job that changed, failed
+    or was blocked (``[done/total] Job: status``); jobs that were already
+    fine are only counted."""
+
+    def __init__(self, stream: TextIO | None = None) -> None:
+        super().__init__()
+        self._stream = stream
+
+    @property
+    def stream(self) -> TextIO:
+        return self._stream if self._stream is not None else original_stream(sys.stderr)
+
+    def job_finished(self, result: JobResult) -> None:
+        super().job_finished(result)
+        if result.status is JobStatus.OK:
+            return
+        width = len(str(self.total))
+        line = f"[{self.done:>{width}}/{self.total}] {result.name}: {result.status.value}"
+        if result.tries > 1:
+            line += f" after {result.tries} tries"
+        if result.status is JobStatus.FAILED:
+            line += f" ({_first_line(result.exception)})"
+        self.stream.write(line + "\n")
+
+
+class RichProgress(_Tally):
+    """Live display on a terminal (rich): a bar of jobs done out of the
+    total, the jobs running now, and the failures so far.  ``console`` is a
+    :class:`rich.console.Console` (a recording one in tests)."""
+
+    def __init__(self, console: Console | None = None, refresh_per_second: float = 8) -> None:
+        super().__init__()
+        from rich.console import Console
+
+        self.console = console if console is not None else Console(
+            file=original_stream(sys.stderr)
+        )
+        self.refresh_per_second = refresh_per_second
+        self._live: Live | None = None
+
+    def run_started(self, run: RunInfo) -> None:
+        from rich.live import Live
+
+        super().run_started(run)
+        self._live = Live(
+            console=self.console,
+            get_renderable=self.render,
+            refresh_per_second=self.refresh_per_second,
+            transient=False,
+            redirect_stdout=False,
+            redirect_stderr=False,
+        )
+        self._live.start()
+
+    def run_finished(self, result: RunResult) -> None:
+        live, self._live = self._live, None
+        if live is not None:
+            live.stop()
+
+    def render(self) -> RenderableType:
+        """What the live display shows now."""
+        from rich.progress_bar import ProgressBar
+        from rich.table import Table
+        from rich.text import Text
+
+        grid = Table.grid(padding=(0, 1))
+        grid.add_row(
+            Text(self.target, style="bold"),
+            ProgressBar(total=max(self.total, 1), completed=self.done, width=30),
+            Text(f"{self.done}/{self.total} jobs"),
+            Text(
+                ", ".join(
+                    f"{n} {s.value}" for s, n in self.counts.items() if n and s is not JobStatus.OK
+                )
+            ),
+        )
+        body = Table.grid()
+        body.add_row(grid)
+        if self.running:
+            names = list(self.running)
+            shown = ", ".join(names[:6]) + (f" and {len(names) - 6} more" if len(names) > 6 else "")
+            body.add_row(Text(f"running: {shown}", style="dim"))
+        if self.failed:
+            shown = ", ".join(self.failed[-6:])
+            more = f" (+{len(self.failed) - 6} earlier)" if len(self.failed) > 6 else ""
+            body.add_row(Text(f"failed so far: {shown}{more}", style="red"))
+        return body
+
+
+def summary_table(result: RunResult, limit: int = 30) -> Table:
+    """A rich table of the jobs that did not simply pass (failed, blocked,
+    changed; at most ``limit`` rows), captioned with the counts."""
+    from rich.table import Table
+    from rich.text import Text
+
+    order = {JobStatus.FAILED: 0, JobStatus.BLOCKED: 1, JobStatus.CHANGED: 2}
+    rows = sorted(
+        (job for job in result.jobs.values() if job.status in order),
+        key=lambda job: order[job.status],
+    )
+    table = Table(title=result.summary(), title_justify="left", expand=False)
+    table.add_column("Job")
+    table.add_column("Status")
+    table.add_column("Tries", justify="right")
+    table.add_column("Time", justify="right")
+    table.add_column("Error")
+    for job in rows[:limit]:
+        table.add_row(
+            job.name,
+            Text(job.status.value, style=_status_style(job.status)),
+            str(job.tries),
+            f"{job.duration:.2f}s" if job.tries else "",
+            _first_line(job.exception),
+        )
+    if len(rows) > limit:
+        table.add_row(f"... and {len(rows) - limit} more", "", "", "", "")
+    if not rows:
+        table.add_row(Text("(every job was already fine)", style="dim"), "", "", "", "")
+    return table
+
+
+def summary_text(result: RunResult, limit: int = 30) -> str:
+    """The summary as plain lines (no terminal): counts, then the jobs that
+    failed, were blocked or changed."""
+    lines = [result.summary()]
+    order = (JobStatus.FAILED, JobStatus.BLOCKED, JobStatus.CHANGED)
+    rows = [job for status in order for job in result.jobs.values() if job.status is status]
+    for job in rows[:limit]:
+        error = _first_line(job.exception)
+        lines.append(
+            f"  {job.status.value:<8} {job.name}"
+            + (f" ({job.tries} tries)" if job.tries > 1 else "")
+            + (f": {error}" if error else "")
+        )
+    if len(rows) > limit:
+        lines.append(f"  ... and {len(rows) - limit} more")
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,5 @@
+"""``python -m dojobber``: the ``dojobber`` command line."""
+
+from ._main import main
+
+raise SystemExit(main())
