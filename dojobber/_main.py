@@ -39,3 +39,8 @@ def main(
         )
         return 2
     return cli_main(target, argv, prog_name=prog_name)
+
+
+def entry_point() -> None:
+    """The ``dojobber`` console script (``[project.scripts]``)."""
+    raise SystemExit(main())
