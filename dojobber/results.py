@@ -169,6 +169,27 @@ class RunResult:
         verdict = "converged" if self.success() else "not converged"
         return f"{self.target}: {verdict} ({', '.join(parts) or 'nothing run'}) in {self.duration:.2f}s"
 
+    def report(self) -> str:
+        """A plain-text table of the run's jobs, then the summary line."""
+        rows = [("JOB", "STATUS", "TRIES", "TIME", "NOTE")]
+        for job in self.attempted:
+            note = ""
+            if job.exception is not None:
+                text = str(job.exception).strip().splitlines()
+                note = f"{type(job.exception).__name__}: {text[0] if text else ''}"
+            elif job.status is JobStatus.BLOCKED:
+                note = "a dependency failed"
+            rows.append(
+                (job.name, job.status.value, str(job.tries), f"{job.duration * 1000:.1f}ms", note)
+            )
+        widths = [max(len(row[col]) for row in rows) for col in range(4)]
+        lines = [
+            "  ".join(cell.ljust(width) for cell, width in zip(row[:4], widths)) + "  " + row[4]
+            for row in rows
+        ]
+        lines.append(self.summary())
+        return "\n".join(line.rstrip() for line in lines)
+
     # The upstream dicts -------------------------------------------------
     def nodestatus(self) -> dict[str, bool | None]:
         return {job.name: job.status.nodestatus for job in self.attempted}
