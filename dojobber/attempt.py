@@ -104,6 +104,8 @@ def _attempt(
         if emit is not None:
             emit("phase_finished", name, "init", attempt, False, now - perf0, err)
         return Outcome(index, attempt, False, False, None, err, phases, None)
+    if emit is not None:
+        emit("phase_finished", name, "init", attempt, True, _perf() - perf0, None)
     if on_created is not None:
         on_created(obj)
     obj.storage = {}

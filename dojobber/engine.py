@@ -18,9 +18,9 @@ from __future__ import annotations
 
 import concurrent.futures as cf
 import heapq
-from contextlib import nullcontext
 import time
 from collections.abc import Callable
+from contextlib import nullcontext
 from typing import Any
 
 from ._context import LogRouter
@@ -86,7 +86,7 @@ class Engine:
                 RunInfo(
                     root=graph.root_name,
                     target=graph.names[target],
-                    jobs=tuple(n for n, inside in zip(graph.names, in_run) if inside),
+                    jobs=tuple(n for n, inside in zip(graph.names, in_run, strict=True) if inside),
                     args=self.args,
                     kwargs=self.kwargs,
                     no_act=self.no_act,

@@ -105,7 +105,7 @@ class JobResult:
 
     @property
     def duration(self) -> float:
-        return sum(p[3] for p in self._phases)
+        return float(sum(p[3] for p in self._phases))
 
 
 @dataclass(eq=False)
@@ -167,7 +167,8 @@ class RunResult:
             if counts[status] and status is not JobStatus.PENDING
         ]
         verdict = "converged" if self.success() else "not converged"
-        return f"{self.target}: {verdict} ({', '.join(parts) or 'nothing run'}) in {self.duration:.2f}s"
+        shown = ", ".join(parts) or "nothing run"
+        return f"{self.target}: {verdict} ({shown}) in {self.duration:.2f}s"
 
     def report(self) -> str:
         """A plain-text table of the run's jobs, then the summary line."""
@@ -184,7 +185,9 @@ class RunResult:
             )
         widths = [max(len(row[col]) for row in rows) for col in range(4)]
         lines = [
-            "  ".join(cell.ljust(width) for cell, width in zip(row[:4], widths)) + "  " + row[4]
+            "  ".join(cell.ljust(width) for cell, width in zip(row[:4], widths, strict=True))
+            + "  "
+            + row[4]
             for row in rows
         ]
         lines.append(self.summary())
