@@ -40,7 +40,9 @@ def _count(spec: str, text: str) -> int:
     except ValueError:
         n = 0
     if n < 1:
-        raise ConfigurationError("executor", spec, "the count after ':' must be a whole number >= 1")
+        raise ConfigurationError(
+            "executor", spec, "the count after ':' must be a whole number >= 1"
+        )
     return n
 
 

@@ -32,16 +32,19 @@ class Gather(DummyJob):
         return sorted(k for k in self.global_storage if k in "ab")  # type: ignore[union-attr]
 
 
-class Unpicklable(Exception):
-    def __init__(self, a: int, b: int) -> None:  # does not unpickle from args
+class UnpicklableError(Exception):
+    def __init__(self, a: int, b: int) -> None:
         super().__init__(f"{a}+{b}")
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (UnpicklableError, ())  # loading it fails: __init__ needs a, b
 
 
 class RaisesOdd(Job):
     TRIES = 1
 
     def Check(self) -> None:
-        raise Unpicklable(1, 2)
+        raise UnpicklableError(1, 2)
 
 
 class WithCleanup(Job):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import concurrent.futures as cf
+import itertools
 import subprocess
 import sys
 import textwrap
@@ -52,7 +53,7 @@ def test_one_worker_does_not_overlap() -> None:
     dojob = converge(type("Root", (DummyJob,), {"DEPS": jobs}), workers=1)
     spans = sorted((p.started, p.started + p.duration)
                    for j in jobs for p in dojob.results[j.__name__].phases)
-    assert all(a[1] <= b[0] for a, b in zip(spans, spans[1:], strict=False))
+    assert all(a[1] <= b[0] for a, b in itertools.pairwise(spans))
 
 
 @settings(max_examples=60, deadline=None)
@@ -112,14 +113,14 @@ def test_cleanup_order_is_reverse_creation_with_threads() -> None:
     lock = threading.Lock()
 
     def make(name: str) -> type[Job]:
-        def __init__(self: Job) -> None:
+        def init(self: Job) -> None:
             with lock:
                 created.append(name)
 
         def Check(self: Job) -> None:
             time.sleep(0.01)
 
-        return type(name, (Job,), {"__init__": __init__, "Check": Check,
+        return type(name, (Job,), {"__init__": init, "Check": Check,
                                    "Cleanup": lambda self: cleaned.append(name)})
 
     converge(type("Root", (DummyJob,), {"DEPS": [make(f"C{i}") for i in range(8)]}), workers=4)
@@ -161,7 +162,7 @@ def test_exception_that_does_not_unpickle_comes_back_as_remote_error() -> None:
         dojob = converge(parallel_jobs.RaisesOdd, executor=pool)
     err = dojob.nodeexceptions["RaisesOdd"]
     assert isinstance(err, RemoteError)
-    assert "Unpicklable: 1+2" in str(err)
+    assert "UnpicklableError: 1+2" in str(err)
     assert "Traceback" in (dojob.results["RaisesOdd"].traceback or "")
 
 
