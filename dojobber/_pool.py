@@ -83,6 +83,9 @@ def run_pooled(engine: Engine) -> None:
                     run_attempt_remote, classes[i], i, attempt, args, kwargs, dict(storage),
                     cwd, no_act, next(submissions),
                 )
+        except cf.BrokenExecutor as err:
+            fail(i, attempt, WorkerLostError(names[i], 1, err))
+            return
         except Exception as err:
             fail(i, attempt, JobNotSendableError(names[i], err))
             return
@@ -112,6 +115,8 @@ def run_pooled(engine: Engine) -> None:
                 log.warning("%s: its worker was lost (%s); running the attempt again",
                             names[i], type(err).__name__)
                 submit(i, attempt)
+        elif isinstance(err, cf.BrokenExecutor):  # a process pool whose worker died
+            fail(i, attempt, WorkerLostError(names[i], 1, err))
         else:
             fail(i, attempt, JobNotSendableError(names[i], err))
 

@@ -25,6 +25,7 @@ Specs:
 from __future__ import annotations
 
 import concurrent.futures as cf
+import logging
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from typing import Any
@@ -68,7 +69,8 @@ def open_executor(spec: str) -> Iterator[cf.Executor]:
                 cluster = stack.enter_context(
                     dask.LocalCluster(
                         n_workers=_count(spec, rest), threads_per_worker=1, processes=True,
-                        dashboard_address=None,
+                        dashboard_address=None, host="127.0.0.1",
+                        silence_logs=logging.WARNING,
                     )
                 )
                 client = stack.enter_context(dask.Client(cluster))
@@ -79,7 +81,8 @@ def open_executor(spec: str) -> Iterator[cf.Executor]:
                         "executor", spec, "write the scheduler as dask://HOST:PORT"
                     )
                 client = stack.enter_context(dask.Client(address, timeout=30))
-            executor: cf.Executor = client.get_executor()
+            # pure=False: every attempt is a new task (no argument hashing)
+            executor: cf.Executor = client.get_executor(pure=False)
             yield executor
         else:
             raise ConfigurationError(

@@ -221,8 +221,9 @@ class WorkerLostError(RunError):
         self.job = job
         self.lost = lost
         super().__init__(
-            f"{job}: the worker running it died {lost} times "
-            f"(last: {type(cause).__name__}: {cause}); does the job crash its process?"
+            f"{job}: the worker running it died"
+            + (f" {lost} times" if lost > 1 else "")
+            + f" ({type(cause).__name__}: {cause}); does the job crash its process?"
         )
 
 

@@ -216,3 +216,13 @@ def test_bad_executor_spec_is_a_clear_error(spec: str) -> None:
 
     with pytest.raises(ConfigurationError, match="executor"), open_executor(spec):
         pass
+
+
+def test_broken_process_pool_fails_the_jobs_with_worker_lost(tmp_path: Path) -> None:
+    from dojobber import WorkerLostError
+
+    killer = parallel_jobs.KillsItsWorker.variant("Killer", MARKER=str(tmp_path / "m"))
+    with cf.ProcessPoolExecutor(1) as pool:
+        dojob = converge(killer, executor=pool)
+    err = dojob.nodeexceptions["Killer"]
+    assert isinstance(err, WorkerLostError) and "Killer" in str(err)
