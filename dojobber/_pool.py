@@ -124,6 +124,10 @@ def run_pooled(engine: Engine) -> None:
 
     try:
         while True:
+            if engine.stopping:
+                if not running:
+                    return
+                ready, retry = [], []  # start nothing new; let the running end
             while ready and room():
                 submit(heapq.heappop(ready), 1)
             timeout: float | None = None

@@ -65,6 +65,8 @@ class Engine:
         self.instances: list[Job] = []
         #: Result of each job by graph index; None until its first attempt.
         self.results: list[JobResult | None] = [None] * len(graph)
+        #: Set (from any thread) to stop after the attempts now running.
+        self.stopping = False
         self._names = graph.names
         self._classes = graph.classes
         self._dependants = graph.dependants
@@ -212,7 +214,7 @@ class Engine:
         )
         on_created = self.instances.append
         record = self._record
-        while True:
+        while not self.stopping:
             if ready:
                 i = heappop(ready)
                 attempt = 1
@@ -255,4 +257,5 @@ class Engine:
             started=started,
             finished=time.time(),
             interrupted=interrupted,
+            stopped=self.stopping,
         )
