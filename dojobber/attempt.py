@@ -237,10 +237,12 @@ def run_attempt_remote(
         outcome.traceback = "".join(traceback.format_exception(err)).rstrip()
         if not _roundtrips(err):
             outcome.exception = RemoteError(err, outcome.traceback)
-        outcome.phases = [
-            p if p[5] is None or _roundtrips(p[5]) else (*p[:5], RemoteError(p[5], None))
-            for p in outcome.phases
-        ]
+    # A passed attempt can carry its first Check's exception in its phases.
+    outcome.phases = [
+        p if p[5] is None or p[5] is outcome.exception or _roundtrips(p[5])
+        else (*p[:5], RemoteError(p[5], None))
+        for p in outcome.phases
+    ]
     obj = outcome.instance
     if obj is not None and not (callable(getattr(obj, "Cleanup", None)) and _roundtrips(obj)):
         outcome.instance = None

@@ -67,3 +67,16 @@ class KillsItsWorker(Job):
             marker.write_text(str(os.getpid()))
             os._exit(3)
         return os.getpid()
+
+
+class OddFirstCheck(Job):
+    """Its first Check raises an exception that does not unpickle; it passes
+    after Run."""
+
+    def Check(self) -> str:
+        if not self.storage:  # type: ignore[union-attr]
+            raise UnpicklableError(3, 4)
+        return "fixed"
+
+    def Run(self) -> None:
+        self.storage["ran"] = True  # type: ignore[index]

@@ -166,6 +166,14 @@ def test_exception_that_does_not_unpickle_comes_back_as_remote_error() -> None:
     assert "Traceback" in (dojob.results["RaisesOdd"].traceback or "")
 
 
+def test_passed_attempt_with_odd_first_check_error_comes_back() -> None:
+    with open_executor("processes:1") as pool:
+        dojob = converge(parallel_jobs.OddFirstCheck, executor=pool)
+    assert dojob.noderesults == {"OddFirstCheck": "fixed"}
+    first = dojob.results["OddFirstCheck"].phases[0]
+    assert first.name == "check" and isinstance(first.error, RemoteError)
+
+
 def test_ctrl_c_during_a_parallel_run_runs_cleanups_and_does_not_hang(tmp_path: Path) -> None:
     script = tmp_path / "interrupt.py"
     script.write_text(textwrap.dedent("""
