@@ -1,0 +1,1 @@
+"""Bundled jobs for common workflows; each module needs its extra installed."""
