@@ -105,6 +105,19 @@ class LibvirtJob(Job):
             self.global_storage.update(flat)
         return values
 
+    def Check(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        """Pass when the job's fact holds (see the class).  On the recheck
+        after a Run that raised, a "not yet" becomes Run's error."""
+        try:
+            return self._check()
+        except NotConvergedError:
+            if self._check_phase == "recheck" and self._run_exception is not None:
+                raise self._run_exception from None
+            raise
+
+    def _check(self) -> dict[str, Any]:
+        raise NotImplementedError
+
     def Cleanup(self) -> None:
         """Close the run's libvirt connections."""
         if self.global_storage is not None and _POOL_KEY in self.global_storage:
@@ -192,7 +205,7 @@ class CreateDomain(LibvirtJob):
             raise DomainDriftError(type(self).__name__, self.name, diffs)
 
     # -- the job -------------------------------------------------------------
-    def Check(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
+    def _check(self) -> dict[str, Any]:
         conn = self._conn()
         dom = self._lookup(conn, self.name)
         job = type(self).__name__
@@ -238,7 +251,7 @@ def _domain_ref(job: LibvirtJob, ref: Any) -> tuple[str, str]:
     """(domain name, uri) of a ``domain`` option: a name or a CreateDomain job."""
     if isinstance(ref, type) and issubclass(ref, CreateDomain):
         return ref.name, job.uri or ref.uri or "qemu:///system"
-    return str(ref), job._uri()
+    return str(ref), job.uri or "qemu:///system"
 
 
 class WaitForAddress(LibvirtJob):
@@ -310,7 +323,7 @@ class WaitForAddress(LibvirtJob):
                   "addresses": addresses, "source": source}
         return self._publish(values, ip=ip)
 
-    def Check(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
+    def _check(self) -> dict[str, Any]:
         errors: dict[str, str] = {}
         found = self._query(errors)
         if found is None:
@@ -357,7 +370,7 @@ class RemoveDomain(LibvirtJob):
     def _uri(self) -> str:
         return _domain_ref(self, self.domain)[1]
 
-    def Check(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
+    def _check(self) -> dict[str, Any]:
         name = _domain_ref(self, self.domain)[0]
         if self._lookup(self._conn(), name) is not None:
             raise NotConvergedError(type(self).__name__, f"domain {name!r} exists")
