@@ -16,9 +16,9 @@ import pytest
 
 pytest.importorskip("paramiko")
 
-from dojobber import DoJobber, Job, JobStatus, Listener, NoActError, RunResult  # noqa: E402
-from dojobber.contrib.ssh import CopyFiles, RunCommands  # noqa: E402
-from dojobber.contrib.ssh_errors import (  # noqa: E402
+from dojobber import DoJobber, Job, JobStatus, Listener, NoActError, RunResult
+from dojobber.contrib.ssh import CopyFiles, RunCommands
+from dojobber.contrib.ssh_errors import (
     CheckCommandError,
     CommandFailedError,
     CommandTimeoutError,
@@ -29,7 +29,7 @@ from dojobber.contrib.ssh_errors import (  # noqa: E402
     SSHAuthError,
     SSHConnectError,
 )
-from tests.fakes.sshd import Sshd, free_port, keygen, sshd_available  # noqa: E402
+from tests.fakes.sshd import Sshd, free_port, keygen, sshd_available
 
 pytestmark = pytest.mark.skipif(not sshd_available(), reason="needs openssh-server")
 
