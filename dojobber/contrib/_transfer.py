@@ -14,11 +14,15 @@ import hashlib
 import json
 import lzma
 import os
+import queue
 import re
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import requests
+import urllib3
 
 from .._context import report_progress
 from ._http import check_status, redact, request
@@ -65,6 +69,57 @@ def file_sha256(path: Path, hasher: Any = None, chunk: int = 1 << 20) -> str:
                 break
             digest.update(view[:n])
     return str(digest.hexdigest())
+
+
+def _chunks(response: requests.Response, size: int) -> Iterator[bytes]:
+    """The body as it arrives, keeping a short last read before a break.
+
+    (``iter_content`` drops the bytes of a read that a broken connection
+    cut short; reading raw keeps them, so a resume loses nothing.)
+    """
+    encoding = response.headers.get("Content-Encoding", "identity").strip().lower()
+    if encoding not in ("", "identity"):
+        yield from response.iter_content(size)
+        return
+    read = response.raw.read
+    while True:
+        chunk = read(size, decode_content=False)
+        if not chunk:
+            return
+        yield chunk
+
+
+class HashThread:
+    """Feeds chunks to a hash object on another thread.
+
+    hashlib releases the GIL while hashing large buffers, so a download
+    hashes on one core while it receives and writes on another.  Chunks must
+    be immutable (``bytes``); at most ``depth`` wait in the queue.
+    """
+
+    def __init__(self, hasher: Any, depth: int = 8) -> None:
+        self.hasher = hasher
+        self._queue: queue.Queue[bytes | None] = queue.Queue(depth)
+        self._thread = threading.Thread(target=self._work, name="dojobber-sha256",
+                                        daemon=True)
+        self._thread.start()
+
+    def _work(self) -> None:
+        while True:
+            chunk = self._queue.get()
+            if chunk is None:
+                return
+            self.hasher.update(chunk)
+
+    def update(self, chunk: bytes) -> None:
+        """Queue ``chunk`` for hashing (blocks while the queue is full)."""
+        self._queue.put(chunk)
+
+    def close(self) -> None:
+        """Wait until every queued chunk is hashed (idempotent)."""
+        if self._thread.is_alive():
+            self._queue.put(None)
+            self._thread.join()
 
 
 class SideCar:
@@ -185,10 +240,11 @@ class Transfer:
         shown_total = total if total is not None else self.size
         next_report = done + _PROGRESS_STEP
         report_progress(done, shown_total, "B")
+        hashing = HashThread(hasher)
         with open(self.part, "ab" if offset else "wb") as f:
             try:
-                for chunk in response.iter_content(self.chunk_size):
-                    hasher.update(chunk)
+                for chunk in _chunks(response, self.chunk_size):
+                    hashing.update(chunk)
                     if decomp is not None and out_hash is not None:
                         data = decomp.decompress(chunk)
                         out_hash.update(data)
@@ -200,7 +256,7 @@ class Transfer:
                     if done >= next_report:
                         report_progress(done, shown_total, "B")
                         next_report = done + _PROGRESS_STEP
-            except (requests.RequestException, OSError) as err:
+            except (requests.RequestException, urllib3.exceptions.HTTPError, OSError) as err:
                 reason = type(err).__name__
                 f.close()
                 kept = "the partial file is kept, rerun to resume"
@@ -216,6 +272,8 @@ class Transfer:
                 self.discard()
                 raise DownloadError(self.job, f"{redact(self.url)}: not valid xz data; set "
                                     "decompress=False or fix the URL") from None
+            finally:
+                hashing.close()
             if decomp is not None and not decomp.eof:
                 f.close()
                 self.discard()

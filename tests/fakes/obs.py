@@ -151,8 +151,7 @@ class FakeObs:
         class Handler(_Handler):
             owner = fake
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._server.daemon_threads = True
+        self._server = _Server(("127.0.0.1", 0), Handler)
         self._thread = threading.Thread(target=self._server.serve_forever,
                                         kwargs={"poll_interval": 0.05}, daemon=True)
         self._thread.start()
@@ -199,6 +198,7 @@ class FakeObs:
             self._version += 1
             disk = self.root / "files" / f"{self._version}.bin"
             disk.parent.mkdir(parents=True, exist_ok=True)
+            disk.unlink(missing_ok=True)
             if isinstance(data, (bytes, bytearray, memoryview)):
                 disk.write_bytes(bytes(data))
             else:
@@ -253,6 +253,17 @@ class FakeObs:
     def clear_log(self) -> None:
         with self._lock:
             self.log.clear()
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A client that hangs up early is normal here; report anything else."""
+        import sys
+
+        if not isinstance(sys.exc_info()[1], (ConnectionError, TimeoutError)):
+            super().handle_error(request, client_address)
 
 
 def _sha256(data: bytes | Path) -> str:
