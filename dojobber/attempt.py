@@ -24,7 +24,6 @@ __all__ = ["Outcome", "run_attempt"]
 Emit = Callable[..., None]
 
 _perf = time.perf_counter
-_wall = time.time
 
 
 @dataclass(slots=True)
@@ -90,7 +89,6 @@ def _attempt(
 ) -> Outcome:
     name = job.__name__
     phases: list[tuple[Any, ...]] = []
-    wall0 = _wall()
     perf0 = _perf()
     if emit is not None:
         emit("job_started", name, attempt)
@@ -100,15 +98,18 @@ def _attempt(
         obj = job()
     except Exception as err:
         now = _perf()
-        phases.append(("init", attempt, wall0, now - perf0, False, err))
+        phases.append(("init", attempt, perf0, now - perf0, False, err))
         if emit is not None:
             emit("phase_finished", name, "init", attempt, False, now - perf0, err)
         return Outcome(index, attempt, False, False, None, err, phases, None)
+    if emit is not None:
+        emit("phase_finished", name, "init", attempt, True, _perf() - perf0, None)
     if on_created is not None:
         on_created(obj)
     obj.storage = {}
     obj.global_storage = global_storage
-    obj._no_act = no_act
+    if no_act:
+        obj._no_act = True
 
     # First Check.
     obj._check_phase = "check"
@@ -122,7 +123,7 @@ def _attempt(
     except Exception as err:
         now = _perf()
         obj._check_exception = err
-        phases.append(("check", attempt, wall0 + start - perf0, now - start, False, err))
+        phases.append(("check", attempt, start, now - start, False, err))
         if emit is not None:
             emit("phase_finished", name, "check", attempt, False, now - start, err)
         if no_act:
@@ -134,7 +135,7 @@ def _attempt(
     else:
         now = _perf()
         obj._check_results = result
-        phases.append(("check", attempt, wall0 + start - perf0, now - start, True, None))
+        phases.append(("check", attempt, start, now - start, True, None))
         if emit is not None:
             emit("phase_finished", name, "check", attempt, True, now - start, None)
         return Outcome(index, attempt, True, False, result, None, phases, obj)
@@ -150,12 +151,12 @@ def _attempt(
     except Exception as err:
         now = _perf()
         obj._run_exception = err
-        phases.append(("run", attempt, wall0 + start - perf0, now - start, False, err))
+        phases.append(("run", attempt, start, now - start, False, err))
         if emit is not None:
             emit("phase_finished", name, "run", attempt, False, now - start, err)
     else:
         now = _perf()
-        phases.append(("run", attempt, wall0 + start - perf0, now - start, True, None))
+        phases.append(("run", attempt, start, now - start, True, None))
         if emit is not None:
             emit("phase_finished", name, "run", attempt, True, now - start, None)
 
@@ -171,13 +172,13 @@ def _attempt(
     except Exception as err:
         now = _perf()
         obj._recheck_exception = err
-        phases.append(("recheck", attempt, wall0 + start - perf0, now - start, False, err))
+        phases.append(("recheck", attempt, start, now - start, False, err))
         if emit is not None:
             emit("phase_finished", name, "recheck", attempt, False, now - start, err)
         return Outcome(index, attempt, False, True, None, err, phases, obj)
     now = _perf()
     obj._recheck_results = result
-    phases.append(("recheck", attempt, wall0 + start - perf0, now - start, True, None))
+    phases.append(("recheck", attempt, start, now - start, True, None))
     if emit is not None:
         emit("phase_finished", name, "recheck", attempt, True, now - start, None)
     return Outcome(index, attempt, True, True, result, None, phases, obj)

@@ -160,9 +160,7 @@ class DoJobber:
         os.chdir(cwd)
         result = engine.result
         self.result = result
-        self.nodestatus = result.nodestatus()
-        self.nodeexceptions = result.nodeexceptions()
-        self.noderesults = result.noderesults()
+        self.nodestatus, self.nodeexceptions, self.noderesults = result.upstream_dicts()
 
     def cleanup(self) -> None:
         """Call ``Cleanup()`` of every job instance made, last made first.

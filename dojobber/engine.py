@@ -18,9 +18,9 @@ from __future__ import annotations
 
 import concurrent.futures as cf
 import heapq
-from contextlib import nullcontext
 import time
 from collections.abc import Callable
+from contextlib import nullcontext
 from typing import Any
 
 from ._context import LogRouter
@@ -32,6 +32,8 @@ from .job import Job
 from .results import JobResult, JobStatus, RunResult
 
 __all__ = ["Engine"]
+
+_OK, _CHANGED, _FAILED = JobStatus.OK, JobStatus.CHANGED, JobStatus.FAILED
 
 
 class Engine:
@@ -60,7 +62,11 @@ class Engine:
         self.global_storage: dict[str, Any] = {}
         #: Every job instance made, in order of creation (for Cleanup).
         self.instances: list[Job] = []
-        self.results: dict[int, JobResult] = {}
+        #: Result of each job by graph index; None until its first attempt.
+        self.results: list[JobResult | None] = [None] * len(graph)
+        self._names = graph.names
+        self._classes = graph.classes
+        self._dependants = graph.dependants
         self._seq = 0
 
     # ------------------------------------------------------------------
@@ -86,7 +92,7 @@ class Engine:
                 RunInfo(
                     root=graph.root_name,
                     target=graph.names[target],
-                    jobs=tuple(n for n, inside in zip(graph.names, in_run) if inside),
+                    jobs=tuple(n for n, inside in zip(graph.names, in_run, strict=True) if inside),
                     args=self.args,
                     kwargs=self.kwargs,
                     no_act=self.no_act,
@@ -112,39 +118,44 @@ class Engine:
     def _record(self, out: Outcome) -> None:
         """Fold an outcome into the job's result; schedule what follows."""
         i = out.index
-        res = self.results.get(i)
-        if res is None:
-            res = self.results[i] = JobResult(
-                self.graph.names[i], self.graph.classes[i], tries=1, _phases=out.phases
-            )
-        else:
-            res.tries += 1
-            res._phases.extend(out.phases)
-        if out.storage_set:
-            self.global_storage.update(out.storage_set)
-        if out.storage_deleted:
-            for key in out.storage_deleted:
-                self.global_storage.pop(key, None)
+        res = self.results[i]
+        if out.storage_set or out.storage_deleted:
+            self._merge_storage(out)
         bus = self.bus
         if out.ok:
-            ran = out.ran or (res.tries > 1 and any(p[0] == "run" for p in res._phases))
-            res.status = JobStatus.CHANGED if ran else JobStatus.OK
-            res.result = out.result
-            res.exception = None
-            res._traceback = None
+            if res is None:
+                res = self.results[i] = JobResult(
+                    self._names[i], self._classes[i], _CHANGED if out.ran else _OK, 1,
+                    out.result, None, out.phases,
+                )
+            else:
+                res.tries += 1
+                res._phases.extend(out.phases)
+                ran = out.ran or any(p[0] == "run" for p in res._phases)
+                res.status = _CHANGED if ran else _OK
+                res.result = out.result
+                res.exception = None
+                res._traceback = None
             if bus:
                 bus.emit("attempt_finished", res.name, out.attempt, True, False)
                 bus.emit("job_finished", res)
             waiting = self._waiting
             in_run = self._in_run
-            for d in self.graph.dependants[i]:
+            for d in self._dependants[i]:
                 if in_run[d]:
                     waiting[d] -= 1
                     if not waiting[d]:
                         heapq.heappush(self._ready, d)
             return
-        res.status = JobStatus.FAILED
-        res.exception = out.exception
+        if res is None:
+            res = self.results[i] = JobResult(
+                self._names[i], self._classes[i], _FAILED, 1, None, out.exception, out.phases,
+            )
+        else:
+            res.tries += 1
+            res._phases.extend(out.phases)
+            res.status = _FAILED
+            res.exception = out.exception
         res._traceback = out.traceback
         retry = not self.no_act and res.tries < self.graph.tries[i]
         if retry:
@@ -156,8 +167,15 @@ class Engine:
             if not retry:
                 bus.emit("job_finished", res)
 
+    def _merge_storage(self, out: Outcome) -> None:
+        """Apply what a remote attempt changed in its copy of global storage."""
+        if out.storage_set:
+            self.global_storage.update(out.storage_set)
+        for key in out.storage_deleted or ():
+            self.global_storage.pop(key, None)
+
     def _attempt_number(self, i: int) -> int:
-        res = self.results.get(i)
+        res = self.results[i]
         return 1 if res is None else res.tries + 1
 
     # ------------------------------------------------------------------
@@ -262,12 +280,12 @@ class Engine:
     def _finish(self, target: int, started: float, interrupted: bool) -> RunResult:
         graph = self.graph
         results = self.results
-        failed = [i for i, r in results.items() if r.status is JobStatus.FAILED]
+        failed = [i for i, r in enumerate(results) if r is not None and r.status is _FAILED]
         blocked = graph.upstream_of(failed) if failed else None
         jobs: dict[str, JobResult] = {}
         bus = self.bus
         for i, name in enumerate(graph.names):
-            res = results.get(i)
+            res = results[i]
             if res is None:
                 res = JobResult(name, graph.classes[i])
                 if blocked is not None and blocked[i] and self._in_run[i]:

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import TYPE_CHECKING
 
+from ._gc import relaxed_gc
 from .errors import (
     DependencyCycleError,
     DepsNotIterableError,
@@ -26,7 +27,6 @@ from .errors import (
     NotAJobError,
     UnknownJobError,
 )
-from ._gc import relaxed_gc
 from .job import REQUIRED, Job
 
 if TYPE_CHECKING:
@@ -116,7 +116,7 @@ class JobGraph:
         names = self.names
         graph.add_nodes_from(
             (name, {"job": cls, "order": i})
-            for i, (name, cls) in enumerate(zip(names, self.classes))
+            for i, (name, cls) in enumerate(zip(names, self.classes, strict=True))
         )
         graph.add_edges_from(
             (names[i], names[d]) for i, deps in enumerate(self.deps) for d in deps

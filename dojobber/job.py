@@ -8,7 +8,7 @@ hold (``Run``).  The engine runs an *attempt* as Check -> Run -> Check again.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any, ClassVar, TypeVar
+from typing import Any, ClassVar, TypeVar, cast
 
 from .errors import UnknownOptionError
 
@@ -97,6 +97,15 @@ class Job:
         if required:
             cls._required_options = tuple(sorted({*cls._required_options, *required}))
 
+    def Check(self, *args: Any, **kwargs: Any) -> Any:
+        """Return (any value: the job's result) when the fact holds; raise
+        when it does not.  Override it."""
+        raise NotImplementedError(f"{type(self).__name__} defines no Check()")
+
+    def Run(self, *args: Any, **kwargs: Any) -> Any:
+        """Make the fact hold; the recheck decides whether it worked."""
+        raise NotImplementedError(f"{type(self).__name__} defines no Run()")
+
     def _set_storage(
         self, storage: dict[str, Any], global_storage: dict[str, Any]
     ) -> None:
@@ -144,8 +153,8 @@ class Job:
         namespace["__doc__"] = cls.__doc__
         namespace["_variant_of"] = cls
         namespace["_variant_options"] = dict(options)
-        made: _J = type(cls)(name, (cls,), namespace)
-        return made
+        metaclass: Any = type(cls)
+        return cast(_J, metaclass(name, (cls,), namespace))
 
 
 class RunonlyJob(Job):
@@ -156,7 +165,7 @@ class RunonlyJob(Job):
     mode it fails without running, with :class:`~dojobber.errors.NoActError`.
     """
 
-    def Check(self, *args: Any, **kwargs: Any) -> Any:  # noqa: N802
+    def Check(self, *args: Any, **kwargs: Any) -> Any:
         """Fail before Run; after it, mirror Run's outcome."""
         if self._check_phase == "check":
             if self._no_act:
@@ -172,8 +181,8 @@ class RunonlyJob(Job):
 class DummyJob(Job):
     """A job that always passes; useful to group dependencies under one name."""
 
-    def Check(self, *args: Any, **kwargs: Any) -> None:  # noqa: N802
+    def Check(self, *args: Any, **kwargs: Any) -> None:
         """Always pass."""
 
-    def Run(self, *args: Any, **kwargs: Any) -> None:  # noqa: N802
+    def Run(self, *args: Any, **kwargs: Any) -> None:
         """Nothing to do."""
