@@ -21,6 +21,7 @@ libvirt = pytest.importorskip("libvirt")
 
 from dojobber import DoJobber, Job, JobStatus, RunResult  # noqa: E402
 from dojobber.contrib._domainxml import parse_memory  # noqa: E402
+from dojobber.contrib._runscope import publish  # noqa: E402
 from dojobber.contrib.libvirt import CreateDomain, RemoveDomain, WaitForAddress  # noqa: E402
 from dojobber.contrib.libvirt_errors import (  # noqa: E402
     AddressTimeoutError,
@@ -69,13 +70,13 @@ def vm(image: str, name: str = "vm1", **options: Any) -> Any:
 
 
 class Seen(Job):
-    """Records what the jobs before it published."""
+    """Records the job context the jobs before it left."""
 
     seen: dict[str, Any] = {}
 
     def Check(self) -> None:
         assert self.global_storage is not None
-        Seen.seen = dict(self.global_storage)
+        Seen.seen = dict(self.global_storage["kanku"])
 
 
 # -- create ---------------------------------------------------------------
@@ -104,11 +105,11 @@ def test_results_are_published_per_job_and_flat(conn: Any, image: str) -> None:
     After = type("After", (Seen,), {"DEPS": [Ip]})
     assert run(After).jobs["After"].status is JobStatus.OK
     seen = Seen.seen
-    assert seen["vm1"]["domain_name"] == "vm1"
-    assert seen["vm1"]["uri"] == URI
+    assert seen["jobs"]["vm1"]["domain_name"] == "vm1"
+    assert seen["jobs"]["vm1"]["uri"] == URI
     assert seen["domain_name"] == "vm1"
-    assert seen["vm1 ip"]["ip"] == seen["ip"]
-    assert seen["vm1 ip"]["source"] == "lease"
+    assert seen["jobs"]["vm1 ip"]["ip"] == seen["ip"]
+    assert seen["jobs"]["vm1 ip"]["source"] == "lease"
 
 
 def test_stopped_domain_is_started_not_redefined(conn: Any, image: str) -> None:
@@ -164,16 +165,15 @@ def test_two_vms_are_two_variants(conn: Any, image: str) -> None:
     assert result.jobs["Both"].status is JobStatus.OK
     assert conn.lookupByName("a").maxMemory() == 512 * 1024
     assert conn.lookupByName("b").maxMemory() == 768 * 1024
-    assert Seen.seen["a ip"]["domain_name"] == "a"
-    assert Seen.seen["b ip"]["domain_name"] == "b"
+    assert Seen.seen["jobs"]["a ip"]["domain_name"] == "a"
+    assert Seen.seen["jobs"]["b ip"]["domain_name"] == "b"
     assert {s for s in statuses(run(Both)).values()} == {JobStatus.OK}
 
 
 def test_image_from_a_job_result(conn: Any, image: str) -> None:
     class Download(Job):
         def Check(self) -> str:
-            assert self.global_storage is not None
-            self.global_storage["Download"] = {"path": image}
+            publish(self.global_storage, "Download", {"path": image}, {})
             return image
 
     Vm = CreateDomain.variant("vm1", uri=URI, name="vm1", image=Download)

@@ -17,6 +17,7 @@ import pytest
 pytest.importorskip("paramiko")
 
 from dojobber import DoJobber, Job, JobStatus, Listener, NoActError, RunResult
+from dojobber.contrib._runscope import publish
 from dojobber.contrib.ssh import CopyFiles, RunCommands
 from dojobber.contrib.ssh_errors import (
     CheckCommandError,
@@ -188,8 +189,7 @@ def test_one_connection_per_host_closed_at_cleanup(
 # -- where to connect ----------------------------------------------------------
 def publisher(name: str, ip: str) -> type[Job]:
     def Check(self: Job) -> None:
-        assert self.global_storage is not None
-        self.global_storage[name] = {"ip": ip}
+        publish(self.global_storage, name, {"ip": ip}, {"ip": ip})
 
     return type(name, (Job,), {"Check": Check})
 
@@ -203,6 +203,20 @@ def test_host_from_a_published_address(sshd: Sshd, known_hosts: pathlib.Path) ->
     result = run(Job1)
     assert status(result, "setup") is JobStatus.CHANGED
     assert result.jobs["setup"].result["host"] == sshd.host
+
+
+def test_host_from_the_one_dependency_with_an_address(
+    sshd: Sshd, known_hosts: pathlib.Path
+) -> None:
+    opts = conn_opts(sshd, known_hosts)
+    del opts["host"]
+    One = RunCommands.variant("one", **opts, DEPS=[publisher("Ip", sshd.host)],
+                              commands=["true"])
+    assert status(run(One), "one") is JobStatus.CHANGED
+    Two = RunCommands.variant("two", **opts, commands=["true"],
+                              DEPS=[publisher("A", sshd.host), publisher("B", "127.0.0.3")])
+    err = run(Two).jobs["two"].exception
+    assert isinstance(err, NoHostError) and "A, B" in str(err)
 
 
 def test_explicit_host_wins_over_the_published_address(

@@ -35,7 +35,7 @@ import libvirt
 from .._context import report_progress
 from ..job import Job
 from ._domainxml import disk_element, interface_element, parse_memory, render
-from ._runscope import job_name, published
+from ._runscope import job_name, job_result
 from .libvirt_errors import DiskError, LibvirtJobError
 
 if TYPE_CHECKING:
@@ -64,13 +64,10 @@ def image_path(job: CreateDomain) -> str:
     ref = job.image
     name = type(job).__name__
     if isinstance(ref, type) and issubclass(ref, Job):
-        value = published(job.global_storage, ref)
-        if isinstance(value, dict):
-            value = value.get("path")
+        value = (job_result(job.global_storage, ref) or {}).get("path")
         if not isinstance(value, (str, os.PathLike)):
-            raise DiskError(name, f"job {job_name(ref)} published no image path; put it in "
-                            "DEPS so it runs first (it must store global_storage[<its name>] "
-                            "as a path or a dict with 'path')")
+            raise DiskError(name, f"job {job_name(ref)} recorded no image 'path'; put it in "
+                            "DEPS so it runs first (a Download variant records one)")
         ref = value
     if not isinstance(ref, (str, os.PathLike)):
         raise DiskError(name, f"option image={ref!r} is neither a path nor a job")

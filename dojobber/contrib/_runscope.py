@@ -1,16 +1,20 @@
 """Helpers shared by the libvirt and SSH jobs: published results, job
 references and connections kept for one run.
 
-Published results
-    A bundled job that learns something later jobs need (a domain's name,
-    its address) stores it in ``global_storage[<its job name>]`` as a dict
-    (job names are unique in a graph, so two VMs never clash) and, for
-    graphs with one VM, also under flat keys (``domain_name``, ``ip``).
+Published results (the job context)
+    Bundled jobs record what later jobs need in the *job context*
+    ``global_storage["kanku"]``, the same layout the OBS and download jobs
+    use: ``["kanku"]["jobs"][<job name>]`` is each job's result dict (job
+    names are unique in a graph, so two VMs never clash), and plain context
+    keys such as ``["kanku"]["domain_name"]`` / ``["kanku"]["ip"]`` hold the
+    last value written (handy in graphs with one VM).  The ``"kanku"`` dict
+    is replaced, never changed in place, so executors in other processes
+    report it back.
 
 Job references
-    Options such as ``domain`` or ``address_from`` take a job class (or its
-    name) instead of a literal value; :func:`published` reads what that job
-    stored.
+    Options such as ``domain``, ``image`` or ``address_from`` take a job
+    class (or its name) instead of a literal value; :func:`job_result` reads
+    what that job recorded.
 
 Run-scoped pools
     Connections are kept in a :class:`RunPool` stored in ``global_storage``,
@@ -22,16 +26,31 @@ Run-scoped pools
 from __future__ import annotations
 
 import contextlib
+import sys
 import threading
-from collections.abc import Callable, Hashable, Iterable
+from collections.abc import Callable, Hashable, Iterable, Mapping
 from typing import Any, Generic, TypeVar
 
 from ..errors import RunError
 from ..job import Job
 
-__all__ = ["NotConvergedError", "RunPool", "job_name", "published", "run_pool"]
+__all__ = [
+    "CONTEXT_KEY",
+    "NotConvergedError",
+    "RunPool",
+    "context_value",
+    "job_name",
+    "job_result",
+    "publish",
+    "results_of_deps",
+    "run_pool",
+]
 
 _C = TypeVar("_C")
+
+#: ``global_storage[CONTEXT_KEY]`` is the job context (same key as the OBS jobs').
+CONTEXT_KEY = "kanku"
+_lock = threading.Lock()
 
 
 class NotConvergedError(RunError):
@@ -47,22 +66,55 @@ def job_name(ref: type[Job] | str) -> str:
     return ref if isinstance(ref, str) else ref.__name__
 
 
-def published(global_storage: dict[str, Any] | None, ref: type[Job] | str) -> Any:
-    """What job ``ref`` stored in ``global_storage[<its name>]`` (or None)."""
+def _context_lock() -> Any:
+    # The OBS/download jobs update the same context under the lock of
+    # dojobber.contrib._http (which needs requests).  Share it when that module
+    # is loaded, so threads of one run never lose an update; when it is not,
+    # nobody else writes the context.
+    http = sys.modules.get("dojobber.contrib._http")
+    return getattr(http, "_lock", _lock) if http is not None else _lock
+
+
+def publish(global_storage: dict[str, Any] | None, job: str, result: Mapping[str, Any],
+            context: Mapping[str, Any]) -> None:
+    """Record ``result`` as the context's ``["jobs"][job]`` and set the plain
+    context keys ``context`` (last writer wins)."""
     if global_storage is None:
+        return
+    with _context_lock():
+        old = global_storage.get(CONTEXT_KEY) or {}
+        new = dict(old)
+        jobs = dict(old.get("jobs") or {})
+        jobs[job] = dict(result)
+        new.update(context)
+        new["jobs"] = jobs
+        global_storage[CONTEXT_KEY] = new
+
+
+def job_result(global_storage: dict[str, Any] | None,
+               ref: type[Job] | str) -> dict[str, Any] | None:
+    """What job ``ref`` recorded with :func:`publish` in this run, or None."""
+    if not global_storage:
         return None
-    return global_storage.get(job_name(ref))
+    found = (global_storage.get(CONTEXT_KEY) or {}).get("jobs", {}).get(job_name(ref))
+    return dict(found) if found is not None else None
 
 
-def published_by_deps(
-    job: type[Job], global_storage: dict[str, Any] | None, key: str
-) -> list[tuple[str, Any]]:
+def context_value(global_storage: dict[str, Any] | None, key: str) -> Any:
+    """A plain context key (``domain_name``, ``ip``, ...), or None."""
+    if not global_storage:
+        return None
+    return (global_storage.get(CONTEXT_KEY) or {}).get(key)
+
+
+def results_of_deps(job: type[Job], global_storage: dict[str, Any] | None,
+                    key: str) -> list[tuple[str, Any]]:
     """``(dependency name, value)`` for each direct dependency of ``job``
-    that published a dict holding ``key``."""
+    whose recorded result holds ``key``."""
     found: list[tuple[str, Any]] = []
     for dep in job.DEPS:
-        value = published(global_storage, dep)
-        if isinstance(value, dict) and value.get(key) is not None:
+        value = job_result(global_storage, dep)
+        if value is not None and value.get(key) is not None:
             found.append((dep.__name__, value[key]))
     return found
 

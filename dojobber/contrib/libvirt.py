@@ -7,8 +7,9 @@ the jobs with :meth:`~dojobber.Job.variant`::
     VmIp = WaitForAddress.variant("vm1 address", domain=Vm)
     Gone = RemoveDomain.variant("vm1 gone", domain="vm1", uri="qemu:///system")
 
-Each job publishes its result in ``global_storage[<job name>]`` (a dict) and
-under the flat keys ``domain_name`` / ``ip`` (see docs/libvirt.rst).  libvirt
+Each job records its result in the job context ``global_storage["kanku"]``:
+``["jobs"][<job name>]``, and the plain keys ``domain_name`` / ``ip`` (see
+docs/libvirt.rst).  libvirt
 errors become :class:`~dojobber.contrib.libvirt_errors.LibvirtCallError`;
 importing this module silences libvirt's default printing of errors to stderr.
 """
@@ -28,7 +29,7 @@ from .._context import report_progress
 from ..job import REQUIRED, Job
 from . import _disks
 from ._domainxml import DEFAULT_TEMPLATE, differences, parse_memory, spec_of
-from ._runscope import NotConvergedError, run_pool, with_default_deps
+from ._runscope import NotConvergedError, publish, run_pool, with_default_deps
 from .libvirt_errors import (
     AddressTimeoutError,
     DomainDriftError,
@@ -99,10 +100,8 @@ class LibvirtJob(Job):
             with self._calling(f"look up domain {name!r}"):
                 raise
 
-    def _publish(self, values: dict[str, Any], **flat: Any) -> dict[str, Any]:
-        if self.global_storage is not None:
-            self.global_storage[type(self).__name__] = values
-            self.global_storage.update(flat)
+    def _publish(self, values: dict[str, Any], **context: Any) -> dict[str, Any]:
+        publish(self.global_storage, type(self).__name__, values, context)
         return values
 
     def Check(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
@@ -134,8 +133,8 @@ class CreateDomain(LibvirtJob):
     ``disk_mode``), defines the domain from ``template`` and starts it; an
     existing stopped domain is just started.
 
-    Publishes ``global_storage[<job name>] = {"domain_name", "uri", "disk",
-    "disk_mode"}`` and the flat key ``domain_name``.
+    Records ``{"domain_name", "uri", "disk", "disk_mode"}`` as its result in
+    the job context and sets the context key ``domain_name``.
     """
 
     #: Domain name.
@@ -145,7 +144,7 @@ class CreateDomain(LibvirtJob):
     vcpu: ClassVar[int] = 2
     #: libvirt network of the NIC; None for no NIC.
     network: ClassVar[str | None] = "default"
-    #: Base image: a path, or a job (class or name) that published its path.
+    #: Base image: a path, or a job (e.g. a Download variant) whose result has ``path``.
     image: ClassVar[Any] = REQUIRED
     #: Storage pool for the disk volume (uploaded with a libvirt stream).
     pool: ClassVar[str | None] = None
@@ -262,8 +261,8 @@ class WaitForAddress(LibvirtJob):
     table).  Check passes when one answers; Run polls every ``interval``
     seconds until ``timeout`` and then raises :class:`AddressTimeoutError`.
 
-    Publishes ``global_storage[<job name>] = {"domain_name", "ip",
-    "addresses", "source"}`` and the flat key ``ip``.
+    Records ``{"domain_name", "ip", "addresses", "source"}`` as its result
+    in the job context and sets the context key ``ip``.
     """
 
     #: Domain name, or its CreateDomain job (then name and uri come from it).

@@ -11,9 +11,10 @@ Configure with :meth:`~dojobber.Job.variant`::
     Conf = CopyFiles.variant("vm1 conf", address_from=VmIp,
                              files=[("nginx.conf", "/etc/nginx/nginx.conf")])
 
-The host is, in this order: the ``host`` option; the ``ip`` published by the
-job ``address_from``; the ``ip`` published by the one direct dependency that
-published one; the flat ``global_storage["ip"]``.  One connection per
+The host is, in this order: the ``host`` option; the ``ip`` in the result of
+the job ``address_from``; the ``ip`` in the result of the one direct
+dependency that has one; the job context key ``ip`` (see
+:mod:`dojobber.contrib._runscope`).  One connection per
 (host, port, user) is shared by the jobs of a run in one process and closed
 at Cleanup.  Host keys are verified against ``known_hosts`` by default (see
 :mod:`dojobber.contrib._sshconn` and docs/ssh.rst).  Output lines are logged
@@ -38,7 +39,15 @@ import paramiko
 from ..errors import NoActError
 from ..job import REQUIRED, Job
 from . import _sshconn
-from ._runscope import NotConvergedError, published, published_by_deps, run_pool, with_default_deps
+from ._runscope import (
+    NotConvergedError,
+    context_value,
+    job_result,
+    publish,
+    results_of_deps,
+    run_pool,
+    with_default_deps,
+)
 from .ssh_errors import (
     CheckCommandError,
     CommandFailedError,
@@ -63,9 +72,9 @@ def _close(client: paramiko.SSHClient) -> None:
 class SSHJob(Job):
     """Base of the SSH jobs: where to connect and how."""
 
-    #: Host name or address; takes precedence over any published address.
+    #: Host name or address; takes precedence over any recorded address.
     host: ClassVar[str | None] = None
-    #: A job (class or name) whose published ``ip`` is the host.
+    #: A job (class or name; e.g. a WaitForAddress variant) whose result's ``ip`` is the host.
     address_from: ClassVar[Any] = None
     port: ClassVar[int] = 22
     username: ClassVar[str] = "root"
@@ -102,20 +111,20 @@ class SSHJob(Job):
             return str(self.host)
         store = self.global_storage
         if self.address_from is not None:
-            value = published(store, self.address_from)
-            if isinstance(value, dict) and value.get("ip"):
+            value = job_result(store, self.address_from) or {}
+            if value.get("ip"):
                 return str(value["ip"])
-            raise NoHostError(job, f"job {self.address_from!r} published no 'ip'; put it "
+            raise NoHostError(job, f"job {self.address_from!r} recorded no 'ip'; put it "
                               "in DEPS so it runs first")
-        found = published_by_deps(type(self), store, "ip")
+        found = results_of_deps(type(self), store, "ip")
         if len(found) == 1:
             return str(found[0][1])
         if len(found) > 1:
-            raise NoHostError(job, "several dependencies published an address ("
+            raise NoHostError(job, "several dependencies recorded an address ("
                               + ", ".join(n for n, _ in found) + "); choose one with "
                               "address_from")
-        if store is not None and store.get("ip"):
-            return str(store["ip"])
+        if context_value(store, "ip"):
+            return str(context_value(store, "ip"))
         raise NoHostError(job, "no host: set the host option, or depend on a job that "
                           "publishes an 'ip' (WaitForAddress) and set address_from")
 
@@ -161,7 +170,7 @@ class RunCommands(SSHJob):
     outlasts ``timeout`` (:class:`CommandTimeoutError`).  ``environment`` is
     exported (POSIX shell syntax) before each command.
 
-    Publishes ``global_storage[<job name>] = {"host", "commands"}``.
+    Records ``{"host", "commands"}`` as its result in the job context.
     """
 
     commands: ClassVar[Sequence[str]] = REQUIRED
@@ -199,8 +208,7 @@ class RunCommands(SSHJob):
 
     def _result(self, target: _sshconn.Target) -> dict[str, Any]:
         values = {"host": target.host, "commands": list(self.commands)}
-        if self.global_storage is not None:
-            self.global_storage[type(self).__name__] = values
+        publish(self.global_storage, type(self).__name__, values, {})
         return values
 
     def Check(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
@@ -251,7 +259,8 @@ class CopyFiles(SSHJob):
     place, so a failed copy never leaves a half-written file; missing remote
     directories are made.
 
-    Publishes ``global_storage[<job name>] = {"host", "files": {remote: sha256}}``.
+    Records ``{"host", "files": {remote: sha256}}`` as its result in the job
+    context.
     """
 
     files: ClassVar[Sequence[tuple[str, str]]] = REQUIRED
@@ -310,8 +319,7 @@ class CopyFiles(SSHJob):
         values = {"host": target.host,
                   "files": {remote: _sha256_file(os.path.expanduser(local))
                             for local, remote in self.files}}
-        if self.global_storage is not None:
-            self.global_storage[type(self).__name__] = values
+        publish(self.global_storage, type(self).__name__, values, {})
         return values
 
     def Run(self, *args: Any, **kwargs: Any) -> None:
