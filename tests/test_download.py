@@ -19,8 +19,7 @@ from dojobber.contrib.errors import (
     UnknownResourceError,
 )
 from dojobber.contrib.obs import ObsImage
-from tests._obs_helpers import IMAGE, PACKAGE, PROJECT, obs, run, sha
-from tests.fakes.obs import FakeObs, published_dir
+from tests.fakes.obs import IMAGE, PACKAGE, PROJECT, FakeObs, obs, published_dir, run, sha
 
 __all__ = ["obs"]
 

@@ -7,6 +7,7 @@ import bz2
 import logging
 import pickle
 import traceback
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -25,8 +26,7 @@ from dojobber.contrib.errors import (
     UnknownResourceError,
 )
 from dojobber.contrib.obs import Credentials, ObsImage, download_url_for, parse_sha256
-from tests._obs_helpers import IMAGE, PACKAGE, PROJECT, capture, obs, run, sha
-from tests.fakes.obs import FakeObs
+from tests.fakes.obs import IMAGE, PACKAGE, PROJECT, FakeObs, capture, obs, run, sha
 
 __all__ = ["obs"]
 
@@ -205,7 +205,7 @@ SECRET = "s3cr3t-P4ss"
 
 
 @pytest.fixture
-def private_obs() -> FakeObs:
+def private_obs() -> Iterator[FakeObs]:
     with FakeObs(require_auth=("kanku", SECRET)) as fake:
         fake.add_build(PROJECT, PACKAGE, files={IMAGE: IMAGE_BYTES})
         yield fake

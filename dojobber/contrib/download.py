@@ -153,7 +153,9 @@ class Download(Job):
             if wanted["size"] is not None and meta["source_size"] != wanted["size"]:
                 raise NotDownloadedError(name, f"{target} came from {meta['source_size']} "
                                          f"bytes, expected {wanted['size']}")
-            if self.check_remote:
+            # Right after Run fetched it, the server's answer is fresh already.
+            just_fetched = self._check_phase == "recheck" and self._run_exception is None
+            if self.check_remote and not just_fetched:
                 meta = self._remote_unchanged(session, url, meta, sidecar)
         result = {
             "path": str(target),

@@ -48,9 +48,15 @@ publish=True, details="")`` -> :class:`FakeBuild`
     error document and that HTTP status.
 ``ignore_conditionals = True``
     Behave like a server that never answers 304.
-``log`` / ``requests_for(path)`` / ``clear_log()``
+``log`` / ``requests_for(path, method=None)`` / ``clear_log()``
     :class:`Request` records: method, path, query, headers, status and the
     body bytes sent.
+
+pytest helpers: the ``obs`` fixture (a started :class:`FakeObs`; import it
+into your test module), ``run(root, tries=1, **configure)`` (one
+``checknrun`` without retry delay, returns the DoJobber), ``capture(name,
+*deps)`` (a job plus the dict it fills with ``global_storage["kanku"]``)
+and ``sha(data)``.
 
 XML is written as OBS writes it: ``<binarylist>`` of ``<binary filename
 size mtime/>``, ``<resultlist state>`` of ``<result project repository arch
@@ -69,6 +75,7 @@ import shutil
 import tempfile
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -76,7 +83,24 @@ from typing import Any
 from urllib.parse import parse_qs, quote, unquote, urlsplit
 from xml.sax.saxutils import quoteattr
 
-__all__ = ["IMAGE_EXTENSIONS", "FakeBuild", "FakeObs", "Request", "published_dir"]
+import pytest
+
+from dojobber import DoJobber, Job
+
+__all__ = [
+    "IMAGE",
+    "IMAGE_EXTENSIONS",
+    "PACKAGE",
+    "PROJECT",
+    "FakeBuild",
+    "FakeObs",
+    "Request",
+    "capture",
+    "obs",
+    "published_dir",
+    "run",
+    "sha",
+]
 
 IMAGE_EXTENSIONS = (".qcow2", ".raw", ".vmdk", ".vdi", ".iso", ".xz")
 
@@ -545,3 +569,45 @@ def _parse_range(header: str, size: int) -> tuple[int, int] | None:
 
 def _esc(text: str) -> str:
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+# -- pytest helpers ------------------------------------------------------------------
+
+PROJECT = "devel:kanku:images"
+PACKAGE = "leap"
+IMAGE = "openSUSE-Leap-15.6.x86_64-1.2.3-Build4.5.qcow2"
+
+
+def sha(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+@pytest.fixture
+def obs() -> Iterator[FakeObs]:
+    """A started :class:`FakeObs`, stopped after the test."""
+    with FakeObs() as fake:
+        yield fake
+
+
+def run(root: type[Job], tries: int = 1, **kwargs: Any) -> DoJobber:
+    """One checknrun of ``root`` with no retry delay."""
+    dj = DoJobber()
+    dj.configure(root, default_tries=tries, default_retry_delay=0, **kwargs)
+    dj.checknrun()
+    return dj
+
+
+def capture(name: str, *deps: type[Job]) -> tuple[type[Job], dict[str, Any]]:
+    """A job that depends on ``deps`` and copies ``global_storage["kanku"]``."""
+    seen: dict[str, Any] = {}
+
+    class Capture(Job):
+        DEPS = list(deps)
+
+        def Check(self) -> None:
+            assert self.global_storage is not None
+            seen.clear()
+            seen.update(self.global_storage.get("kanku", {}))
+
+    Capture.__name__ = Capture.__qualname__ = name
+    return Capture, seen
