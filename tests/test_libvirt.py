@@ -199,11 +199,16 @@ def test_custom_template_with_placeholders(conn: Any, image: str, tmp_path: path
         "<os><type arch='${arch}'>hvm</type></os><description>made by dojobber</description>"
         "<devices>${disk}${interface}</devices></domain>"
     )
-    Vm = vm(image, template=template, memory="256M")
+    Vm = vm(image, template=str(template), memory="256M")
     assert run(Vm).jobs["vm1"].status is JobStatus.CHANGED
     xml = conn.lookupByName("vm1").XMLDesc(0)
     assert "made by dojobber" in xml and "vm1-disk.qcow2" in xml
     assert statuses(run(Vm)) == {"vm1": JobStatus.OK}
+
+
+def test_malformed_template_is_named(conn: Any, image: str) -> None:
+    err = run(vm(image, template="<domain><name>${name}</domain>")).jobs["vm1"].exception
+    assert isinstance(err, LibvirtJobError) and "well-formed" in str(err)
 
 
 def test_unknown_template_placeholder_is_named(conn: Any, image: str) -> None:

@@ -357,6 +357,12 @@ def test_copy_is_idempotent(sshd: Sshd, known_hosts: pathlib.Path,
     assert [p.name for p in remote.parent.iterdir()] == ["app.conf"]
 
 
+def test_password_stays_out_of_made_up_names() -> None:
+    made = RunCommands.variant(host="127.0.0.1", password="s3cret", commands=["true"])
+    assert "s3cret" not in made.__name__
+    assert "password=***" in made.__name__
+
+
 def test_options_are_checked_when_the_variant_is_made() -> None:
     with pytest.raises(InvalidSSHOptionError, match="host_key_policy"):
         RunCommands.variant("x", commands=["true"], host_key_policy="yolo")

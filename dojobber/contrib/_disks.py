@@ -256,7 +256,8 @@ def domain_xml(job: CreateDomain, caps: str, kind: str, disk: Disk | None,
     template = job.template
     if template is None:
         template = default
-    elif isinstance(template, os.PathLike):
+    elif isinstance(template, os.PathLike) or (
+            isinstance(template, str) and "<" not in template and os.path.isfile(template)):
         with open(template, encoding="utf-8") as f:
             template = f.read()
     values = {
@@ -273,10 +274,16 @@ def domain_xml(job: CreateDomain, caps: str, kind: str, disk: Disk | None,
         "cpu": "<cpu mode='host-passthrough'/>" if domain_type == "kvm" else "",
     }
     try:
-        return render(str(template), values)
+        xml = render(str(template), values)
     except (KeyError, ValueError) as err:
         raise LibvirtJobError(name, f"template placeholder {err} is unknown or malformed; "
                               f"known: {', '.join('${' + k + '}' for k in values)}") from None
+    try:
+        ET.fromstring(xml)
+    except ET.ParseError as err:
+        raise LibvirtJobError(name, f"the template does not give well-formed XML: {err}") \
+            from None
+    return xml
 
 
 def disk_sources(xml: str) -> list[str]:

@@ -26,7 +26,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import paramiko
@@ -67,7 +67,7 @@ class Target:
     policy: str
     known_hosts: str
     key_filename: str | None
-    password: str | None
+    password: str | None = field(repr=False)
     allow_agent: bool
     look_for_keys: bool
     connect_timeout: float

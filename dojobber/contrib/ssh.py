@@ -97,6 +97,10 @@ class SSHJob(Job):
     def variant(cls, name: str | None = None, /, **options: Any) -> Any:
         """As :meth:`Job.variant`; checks option values now, and depends on
         ``address_from`` when that is a job and no ``DEPS`` are given."""
+        if name is None and options.get("password") is not None:
+            shown = ", ".join(f"{k}={'***' if k == 'password' else repr(v)}"
+                              for k, v in options.items())
+            name = f"{cls.__name__}({shown})"
         made = super().variant(name, **with_default_deps(options, "address_from"))
         if made.host_key_policy not in _sshconn.POLICIES:
             raise InvalidSSHOptionError(made.__name__, "host_key_policy",
