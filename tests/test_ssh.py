@@ -186,6 +186,23 @@ def test_one_connection_per_host_closed_at_cleanup(
     assert len(pools) == 1 and len(pools[0]) == 0  # closed by Cleanup
 
 
+def test_parallel_jobs_share_one_connection(
+    sshd: Sshd, known_hosts: pathlib.Path, tmp_path: pathlib.Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.INFO, "paramiko.transport")
+    opts = conn_opts(sshd, known_hosts)
+    jobs = [RunCommands.variant(f"j{i}", **opts, commands=[f"sleep 0.2; touch {tmp_path}/{i}"])
+            for i in range(3)]
+    All = type("All", (Job,), {"DEPS": jobs, "Check": lambda self: None})
+    result = run(All, workers=3)
+    assert {status(result, f"j{i}") for i in range(3)} == {JobStatus.CHANGED}
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.isdigit()) == ["0", "1", "2"]
+    logins = [r for r in caplog.records if "Authentication (publickey) successful" in
+              r.getMessage()]
+    assert len(logins) == 1
+
+
 # -- where to connect ----------------------------------------------------------
 def publisher(name: str, ip: str) -> type[Job]:
     def Check(self: Job) -> None:
