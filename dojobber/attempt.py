@@ -9,6 +9,7 @@ thread, or send it to another process or host through any
 from __future__ import annotations
 
 import os
+import pickle
 import time
 import traceback
 from collections.abc import Callable
@@ -16,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ._context import set_current
+from .errors import RemoteError
 from .job import Job
 
 __all__ = ["Outcome", "run_attempt"]
@@ -45,6 +47,8 @@ class Outcome:
     #: Remote attempts: global_storage keys set and deleted by the job.
     storage_set: dict[str, Any] | None = None
     storage_deleted: list[str] | None = None
+    #: The failure cannot go away by trying again (no retry).
+    final: bool = False
 
 
 def run_attempt(
@@ -184,6 +188,22 @@ def _attempt(
     return Outcome(index, attempt, True, True, result, None, phases, obj)
 
 
+def _roundtrips(value: object) -> bool:
+    """Whether ``value`` survives pickling (cloudpickle when installed: it is
+    what dask uses to send results back)."""
+    try:
+        import cloudpickle
+
+        dumps, loads = cloudpickle.dumps, cloudpickle.loads
+    except ImportError:
+        dumps, loads = pickle.dumps, pickle.loads
+    try:
+        loads(dumps(value))
+    except Exception:
+        return False
+    return True
+
+
 def run_attempt_remote(
     job: type[Job],
     index: int,
@@ -193,16 +213,37 @@ def run_attempt_remote(
     global_storage: dict[str, Any],
     cwd: str,
     no_act: bool = False,
+    submission: int = 0,
 ) -> Outcome:
-    """:func:`run_attempt` for another process: works on a copy of global
-    storage and reports which keys it changed; formats the traceback."""
+    """:func:`run_attempt` for another process or host.
+
+    ``submission`` is unused here; it differs for each submission so that
+    executors that name tasks by a hash of their arguments (dask) see an
+    attempt sent again after its worker died as a new task.
+
+    Works on its copy of global storage and reports the keys it set or
+    deleted (assign keys rather than mutating values in place: an in-place
+    change to a value is not seen).  Formats the traceback, replaces an
+    exception that would not unpickle by :class:`~dojobber.errors.RemoteError`,
+    and sends the job instance back only when it has a ``Cleanup()`` to run.
+    """
     snapshot = dict(global_storage)
     storage = dict(global_storage)
     if not os.path.isdir(cwd):
-        cwd = os.getcwd()
+        cwd = os.getcwd()  # another host: no such directory here
     outcome = run_attempt(job, index, attempt, args, kwargs, storage, cwd, no_act)
-    if outcome.exception is not None:
-        outcome.traceback = "".join(traceback.format_exception(outcome.exception)).rstrip()
+    err = outcome.exception
+    if err is not None:
+        outcome.traceback = "".join(traceback.format_exception(err)).rstrip()
+        if not _roundtrips(err):
+            outcome.exception = RemoteError(err, outcome.traceback)
+        outcome.phases = [
+            p if p[5] is None or _roundtrips(p[5]) else (*p[:5], RemoteError(p[5], None))
+            for p in outcome.phases
+        ]
+    obj = outcome.instance
+    if obj is not None and not (callable(getattr(obj, "Cleanup", None)) and _roundtrips(obj)):
+        outcome.instance = None
     missing = object()
     outcome.storage_set = {
         key: value for key, value in storage.items() if snapshot.get(key, missing) is not value

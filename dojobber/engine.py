@@ -19,13 +19,13 @@ from __future__ import annotations
 import concurrent.futures as cf
 import heapq
 import time
-from collections.abc import Callable
 from contextlib import nullcontext
 from typing import Any
 
 from ._context import LogRouter
 from ._gc import relaxed_gc
-from .attempt import Outcome, run_attempt, run_attempt_remote
+from ._pool import run_pooled
+from .attempt import Outcome, run_attempt
 from .events import EventBus, RunInfo
 from .graph import JobGraph
 from .job import Job
@@ -106,7 +106,7 @@ class Engine:
                 if self.executor is None and self.workers <= 1:
                     self._run_inline()
                 else:
-                    self._run_pooled()
+                    run_pooled(self)
         except KeyboardInterrupt:
             interrupted = True
             raise
@@ -157,7 +157,7 @@ class Engine:
             res.status = _FAILED
             res.exception = out.exception
         res._traceback = out.traceback
-        retry = not self.no_act and res.tries < self.graph.tries[i]
+        retry = not (self.no_act or out.final) and res.tries < self.graph.tries[i]
         if retry:
             self._seq += 1
             due = time.monotonic() + self.graph.delays[i]
@@ -173,6 +173,14 @@ class Engine:
             self.global_storage.update(out.storage_set)
         for key in out.storage_deleted or ():
             self.global_storage.pop(key, None)
+
+    def _lost(self, i: int) -> int:
+        """Note an attempt of job ``i`` lost with its worker; return the count."""
+        res = self.results[i]
+        if res is None:
+            res = self.results[i] = JobResult(self._names[i], self._classes[i], tries=0)
+        res.lost_attempts += 1
+        return res.lost_attempts
 
     def _attempt_number(self, i: int) -> int:
         res = self.results[i]
@@ -208,73 +216,6 @@ class Engine:
                     classes[i], i, attempt, args, kwargs, storage, cwd, no_act, emit, on_created
                 )
             )
-
-    def _submit_fn(self) -> tuple[cf.Executor, bool, Callable[[int, int], cf.Future[Outcome]]]:
-        """The executor to use, whether we own it, and how to submit."""
-        executor = self.executor
-        owned = executor is None
-        if executor is None:
-            executor = cf.ThreadPoolExecutor(self.workers, thread_name_prefix="dojobber")
-        classes = self.graph.classes
-        args, kwargs, storage, cwd, no_act = (
-            self.args, self.kwargs, self.global_storage, self.cwd, self.no_act,
-        )
-        if isinstance(executor, cf.ThreadPoolExecutor):
-            emit = self.bus.emit if self.bus else None
-            on_created = self.instances.append
-
-            def submit(i: int, attempt: int) -> cf.Future[Outcome]:
-                return executor.submit(
-                    run_attempt, classes[i], i, attempt, args, kwargs, storage, cwd, no_act,
-                    emit, on_created,
-                )
-        else:
-            def submit(i: int, attempt: int) -> cf.Future[Outcome]:
-                return executor.submit(
-                    run_attempt_remote, classes[i], i, attempt, args, kwargs, dict(storage),
-                    cwd, no_act,
-                )
-        return executor, owned, submit
-
-    def _run_pooled(self) -> None:
-        executor, owned, submit = self._submit_fn()
-        remote = not isinstance(executor, cf.ThreadPoolExecutor)
-        limit = self.workers if (owned or self.workers > 1) else 1 << 30
-        ready = self._ready
-        retry = self._retry
-        running: dict[cf.Future[Outcome], int] = {}
-        heappop = heapq.heappop
-        try:
-            while True:
-                while ready and len(running) < limit:
-                    i = heappop(ready)
-                    running[submit(i, 1)] = i
-                timeout: float | None = None
-                while retry and len(running) < limit and not ready:
-                    due, _, i = retry[0]
-                    pause = due - time.monotonic()
-                    if pause > 0:
-                        timeout = pause
-                        break
-                    heappop(retry)
-                    running[submit(i, self._attempt_number(i))] = i
-                if not running:
-                    if retry:
-                        time.sleep(max(0.0, retry[0][0] - time.monotonic()))
-                        continue
-                    return
-                done, _ = cf.wait(running, timeout=timeout, return_when=cf.FIRST_COMPLETED)
-                for fut in done:
-                    running.pop(fut)
-                    out = fut.result()
-                    if remote and out.instance is not None:
-                        self.instances.append(out.instance)
-                    self._record(out)
-        finally:
-            for fut in running:
-                fut.cancel()
-            if owned:
-                executor.shutdown(wait=False, cancel_futures=True)
 
     # ------------------------------------------------------------------
     def _finish(self, target: int, started: float, interrupted: bool) -> RunResult:

@@ -7,12 +7,13 @@ hold (``Run``).  The engine runs an *attempt* as Check -> Run -> Check again.
 
 from __future__ import annotations
 
+import copyreg
 from collections.abc import Iterable
 from typing import Any, ClassVar, TypeVar, cast
 
 from .errors import UnknownOptionError
 
-__all__ = ["REQUIRED", "DummyJob", "Job", "RunonlyJob"]
+__all__ = ["REQUIRED", "DummyJob", "Job", "JobMeta", "RunonlyJob"]
 
 _J = TypeVar("_J", bound="type[Job]")
 
@@ -43,7 +44,39 @@ REQUIRED: Any = _Required()
 _ENGINE_ATTRS = frozenset({"storage", "global_storage"})
 
 
-class Job:
+class JobMeta(type):
+    """Metaclass of :class:`Job`: lets a variant pickle as its recipe.
+
+    A class made by :meth:`Job.variant` is not reachable by name in its
+    module, so the standard pickler cannot send it to another process; this
+    metaclass's reducer (registered with :mod:`copyreg`) sends it as
+    ``(base class, name, options)`` instead.  Other job classes pickle by
+    name as usual.
+    """
+
+
+def _reduce_job_class(cls: JobMeta) -> str | tuple[Any, ...]:
+    base = cls.__dict__.get("_variant_of")
+    if base is None:
+        return cls.__qualname__  # by name, like any class
+    return (_rebuild_variant, (base, cls.__name__, cls.__dict__["_variant_options"]))
+
+
+_rebuilt: dict[tuple[type[Job], str], type[Job]] = {}
+
+
+def _rebuild_variant(base: type[Job], name: str, options: dict[str, Any]) -> type[Job]:
+    """Unpickle a variant: make it again (once per process)."""
+    made = _rebuilt.get((base, name))
+    if made is None or made._variant_options != options:
+        made = _rebuilt[(base, name)] = base.variant(name, **options)
+    return made
+
+
+copyreg.pickle(JobMeta, _reduce_job_class)
+
+
+class Job(metaclass=JobMeta):
     """Base class of every job.
 
     Subclasses set, all optional:

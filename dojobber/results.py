@@ -189,6 +189,9 @@ class RunResult:
                 note = f"{type(job.exception).__name__}: {text[0] if text else ''}"
             elif job.status is JobStatus.BLOCKED:
                 note = "a dependency failed"
+            if job.lost_attempts:
+                lost = f"{job.lost_attempts} attempt(s) run again: worker lost"
+                note = f"{note}; {lost}" if note else lost
             rows.append(
                 (job.name, job.status.value, str(job.tries), f"{job.duration * 1000:.1f}ms", note)
             )
