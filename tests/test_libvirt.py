@@ -12,6 +12,7 @@ import gc
 import logging
 import os
 import pathlib
+import pickle
 from collections.abc import Iterator
 from typing import Any
 
@@ -280,6 +281,20 @@ def test_libvirt_errors_are_named_and_not_printed(
     assert err.uri == bad and err.code is not None
     assert "connect on" in str(err) and "missing.xml" in str(err)
     assert "libvirt:" not in capfd.readouterr().err
+
+
+@pytest.mark.parametrize("error", [
+    LibvirtCallError("j", URI, "connect", "no", 38),
+    DomainDriftError("j", "vm", ["memory: wanted 1, defined 2"]),
+    DomainNotFoundError("j", "vm", URI),
+    AddressTimeoutError("j", "vm", 3.0, ["lease"], {"lease": "none"}),
+    DiskError("j", "no image"),
+    InvalidLibvirtOptionError("j", "memory", "x", "not a size"),
+])
+def test_errors_pickle(error: Exception) -> None:
+    back = pickle.loads(pickle.dumps(error))
+    assert type(back) is type(error) and str(back) == str(error)
+    assert vars(back) == vars(error)
 
 
 # -- wait for address --------------------------------------------------------

@@ -6,8 +6,10 @@ One sshd serves the whole module; tests that need another server state
 
 from __future__ import annotations
 
+import concurrent.futures
 import logging
 import pathlib
+import pickle
 import threading
 from collections.abc import Iterator
 from typing import Any
@@ -201,6 +203,38 @@ def test_parallel_jobs_share_one_connection(
     logins = [r for r in caplog.records if "Authentication (publickey) successful" in
               r.getMessage()]
     assert len(logins) == 1
+
+
+def test_jobs_run_in_another_process(sshd: Sshd, known_hosts: pathlib.Path,
+                                     tmp_path: pathlib.Path) -> None:
+    """Results, errors and the job context travel back from a process pool."""
+    opts = conn_opts(sshd, known_hosts)
+    marker = tmp_path / "marker"
+    A = RunCommands.variant("a", **opts, commands=[f"touch {marker}"],
+                            check_command=f"test -e {marker}")
+    B = RunCommands.variant("b", **opts, DEPS=[A], commands=["exit 7"])
+    with concurrent.futures.ProcessPoolExecutor(1) as pool:
+        result = run(B, executor=pool)
+    assert status(result, "a") is JobStatus.CHANGED and marker.exists()
+    err = result.jobs["b"].exception
+    assert isinstance(err, CommandFailedError) and err.status == 7
+
+
+@pytest.mark.parametrize("error", [
+    NoHostError("j", "no host"),
+    SSHConnectError("j", "root@h:22", "refused", 3.0),
+    SSHAuthError("j", "root@h:22", "denied"),
+    HostKeyUnknownError("j", "h", "SHA256:x", "/kh"),
+    HostKeyChangedError("j", "h", "SHA256:x", "SHA256:y", "/kh"),
+    CommandFailedError("j", "h", "false", 1, ["a", "b"]),
+    CommandTimeoutError("j", "h", "sleep 9", 1.5, []),
+    CheckCommandError("j", "h", "test -e x", 1, ["x"]),
+    InvalidSSHOptionError("j", "port", "x", "a number"),
+])
+def test_errors_pickle(error: Exception) -> None:
+    back = pickle.loads(pickle.dumps(error))
+    assert type(back) is type(error) and str(back) == str(error)
+    assert vars(back) == vars(error)
 
 
 # -- where to connect ----------------------------------------------------------

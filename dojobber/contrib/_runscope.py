@@ -26,6 +26,7 @@ Run-scoped pools
 from __future__ import annotations
 
 import contextlib
+import functools
 import sys
 import threading
 from collections.abc import Callable, Hashable, Iterable, Mapping
@@ -53,7 +54,29 @@ CONTEXT_KEY = "kanku"
 _lock = threading.Lock()
 
 
-class NotConvergedError(RunError):
+_E = TypeVar("_E", bound="ReconstructibleError")
+
+
+class ReconstructibleError(Exception):
+    """Mixin for errors whose ``__init__`` takes other arguments than the
+    message: they pickle (to and from executor processes) by calling the
+    class again with the arguments they were made with."""
+
+    _init_args: tuple[Any, ...] = ()
+    _init_kwargs: dict[str, Any] = {}
+
+    def __new__(cls: type[_E], *args: Any, **kwargs: Any) -> _E:
+        self = super().__new__(cls, *args)
+        self._init_args = args
+        self._init_kwargs = kwargs
+        return self
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (functools.partial(type(self), **self._init_kwargs), self._init_args,
+                self.__dict__)
+
+
+class NotConvergedError(ReconstructibleError, RunError):
     """A bundled job's Check found its fact does not hold (yet); Run follows."""
 
     def __init__(self, job: str, what: str) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from ..errors import DefinitionError, RunError
+from ._runscope import ReconstructibleError
 
 __all__ = [
     "AddressTimeoutError",
@@ -21,7 +22,7 @@ __all__ = [
 ]
 
 
-class InvalidLibvirtOptionError(DefinitionError):
+class InvalidLibvirtOptionError(ReconstructibleError, DefinitionError):
     """A libvirt job was given an option value it cannot use."""
 
     def __init__(self, job: str, option: str, value: object, why: str) -> None:
@@ -31,7 +32,7 @@ class InvalidLibvirtOptionError(DefinitionError):
         super().__init__(f"{job}: option {option}={value!r} is not valid: {why}")
 
 
-class LibvirtJobError(RunError):
+class LibvirtJobError(ReconstructibleError, RunError):
     """Base of the libvirt jobs' run-time errors; ``job`` names the job."""
 
     def __init__(self, job: str, message: str) -> None:

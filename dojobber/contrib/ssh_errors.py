@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from ..errors import DefinitionError, RunError
+from ._runscope import ReconstructibleError
 
 __all__ = [
     "CheckCommandError",
@@ -31,7 +32,7 @@ def _tail(lines: Sequence[str]) -> str:
     return "; last output:\n  " + "\n  ".join(lines)
 
 
-class InvalidSSHOptionError(DefinitionError):
+class InvalidSSHOptionError(ReconstructibleError, DefinitionError):
     """An SSH job was given an option value it cannot use."""
 
     def __init__(self, job: str, option: str, value: object, why: str) -> None:
@@ -40,7 +41,7 @@ class InvalidSSHOptionError(DefinitionError):
         super().__init__(f"{job}: option {option}={value!r} is not valid: {why}")
 
 
-class SSHJobError(RunError):
+class SSHJobError(ReconstructibleError, RunError):
     """Base of the SSH jobs' run-time errors; ``job`` names the job."""
 
     def __init__(self, job: str, message: str) -> None:
