@@ -31,6 +31,7 @@ from dojobber.contrib.ssh_errors import (
     NoHostError,
     SSHAuthError,
     SSHConnectError,
+    SSHJobError,
 )
 from tests.fakes.sshd import Sshd, free_port, keygen, sshd_available
 
@@ -412,6 +413,15 @@ def test_password_stays_out_of_made_up_names() -> None:
     made = RunCommands.variant(host="127.0.0.1", password="s3cret", commands=["true"])
     assert "s3cret" not in made.__name__
     assert "password=***" in made.__name__
+
+
+def test_missing_local_file_is_named(sshd: Sshd, known_hosts: pathlib.Path,
+                                     tmp_path: pathlib.Path) -> None:
+    Copy = CopyFiles.variant("copy", **conn_opts(sshd, known_hosts),
+                             files=[(str(tmp_path / "nope"), str(tmp_path / "remote"))])
+    err = run(Copy).jobs["copy"].exception
+    assert isinstance(err, SSHJobError) and "nope does not exist" in str(err)
+    assert not (tmp_path / "remote").exists()
 
 
 def test_options_are_checked_when_the_variant_is_made() -> None:

@@ -205,10 +205,10 @@ class RunCommands(SSHJob):
         try:
             return _sshconn.run_command(client, target, full, timeout, int(self.tail_lines),
                                         level)
-        except paramiko.SSHException as err:
+        except (paramiko.SSHException, OSError, EOFError) as err:
             run_pool(self.global_storage, _POOL_KEY, _close).discard(target.key())
             raise SSHJobError(target.job, f"connection to {target.name} failed while "
-                              f"running {command!r}: {err}") from None
+                              f"running {command!r}: {err or type(err).__name__}") from None
 
     def _result(self, target: _sshconn.Target) -> dict[str, Any]:
         values = {"host": target.host, "commands": list(self.commands)}
@@ -304,7 +304,11 @@ class CopyFiles(SSHJob):
         """remote -> (local, sha256) for files not yet in place."""
         todo = {}
         for local, remote in self.files:
-            want = _sha256_file(os.path.expanduser(local))
+            path = os.path.expanduser(local)
+            if not os.path.isfile(path):
+                raise SSHJobError(target.job, f"local file {local} does not exist; fix the "
+                                  "files option")
+            want = _sha256_file(path)
             if self._remote_sha256(sftp, remote, target) != want:
                 todo[remote] = (local, want)
         return todo
