@@ -5,7 +5,9 @@ Starts a real sshd on 127.0.0.1 (tests/fakes/sshd.py) and times, alternating,
 * ``pooled``: one ``DoJobber`` run of N ``RunCommands`` jobs (``true``) on the
   same host: one connection, reused by every job of the run;
 * ``fresh``: N runs of one such job each: a new connection per job;
-* ``openssh``: ``ssh host true`` N times with the OpenSSH client, for scale.
+* ``openssh``: ``ssh host true`` N times with the OpenSSH client, for scale;
+* ``raw``: N bare paramiko ``exec_command("true")`` on one open connection
+  (a reference: sshd starting a session and a shell for each command).
 
 Reports medians and the fresh/pooled ratio; ``--write benchmarks/README.md``
 replaces (or appends) its ``## SSH connection reuse`` section.
@@ -30,6 +32,8 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+import paramiko  # noqa: E402
+
 from dojobber import DoJobber, Job  # noqa: E402
 from dojobber.contrib.ssh import RunCommands  # noqa: E402
 from tests.fakes.sshd import Sshd  # noqa: E402
@@ -45,6 +49,25 @@ def timed_run(root: type[Job]) -> float:
     return took
 
 
+def raw_execs(sshd: Sshd, known: Path, n: int) -> float:
+    client = paramiko.SSHClient()
+    client.load_host_keys(str(known))
+    client.connect(sshd.host, sshd.port, sshd.username, key_filename=str(sshd.client_key),
+                   allow_agent=False, look_for_keys=False)
+    try:
+        transport = client.get_transport()
+        assert transport is not None
+        start = time.perf_counter()
+        for _ in range(n):
+            chan = transport.open_session()
+            chan.exec_command("true")
+            assert chan.recv_exit_status() == 0
+            chan.close()
+        return time.perf_counter() - start
+    finally:
+        client.close()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--jobs", type=int, default=20)
@@ -53,7 +76,7 @@ def main() -> None:
                         help="replace its '## SSH connection reuse' section")
     args = parser.parse_args()
     n = args.jobs
-    results: dict[str, list[float]] = {"pooled": [], "fresh": [], "openssh": []}
+    results: dict[str, list[float]] = {"pooled": [], "fresh": [], "openssh": [], "raw": []}
     with tempfile.TemporaryDirectory(prefix="bench-ssh-") as tmp, Sshd(Path(tmp)) as sshd:
         known = Path(tmp) / "known_hosts"
         known.write_text(sshd.known_hosts_line())
@@ -68,17 +91,19 @@ def main() -> None:
                "-o", f"UserKnownHostsFile={known}", "-o", "BatchMode=yes",
                "-o", "IdentitiesOnly=yes", f"{sshd.username}@{sshd.host}", "true"]
         for i in range(args.runs):
-            order = ["pooled", "fresh", "openssh"]
+            order = ["pooled", "fresh", "openssh", "raw"]
             for kind in order if i % 2 == 0 else order[::-1]:
                 if kind == "pooled":
                     results[kind].append(timed_run(everything))
                 elif kind == "fresh":
                     results[kind].append(sum(timed_run(job) for job in jobs))
-                else:
+                elif kind == "openssh":
                     start = time.perf_counter()
                     for _ in range(n):
                         subprocess.run(ssh, check=True, timeout=30)
                     results[kind].append(time.perf_counter() - start)
+                else:
+                    results[kind].append(raw_execs(sshd, known, n))
     med = {kind: statistics.median(times) for kind, times in results.items()}
     lines = [
         "## SSH connection reuse",
@@ -97,9 +122,13 @@ def main() -> None:
         f"{1000 * med['fresh'] / n:.0f} |",
         f"| OpenSSH `ssh host true` per job | {med['openssh']:.2f} | "
         f"{1000 * med['openssh'] / n:.0f} |",
+        f"| bare paramiko exec loop on one open connection | {med['raw']:.2f} | "
+        f"{1000 * med['raw'] / n:.0f} |",
         "",
         f"Reusing the connection is **{med['fresh'] / med['pooled']:.1f}x** faster than a "
-        "connection per job.",
+        "connection per job.  What remains per job is about what a bare paramiko exec "
+        "loop on one open connection costs: sshd starting a session and a shell for each "
+        "command.",
         "",
     ]
     text = "\n".join(lines)
