@@ -61,6 +61,13 @@ def _close(conn: libvirt.virConnect) -> None:
     conn.close()
 
 
+def _alive(conn: libvirt.virConnect) -> bool:
+    try:
+        return bool(conn.isAlive())
+    except libvirt.libvirtError:
+        return False
+
+
 class LibvirtJob(Job):
     """Base of the libvirt jobs: the connection (one per URI per run)."""
 
@@ -89,7 +96,7 @@ class LibvirtJob(Job):
                 return libvirt.open(uri)
 
         pool = run_pool(self.global_storage, _POOL_KEY, _close)
-        return pool.get(uri, connect, lambda c: bool(c.isAlive()))
+        return pool.get(uri, connect, _alive)
 
     def _lookup(self, conn: libvirt.virConnect, name: str) -> libvirt.virDomain | None:
         try:
