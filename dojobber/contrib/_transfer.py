@@ -288,6 +288,10 @@ class Transfer:
     def _finish(self, done: int, total: int | None, digest: str, out_hash: str | None,
                 out_size: int, etag: str | None, modified: str | None) -> None:
         """Verify what arrived; rename into place and record it, or discard it."""
+        if total is not None and done < total and not self.decompress:
+            raise DownloadInterruptedError(
+                self.job, f"{redact(self.url)}: the transfer ended after {done} of {total} "
+                "bytes; the partial file is kept, rerun to resume")
         expected = self.size if self.size is not None else total
         if expected is not None and done != expected:
             self.discard()
