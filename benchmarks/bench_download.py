@@ -97,6 +97,7 @@ def main() -> None:
         serve(args.serve)
         return
     size = args.size_mib << 20
+    load0 = os.getloadavg()[0]
     with tempfile.TemporaryDirectory(prefix="bench-download-", dir=args.dir) as tmp:
         source = Path(tmp) / "big.raw"
         sha256 = make_file(source, size)
@@ -130,7 +131,9 @@ def main() -> None:
         f"{platform.python_implementation()} {platform.python_version()}, "
         f"{os.cpu_count()} cores, {time.strftime('%Y-%m-%d')}: a {mib:.0f} MiB file from the "
         "fake OBS download area on 127.0.0.1 (separate process, sendfile) into "
-        f"{args.dir or tempfile.gettempdir()}, median of {args.runs} alternating runs.",
+        f"{args.dir or tempfile.gettempdir()}, median of {args.runs} alternating runs; "
+        f"load average before/after: {load0:.1f}/{os.getloadavg()[0]:.1f} (the machine is "
+        "shared: the hash needs a second core, so a busy machine hurts Download more).",
         "",
         "| client | median s | MiB/s |",
         "|---|---|---|",

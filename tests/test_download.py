@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 import lzma
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -14,6 +16,7 @@ from dojobber import DoJobber, Listener, MissingOptionError
 from dojobber.contrib.download import Download
 from dojobber.contrib.errors import (
     ChecksumMismatchError,
+    DownloadError,
     DownloadInterruptedError,
     NoUrlError,
     UnknownResourceError,
@@ -247,7 +250,7 @@ def test_xz_with_wrong_bytes_fails_cleanly(obs: FakeObs, tmp_path: Path) -> None
     obs.corrupt.add(xz_path)
     err = run(get(obs, tmp_path, url=obs.url(xz_path), decompress=True)).nodeexceptions[
         "Get image"]
-    assert "xz" in str(err) or isinstance(err, ChecksumMismatchError)
+    assert isinstance(err, DownloadError) and "not valid xz data" in str(err)
     assert not (tmp_path / IMAGE).exists() and leftovers(tmp_path) == []
 
 
@@ -297,3 +300,26 @@ def test_no_act_only_checks(obs: FakeObs, tmp_path: Path) -> None:
     dj = run(get(obs, tmp_path), no_act=True)
     assert not dj.success()
     assert image_gets(obs) == [] and not any(tmp_path.iterdir())
+
+
+def test_bad_sha256_option_and_failing_checksum_file(obs: FakeObs, tmp_path: Path) -> None:
+    publish(obs, DATA)
+    err = run(get(obs, tmp_path, sha256="abc")).nodeexceptions["Get image"]
+    assert "not 64 hex digits" in str(err) and "Get image" in str(err)
+    obs.fail[PATH + ".sha256"] = (500, "internal", "disk on fire")
+    err = run(get(obs, tmp_path)).nodeexceptions["Get image"]
+    assert "HTTP 500" in str(err) and "disk on fire" in str(err)
+    assert not (tmp_path / IMAGE).exists()
+
+
+def test_example_runs_against_the_fake(obs: FakeObs, tmp_path: Path) -> None:
+    obs.add_build(PROJECT, PACKAGE, repository="images_x", files={IMAGE: DATA})
+    example = Path(__file__).resolve().parent.parent / "examples" / "obs_download.py"
+    argv = [sys.executable, str(example), "--project", PROJECT, "--package", PACKAGE,
+            "--repository", "images_x", "--api-url", obs.api_url,
+            "--download-url", obs.download_url, "--dest", str(tmp_path)]
+    for _ in range(2):
+        done = subprocess.run(argv, capture_output=True, text=True, timeout=60)
+        assert done.returncode == 0, done.stderr
+        assert str(tmp_path / IMAGE) in done.stdout and sha(DATA) in done.stdout
+    assert image_gets(obs, f"{published_dir(PROJECT, 'images_x')}/{IMAGE}") == [len(DATA)]

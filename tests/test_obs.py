@@ -311,7 +311,7 @@ def test_two_images_in_one_graph(obs: FakeObs, tmp_path: Path) -> None:
     GetTw = Download.variant("Get Tumbleweed", source=FindTw, dest_dir=str(tmp_path))
     Both = DummyJob.variant("Both images", DEPS=[GetLeap, GetTw])
     Capture, seen = capture("Capture", Both)
-    dj = run(Capture)
+    dj = run(Capture, workers=2)
     assert dj.success(), dj.nodeexceptions
     assert FindLeap in GetLeap.DEPS and FindTw in GetTw.DEPS
     jobs = seen["jobs"]

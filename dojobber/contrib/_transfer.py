@@ -97,7 +97,7 @@ class HashThread:
     be immutable (``bytes``); at most ``depth`` wait in the queue.
     """
 
-    def __init__(self, hasher: Any, depth: int = 8) -> None:
+    def __init__(self, hasher: Any, depth: int = 4) -> None:
         self.hasher = hasher
         self._queue: queue.Queue[bytes | None] = queue.Queue(depth)
         self._thread = threading.Thread(target=self._work, name="dojobber-sha256",
@@ -226,16 +226,15 @@ class Transfer:
             if not self.decompress and (etag or modified):
                 write_json(self.part_meta, {"url": self.url, "etag": etag,
                                        "last_modified": modified})
-            done, out_hash, out_size = self._stream(response, offset, total, hasher)
-        self._finish(done, total, hasher.hexdigest(), out_hash, out_size, etag, modified)
+            done, out_hash = self._stream(response, offset, total, hasher)
+        self._finish(done, total, hasher.hexdigest(), out_hash, etag, modified)
         return None
 
     def _stream(self, response: requests.Response, offset: int, total: int | None,
-                hasher: Any) -> tuple[int, str | None, int]:
-        """Copy the body into the part file; returns (bytes, output sha, output size)."""
+                hasher: Any) -> tuple[int, str | None]:
+        """Copy the body into the part file; returns (bytes received, output sha)."""
         decomp = lzma.LZMADecompressor() if self.decompress else None
         out_hash = hashlib.sha256() if decomp is not None else None
-        out_size = 0
         done = offset
         shown_total = total if total is not None else self.size
         next_report = done + _PROGRESS_STEP
@@ -248,7 +247,6 @@ class Transfer:
                     if decomp is not None and out_hash is not None:
                         data = decomp.decompress(chunk)
                         out_hash.update(data)
-                        out_size += len(data)
                         f.write(data)
                     else:
                         f.write(chunk)
@@ -283,11 +281,15 @@ class Transfer:
             if self.fsync:
                 os.fsync(f.fileno())
         report_progress(done, shown_total, "B")
-        return done, out_hash.hexdigest() if out_hash is not None else None, out_size
+        return done, out_hash.hexdigest() if out_hash is not None else None
 
     def _finish(self, done: int, total: int | None, digest: str, out_hash: str | None,
-                out_size: int, etag: str | None, modified: str | None) -> None:
+                etag: str | None, modified: str | None) -> None:
         """Verify what arrived; rename into place and record it, or discard it."""
+        if total is not None and done < total and not self.decompress:
+            raise DownloadInterruptedError(
+                self.job, f"{redact(self.url)}: the transfer ended after {done} of {total} "
+                "bytes; the partial file is kept, rerun to resume")
         expected = self.size if self.size is not None else total
         if expected is not None and done != expected:
             self.discard()

@@ -10,21 +10,32 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 from pathlib import Path
 from typing import Any
-from urllib.parse import unquote, urlsplit
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 import requests
 
 from ..job import REQUIRED, Job
-from ._http import Credentials, job_result, make_session, publish, redact, request
+from ._http import (
+    Credentials,
+    check_status,
+    job_result,
+    make_session,
+    publish,
+    redact,
+    request,
+)
 from ._transfer import SideCar, Transfer, file_sha256
-from .errors import NotDownloadedError, NoUrlError, RemoteChangedError
+from .errors import DownloadError, NotDownloadedError, NoUrlError, RemoteChangedError
 from .obs import parse_sha256
 
 __all__ = ["Download"]
 
 log = logging.getLogger("dojobber.contrib.download")
+
+_HEX64 = re.compile(r"[0-9a-f]{64}")
 
 
 class Download(Job):
@@ -52,7 +63,7 @@ class Download(Job):
         Check asks the server whether it has a newer version (True).
     ``credentials``, ``timeout``, ``chunk_size``, ``fsync``
         Basic auth for the download server, seconds (or (connect, read)),
-        bytes per read (1 MiB), flush to disk before the final rename (True).
+        bytes per read (4 MiB), flush to disk before the final rename (True).
 
     Check passes when the file is at its final path with the expected size
     and sha256 (cached against size+mtime: reruns do not rehash) and the
@@ -71,7 +82,7 @@ class Download(Job):
     check_remote: bool = True
     credentials: Credentials | None = None
     timeout: float | tuple[float, float] = (10.0, 60.0)
-    chunk_size: int = 1 << 20
+    chunk_size: int = 4 << 20
     fsync: bool = True
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
@@ -103,21 +114,32 @@ class Download(Job):
             if found is None or not found.get("url"):
                 raise NoUrlError(name, f"source job {self.source.__name__} has recorded no "
                                  "url in this run; make sure it is in DEPS and passed")
-            wanted = {"url": self.url or found["url"], "sha256": found.get("sha256"),
-                      "size": found.get("size")}
+            if not self.url or self.url == found["url"]:
+                wanted = {"url": found["url"], "sha256": found.get("sha256"),
+                          "size": found.get("size")}
         elif not self.url:
             raise NoUrlError(name, "set the url option, or source= a lookup job")
         if self.sha256:
-            wanted["sha256"] = self.sha256.lower()
-        elif wanted["sha256"] is None and self.source is None:
-            response = request(name, session, "GET", wanted["url"] + ".sha256", self.timeout,
-                               check=False)
-            with response:
-                if response.status_code == 200:
-                    fname = unquote(urlsplit(wanted["url"]).path.rsplit("/", 1)[-1])
-                    wanted["sha256"] = parse_sha256(response.text, fname)
+            digest = str(self.sha256).strip().lower()
+            if not _HEX64.fullmatch(digest):
+                raise DownloadError(name, f"the sha256 option {self.sha256!r} is not 64 hex "
+                                    "digits; give the image's sha256 or leave it None")
+            wanted["sha256"] = digest
+        elif wanted["sha256"] is None and wanted["size"] is None:
+            wanted["sha256"] = self._published_sha256(session, wanted["url"])
         cache["wanted"] = wanted
         return dict(wanted)
+
+    def _published_sha256(self, session: requests.Session, url: str) -> str | None:
+        """The digest in ``<url>.sha256`` if the server publishes one."""
+        parts = urlsplit(url)
+        sums = urlunsplit(parts._replace(path=parts.path + ".sha256"))
+        response = request(self._name(), session, "GET", sums, self.timeout, check=False)
+        with response:
+            if response.status_code in (404, 410):
+                return None
+            check_status(self._name(), response, sums)
+            return parse_sha256(response.text, unquote(parts.path.rsplit("/", 1)[-1]))
 
     def _decompressing(self, url: str) -> bool:
         return self.decompress and urlsplit(url).path.endswith(".xz")

@@ -157,6 +157,10 @@ class ObsImage(Job):
     # ------------------------------------------------------------------
     def Check(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
         """Look the image up; raise a named error saying what is not ready."""
+        if self._check_phase == "recheck" and self._check_exception is not None:
+            # Run changed nothing: report the first check's finding without
+            # asking the server the same questions again a moment later.
+            raise self._check_exception
         name = self._name()
         with make_session(self._credentials()) as session:
             self._check_repository(session)
