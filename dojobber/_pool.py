@@ -60,9 +60,8 @@ def run_pooled(engine: Engine) -> None:
     limit = engine.workers if (owned or engine.workers > 1) else None
     classes = engine.graph.classes
     names = engine.graph.names
-    args, kwargs, storage, cwd, no_act = (
-        engine.args, engine.kwargs, engine.global_storage, engine.cwd, engine.no_act,
-    )
+    args, kwargs, storage, no_act = engine.args, engine.kwargs, engine.global_storage, engine.no_act
+    local_cwd, cwd = engine.local_cwd, engine.cwd
     bus = engine.bus
     emit = bus.emit if bus else None
     on_created = engine.instances.append
@@ -75,7 +74,7 @@ def run_pooled(engine: Engine) -> None:
         try:
             if local:
                 fut = executor.submit(
-                    run_attempt, classes[i], i, attempt, args, kwargs, storage, cwd, no_act,
+                    run_attempt, classes[i], i, attempt, args, kwargs, storage, local_cwd, no_act,
                     emit, on_created,
                 )
             else:
@@ -125,6 +124,10 @@ def run_pooled(engine: Engine) -> None:
 
     try:
         while True:
+            if engine.stopping:
+                if not running:
+                    return
+                ready, retry = [], []  # start nothing new; let the running end
             while ready and room():
                 submit(heapq.heappop(ready), 1)
             timeout: float | None = None

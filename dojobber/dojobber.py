@@ -194,6 +194,8 @@ class DoJobber:
     # ------------------------------------------------------------------
     def success(self) -> bool:
         """Every job of the last run succeeded."""
+        if self.result is not None and (self.result.stopped or self.result.interrupted):
+            return False
         return bool(self.nodestatus) and all(self.nodestatus.values())
 
     def partial_success(self) -> bool:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import concurrent.futures as cf
 import heapq
+import os
 import time
 from contextlib import nullcontext
 from typing import Any
@@ -64,6 +65,8 @@ class Engine:
         self.instances: list[Job] = []
         #: Result of each job by graph index; None until its first attempt.
         self.results: list[JobResult | None] = [None] * len(graph)
+        #: Set (from any thread) to stop after the attempts now running.
+        self.stopping = False
         self._names = graph.names
         self._classes = graph.classes
         self._dependants = graph.dependants
@@ -101,6 +104,16 @@ class Engine:
                 ),
             )
         interrupted = False
+        # Attempts in this process return to the directory through an open
+        # descriptor: fchdir() costs half of chdir(path) and still works if
+        # the directory is renamed meanwhile.
+        cwd_fd: int | None = None
+        if os.chdir in os.supports_fd:
+            try:
+                cwd_fd = os.open(self.cwd, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+            except OSError:
+                cwd_fd = None
+        self.local_cwd: str | int = self.cwd if cwd_fd is None else cwd_fd
         try:
             with relaxed_gc(), LogRouter(self.bus) if self.bus else nullcontext():
                 if self.executor is None and self.workers <= 1:
@@ -111,6 +124,8 @@ class Engine:
             interrupted = True
             raise
         finally:
+            if cwd_fd is not None:
+                os.close(cwd_fd)
             self.result = self._finish(target, started, interrupted)
         return self.result
 
@@ -195,11 +210,11 @@ class Engine:
         emit = self.bus.emit if self.bus else None
         heappop = heapq.heappop
         args, kwargs, storage, cwd, no_act = (
-            self.args, self.kwargs, self.global_storage, self.cwd, self.no_act,
+            self.args, self.kwargs, self.global_storage, self.local_cwd, self.no_act,
         )
         on_created = self.instances.append
         record = self._record
-        while True:
+        while not self.stopping:
             if ready:
                 i = heappop(ready)
                 attempt = 1
@@ -242,4 +257,5 @@ class Engine:
             started=started,
             finished=time.time(),
             interrupted=interrupted,
+            stopped=self.stopping,
         )

@@ -130,6 +130,9 @@ class RunResult:
     finished: float = 0.0
     #: True when the run was stopped by Ctrl-C (KeyboardInterrupt).
     interrupted: bool = False
+    #: True when the run was asked to stop (``DoJobber.stop()``) before the
+    #: end; jobs not reached by then are PENDING.
+    stopped: bool = False
 
     def __getitem__(self, name: str) -> JobResult:
         return self.jobs[name]
@@ -152,7 +155,9 @@ class RunResult:
         return [job for job in self.jobs.values() if job.status is JobStatus.FAILED]
 
     def success(self) -> bool:
-        """Every job of the run succeeded."""
+        """Every job of the run succeeded (and the run was not cut short)."""
+        if self.stopped or self.interrupted:
+            return False
         run = self.attempted
         return bool(run) and all(job.status.succeeded for job in run)
 
@@ -176,6 +181,8 @@ class RunResult:
             if counts[status] and status is not JobStatus.PENDING
         ]
         verdict = "converged" if self.success() else "not converged"
+        if self.stopped or self.interrupted:
+            verdict += ", stopped early"
         shown = ", ".join(parts) or "nothing run"
         return f"{self.target}: {verdict} ({shown}) in {self.duration:.2f}s"
 

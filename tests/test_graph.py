@@ -109,16 +109,19 @@ def test_bad_tries_is_refused(tries: object) -> None:
         build(make_job("Bad", TRIES=tries))
 
 
-def test_bad_default_tries_is_refused() -> None:
-    with pytest.raises(InvalidTriesError):
+def test_bad_defaults_are_refused_naming_the_option() -> None:
+    from dojobber import ConfigurationError
+
+    with pytest.raises(ConfigurationError, match="default_tries=0"):
         DoJobber().configure(make_job("A"), default_tries=0)
+    with pytest.raises(ConfigurationError, match="default_retry_delay=-1"):
+        DoJobber().configure(make_job("A"), default_retry_delay=-1)
 
 
 @pytest.mark.parametrize("delay", [-0.1, "1", None])
 def test_bad_retry_delay_is_refused(delay: object) -> None:
-    if delay is None:
-        with pytest.raises(InvalidRetryDelayError):
-            build(make_job("Bad"), default_retry_delay=-1)
+    if delay is None:  # an int delay on the class is fine, a float too
+        assert build(make_job("Ok", RETRY_DELAY=2)).delays == [2.0]
         return
     with pytest.raises(InvalidRetryDelayError, match="Bad: RETRY_DELAY"):
         build(make_job("Bad", RETRY_DELAY=delay))
