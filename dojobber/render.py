@@ -58,6 +58,7 @@ __all__ = [
 #: Formats that are text made here, needing no program: DOT and Mermaid.
 DOT_FORMATS = frozenset({"dot", "gv"})
 MERMAID_FORMATS = frozenset({"mermaid", "mmd"})
+TEXT_FORMATS = DOT_FORMATS | MERMAID_FORMATS
 #: dot's interactive outputs: they open a window instead of writing bytes.
 _WINDOW_FORMATS = frozenset({"x11", "xlib", "gtk"})
 #: Drawn with speed-ups to dot's layout above this many jobs.

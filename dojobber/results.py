@@ -212,6 +212,25 @@ class RunResult:
         lines.append(self.summary())
         return "\n".join(line.rstrip() for line in lines)
 
+    # Notebook display ------------------------------------------------------
+    #: Most jobs a notebook picture draws (failures and the root come first).
+    _REPR_MAX_NODES = 300
+
+    def _repr_svg_(self) -> str | None:
+        """The coloured job graph as SVG, so a Jupyter cell shows the run.
+
+        None (so Jupyter falls back to the text repr) when Graphviz is
+        missing or fails.  Draws at most 300 jobs; use :func:`dojobber.render.render`
+        for more.
+        """
+        from .render import RenderError, render
+
+        try:
+            svg = render(self.graph, self, "svg", max_nodes=self._REPR_MAX_NODES)
+        except RenderError:
+            return None
+        return svg.decode()
+
     # The upstream dicts -------------------------------------------------
     def upstream_dicts(
         self,
