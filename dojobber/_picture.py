@@ -9,6 +9,7 @@ which dojobber needs anyway).
 
 from __future__ import annotations
 
+import textwrap
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import NamedTuple
@@ -25,8 +26,10 @@ __all__ = ["FOCUS_FAILURES", "STYLES", "NodeView", "Picture", "Style", "build_pi
 #: path from them up to the root.
 FOCUS_FAILURES = "failures"
 
-#: Longest exception text shown in a node label (the tooltip has more).
-MAX_NOTE = 72
+#: Exception text in a node label: wrapped at this width, at most this many
+#: lines (the SVG tooltip has all of it).
+NOTE_WIDTH = 64
+NOTE_LINES = 2
 
 
 class Style(NamedTuple):
@@ -170,35 +173,31 @@ def _select(graph: JobGraph, statuses: list[JobStatus], focus: str | None) -> tu
     return sorted(index[n] for n in keep), f"unrelated to {names[i]}"
 
 
+#: Which jobs a max_nodes cap keeps first (then: nearest to the root).
 _RANK = {
     JobStatus.FAILED: 0,
     JobStatus.BLOCKED: 1,
     JobStatus.CHANGED: 2,
     JobStatus.PENDING: 3,
-    JobStatus.OK: 4,
+    JobStatus.OK: 3,
 }
 
 
 def _cap(
     graph: JobGraph, statuses: list[JobStatus], keep: list[int], max_nodes: int | None
 ) -> tuple[list[int], bool]:
-    """Keep at most ``max_nodes`` jobs: the root, failures and their paths
-    first, then the jobs nearest to the root (so what is drawn stays
-    connected to it)."""
+    """Keep at most ``max_nodes`` jobs: the root, then failed, blocked and
+    changed jobs, then the others; nearest to the root first within each."""
     if max_nodes is None or len(keep) <= max_nodes:
         return keep, False
     nx_graph = graph.nx
     root = graph.root_name
     depth = networkx.single_source_shortest_path_length(nx_graph, root)
     names = graph.names
-    trouble = {
-        i for i in keep if statuses[i] is JobStatus.FAILED or statuses[i] is JobStatus.BLOCKED
-    }
-
     def key(i: int) -> tuple[int, int, int]:
         if i == len(names) - 1:
             return (-1, 0, 0)
-        return (0 if i in trouble else 1, depth.get(names[i], 0), _RANK[statuses[i]])
+        return (_RANK[statuses[i]], depth.get(names[i], 0), i)
 
     return sorted(sorted(keep, key=key)[:max_nodes]), True
 
@@ -220,15 +219,26 @@ def _node(
         text = str(job.exception).strip()
         first = text.splitlines()[0] if text else ""
         line = f"{kind}: {first}" if first else kind
-        view.lines.append(line if len(line) <= MAX_NOTE else line[: MAX_NOTE - 1] + "\u2026")
+        view.lines.extend(_wrap(line))
         tip.append(f"{kind}: {text}" if text else kind)
     if details and job is not None and job.tries:
         view.lines.extend(_details(job, graph.tries[i]))
     hidden = sum(1 for d in graph.deps[i] if d not in shown)
     if hidden:
         view.lines.append(f"+{hidden} {'dependency' if hidden == 1 else 'dependencies'} not shown")
+    hidden = sum(1 for d in graph.dependants[i] if d not in shown)
+    if hidden:
+        view.lines.append(f"needed by {hidden} {'job' if hidden == 1 else 'jobs'} not shown")
     view.tooltip = "\n".join(tip)
     return view
+
+
+def _wrap(text: str) -> list[str]:
+    lines = textwrap.wrap(text, NOTE_WIDTH, break_on_hyphens=False) or [text]
+    if len(lines) > NOTE_LINES:
+        lines = lines[:NOTE_LINES]
+        lines[-1] = lines[-1][: NOTE_WIDTH - 1] + "\u2026"
+    return lines
 
 
 def _details(job: JobResult, max_tries: int) -> list[str]:

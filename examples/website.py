@@ -14,7 +14,13 @@ The script runs the graph three times, as you would by hand:
    sitemap and what waited for it run; the rest is already true.
 3. A third run changes nothing at all.
 
-Run it with ``make demo`` or ``python examples/website.py [--dir DIR]``.
+After the failing run and after the last run it draws the job graph,
+coloured by outcome, to PNG files under examples/out/ (``--graphs DIR``
+elsewhere).  That needs Graphviz's ``dot`` program; without it the script
+says why there is no picture and goes on.
+
+Run it with ``make demo`` or
+``python examples/website.py [--dir DIR] [--graphs DIR]``.
 """
 
 from __future__ import annotations
@@ -25,7 +31,7 @@ import html
 import shutil
 from pathlib import Path
 
-from dojobber import REQUIRED, DoJobber, DummyJob, Job
+from dojobber import REQUIRED, DoJobber, DummyJob, Job, RunResult
 
 
 class SiteDirs(Job):
@@ -134,8 +140,8 @@ class Sitemap(Job):
         base = config.get("site", "base_url", fallback=None)
         if not base:
             raise LookupError(
-                f"{site / 'site.ini'} has no base_url; add 'base_url = https://...' "
-                "under [site] and run again"
+                "site.ini has no base_url; add 'base_url = https://...' under [site] "
+                "and run again"
             )
         urls = "".join(f"<url><loc>{base}/{p.SLUG}.html</loc></url>" for p in PAGES)
         return f'<?xml version="1.0"?><urlset>{urls}</urlset>\n'
@@ -156,34 +162,62 @@ class Published(DummyJob):
     DEPS = [Index, Stylesheet, Sitemap]
 
 
-def converge(site: Path, title: str) -> bool:
+def converge(site: Path, title: str) -> tuple[DoJobber, RunResult]:
     print(f"\n== {title}")
     dojob = DoJobber()
     dojob.configure(Published, default_retry_delay=0)
     dojob.set_args(site=site)
     result = dojob.checknrun()
     print(result.report())
-    return dojob.success()
+    return dojob, result
+
+
+def draw(dojob: DoJobber, path: Path) -> None:
+    """Write the graph of ``dojob``'s last run to ``path`` as PNG, or say why not."""
+    # Imported here: render needs the 'graph' extra, the rest of the demo does not.
+    from dojobber.render import GraphvizUnavailableError
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(path.name + ".part")
+    try:
+        with open(partial, "wb") as out:
+            dojob.write_graph(out, "png")
+    except GraphvizUnavailableError as err:
+        partial.unlink(missing_ok=True)
+        print(f"(no picture: {err})")
+        return
+    partial.replace(path)
+    print(f"Graph of this run: {path}")
 
 
 def main() -> int:
+    here = Path(__file__).parent
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
-        "--dir", type=Path, default=Path(__file__).parent / "out" / "website",
+        "--dir", type=Path, default=here / "out" / "website",
         help="where to build the site (emptied first)",
     )
-    site = parser.parse_args().dir.resolve()
+    parser.add_argument(
+        "--graphs", type=Path, default=here / "out",
+        help="where to write the PNG graphs of the failing and the final run",
+    )
+    args = parser.parse_args()
+    site = args.dir.resolve()
+    graphs = args.graphs.resolve()
     shutil.rmtree(site, ignore_errors=True)
     site.mkdir(parents=True)
     print(f"Building a website in {site}")
 
-    converge(site, "Run 1: a fresh machine")
+    dojob, _ = converge(site, "Run 1: a fresh machine")
+    draw(dojob, graphs / "website-failing-run.png")
     print("\n-> The sitemap needs a base_url. Fixing site.ini, as a person would ...")
     with open(site / "site.ini", "a") as ini:
         ini.write("base_url = https://garden.example.org\n")
-    ok = converge(site, "Run 2: after the fix, only what was missing runs")
-    again = converge(site, "Run 3: nothing left to do, nothing runs")
-    return 0 if ok and again else 1
+    dojob, _ = converge(site, "Run 2: after the fix, only what was missing runs")
+    ok = dojob.success()
+    dojob, _ = converge(site, "Run 3: nothing left to do, nothing runs")
+    draw(dojob, graphs / "website-final-run.png")
+    return 0 if ok and dojob.success() else 1
 
 
 if __name__ == "__main__":
