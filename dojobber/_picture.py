@@ -3,8 +3,8 @@
 :func:`build_picture` picks the jobs to draw (all of them, only the failures
 and what they block, or a capped number), and works out each job's status,
 style and label lines.  :mod:`dojobber.render` turns a :class:`Picture` into
-DOT or Mermaid text.  Pure: no I/O, no optional packages (only networkx,
-which dojobber needs anyway).
+DOT or Mermaid text.  Pure: no I/O, no optional packages (networkx, which
+dojobber needs anyway, is imported only for ``focus`` and ``max_nodes``).
 """
 
 from __future__ import annotations
@@ -13,8 +13,6 @@ import textwrap
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import NamedTuple
-
-import networkx
 
 from .graph import JobGraph
 from .job import DummyJob
@@ -156,6 +154,8 @@ def _select(graph: JobGraph, statuses: list[JobStatus], focus: str | None) -> tu
     """Jobs to draw before any cap, and why others are missing."""
     if focus is None:
         return list(range(len(graph))), ""
+    import networkx
+
     nx_graph = graph.nx
     names = graph.names
     index = graph.index
@@ -190,6 +190,8 @@ def _cap(
     changed jobs, then the others; nearest to the root first within each."""
     if max_nodes is None or len(keep) <= max_nodes:
         return keep, False
+    import networkx
+
     nx_graph = graph.nx
     root = graph.root_name
     depth = networkx.single_source_shortest_path_length(nx_graph, root)
@@ -254,6 +256,8 @@ def _details(job: JobResult, max_tries: int) -> list[str]:
 
 
 def _seconds(value: float) -> str:
+    if value < 0.001:
+        return f"{value * 1e6:.2g} \u00b5s"
     if value < 1:
         return f"{value * 1000:.2g} ms"
     if value < 120:

@@ -221,7 +221,7 @@ def to_dot(
     if len(picture.nodes) > BIG_GRAPH:
         # dot's default layout is superlinear; these keep thousands of jobs
         # to seconds at a small cost in edge crossings.
-        graph_attr.update(newrank="true", mclimit="0.1", nslimit="0.2", searchsize="10")
+        graph_attr.update(newrank="true", mclimit="0.1", nslimit="0.1", searchsize="10")
     if legend:
         graph_attr["label"] = _dot_legend(picture)
     dot = graphviz.Digraph(
