@@ -186,22 +186,46 @@ _RANK = {
 def _cap(
     graph: JobGraph, statuses: list[JobStatus], keep: list[int], max_nodes: int | None
 ) -> tuple[list[int], bool]:
-    """Keep at most ``max_nodes`` jobs: the root, then failed, blocked and
-    changed jobs, then the others; nearest to the root first within each."""
+    """Keep at most ``max_nodes`` jobs.
+
+    First the root and the failed jobs, then the shortest path from each
+    failure up to the root (so a failure is drawn where it hurts), then
+    blocked, changed and the other jobs, nearest to the root first.
+    """
     if max_nodes is None or len(keep) <= max_nodes:
         return keep, False
     import networkx
 
-    nx_graph = graph.nx
-    root = graph.root_name
-    depth = networkx.single_source_shortest_path_length(nx_graph, root)
     names = graph.names
-    def key(i: int) -> tuple[int, int, int]:
-        if i == len(names) - 1:
-            return (-1, 0, 0)
-        return (_RANK[statuses[i]], depth.get(names[i], 0), i)
-
-    return sorted(sorted(keep, key=key)[:max_nodes]), True
+    index = graph.index
+    root = len(names) - 1
+    # Breadth-first from the root along job -> dependency edges: the
+    # shortest way down to every job, and how deep it is.
+    parent = {index[c]: index[p] for c, p in networkx.bfs_predecessors(graph.nx, names[root])}
+    depth = {
+        index[name]: d
+        for name, d in networkx.single_source_shortest_path_length(graph.nx, names[root]).items()
+    }
+    candidates = set(keep)
+    chosen: dict[int, None] = {root: None} if root in candidates else {}
+    failed = sorted(
+        (i for i in keep if statuses[i] is JobStatus.FAILED), key=lambda i: (depth[i], i)
+    )
+    for i in failed[:max_nodes - len(chosen)]:
+        chosen.setdefault(i)
+    for i in failed:
+        # Up from the failure along the shortest path to the root: what it
+        # blocks most directly comes first.
+        while i in parent and len(chosen) < max_nodes:
+            i = parent[i]
+            if i in candidates:
+                chosen.setdefault(i)
+    rest = sorted(
+        (i for i in keep if i not in chosen), key=lambda i: (_RANK[statuses[i]], depth[i], i)
+    )
+    for i in rest[: max(0, max_nodes - len(chosen))]:
+        chosen.setdefault(i)
+    return sorted(chosen), True
 
 
 def _node(

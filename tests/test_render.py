@@ -445,6 +445,9 @@ def test_max_nodes_keeps_root_and_failures_and_says_what_is_left_out() -> None:
     drawn = set(job_nodes(parsed).values())
     assert len(drawn) == 20
     assert {"Job199", "Job3"} <= drawn
+    # The failure comes with the jobs it blocks on its way up to the root.
+    names = job_nodes(parsed)
+    assert any(names[a] == "Job3" for a, _ in parsed["edges"])
     assert "showing 20 of 200 jobs" in parsed["nodes"]["legend_note"][0]
     with pytest.raises(ValueError, match="max_nodes"):
         to_mermaid(graph, result, max_nodes=0)
