@@ -149,6 +149,9 @@ def main() -> int:
         f"{defaults / sped_up:.1f}x the time with the settings render.py uses above "
         f"{render_module.BIG_GRAPH} jobs (`newrank`, `mclimit=0.1`, `nslimit=0.1`, "
         "`searchsize=10`).",
+        "- The random shape is dot's hard case: its root needs ~700 jobs at every "
+        "depth, and each rank an edge crosses is a virtual node for the layout. "
+        "`focus='failures'` or `max_nodes` draw such graphs in about a second.",
         "- Making the DOT text (Python) is "
         + ", ".join(f"{r['dot_text'] / r['svg']:.0%}" for r in rows)
         + " of the SVG time (wide, layered, random); the rest is the `dot` program.",

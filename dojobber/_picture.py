@@ -95,13 +95,11 @@ class Picture:
     title: str
     #: Says what was left out, or "" when everything is drawn.
     note: str
-    #: (fill/border style, legend text) of each status drawn, in order.
+    #: (status, legend text) of each status drawn, in legend order.
     legend: list[tuple[JobStatus, str]]
     has_dummy: bool
+    #: Jobs in the whole graph.
     total: int
-
-    def style(self, status: JobStatus) -> Style:
-        return STYLES[status]
 
 
 def build_picture(

@@ -485,10 +485,10 @@ def test_display_graph_opens_a_viewer(tmp_path: Path, monkeypatch: pytest.Monkey
     monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
     with pytest.raises(NoImageViewerError, match="write_graph"):
         dojob.display_graph()  # no viewer on PATH
-    # A stand-in viewer that keeps a copy of what it was asked to show.
+    # A stand-in viewer that takes the file it was asked to show.
     shown = tmp_path / "shown.png"
     viewer = bin_dir / "xdg-open"
-    viewer.write_text(f"#!/bin/sh\nexec /bin/cp \"$1\" {shown}\n")
+    viewer.write_text(f"#!/bin/sh\nexec /bin/mv \"$1\" {shown}\n")
     viewer.chmod(0o755)
     dojob.display_graph()
     deadline = time.monotonic() + 30
