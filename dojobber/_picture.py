@@ -171,7 +171,7 @@ def _select(graph: JobGraph, statuses: list[JobStatus], focus: str | None) -> tu
     return sorted(index[n] for n in keep), f"unrelated to {names[i]}"
 
 
-#: Which jobs a max_nodes cap keeps first (then: nearest to the root).
+#: Among jobs as near to the root, which a max_nodes cap keeps first.
 _RANK = {
     JobStatus.FAILED: 0,
     JobStatus.BLOCKED: 1,
@@ -187,8 +187,9 @@ def _cap(
     """Keep at most ``max_nodes`` jobs.
 
     First the root and the failed jobs, then the shortest path from each
-    failure up to the root (so a failure is drawn where it hurts), then
-    blocked, changed and the other jobs, nearest to the root first.
+    failure up to the root (so a failure is drawn where it hurts), then the
+    other blocked jobs, then the rest nearest to the root first (so what is
+    drawn hangs together), changed before ok at the same depth.
     """
     if max_nodes is None or len(keep) <= max_nodes:
         return keep, False
@@ -219,7 +220,8 @@ def _cap(
             if i in candidates:
                 chosen.setdefault(i)
     rest = sorted(
-        (i for i in keep if i not in chosen), key=lambda i: (_RANK[statuses[i]], depth[i], i)
+        (i for i in keep if i not in chosen),
+        key=lambda i: (statuses[i] is not JobStatus.BLOCKED, depth[i], _RANK[statuses[i]], i),
     )
     for i in rest[: max(0, max_nodes - len(chosen))]:
         chosen.setdefault(i)

@@ -527,3 +527,19 @@ def test_demo_writes_pngs(tmp_path: Path) -> None:
     for png in pngs:
         assert png.read_bytes().startswith(PNG_SIGNATURE)
         assert str(png) in done.stdout
+
+
+@needs_dot
+def test_graph_pictures_example(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "examples" / "graph_pictures.py"), "--out", str(tmp_path)],
+        capture_output=True, text=True, timeout=120, cwd=ROOT,
+    )
+    assert done.returncode == 0, done.stderr
+    for png in ("fleet-failures.png", "fleet-capped.png"):
+        assert (tmp_path / png).read_bytes().startswith(PNG_SIGNATURE)
+    parsed = parse_mermaid((tmp_path / "fleet.mmd").read_text())
+    assert sorted(job_nodes(parsed).values()) == [
+        "Fleet healthy", "host17 config", "host17 package", "host17 service"
+    ]
+    assert len(svg_nodes((tmp_path / "fleet.svg").read_bytes())) == 121
