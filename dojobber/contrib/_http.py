@@ -12,7 +12,6 @@ import bz2
 import configparser
 import logging
 import os
-import threading
 import xml.etree.ElementTree as ET
 from collections.abc import Mapping
 from pathlib import Path
@@ -31,13 +30,10 @@ from .errors import (
 )
 
 __all__ = [
-    "CONTEXT_KEY",
     "Credentials",
     "check_status",
-    "job_result",
     "make_session",
     "oscrc_paths",
-    "publish",
     "read_oscrc",
     "redact",
     "request",
@@ -45,8 +41,6 @@ __all__ = [
 
 log = logging.getLogger("dojobber.contrib")
 
-#: ``global_storage[CONTEXT_KEY]`` is the Kanku job context (see docs/obs.rst).
-CONTEXT_KEY = "kanku"
 
 USER_AGENT = "dojobber-contrib (python-requests)"
 
@@ -229,34 +223,3 @@ def request(job: str, session: requests.Session, method: str, url: str,
         finally:
             response.close()
     return response
-
-
-_lock = threading.Lock()
-
-
-def publish(global_storage: dict[str, Any] | None, job: str, result: Mapping[str, Any],
-            context: Mapping[str, Any]) -> None:
-    """Record ``result`` as ``global_storage["kanku"]["jobs"][job]`` and set the
-    plain context keys (last writer wins).
-
-    The ``"kanku"`` dict is replaced, not changed in place, so executors in
-    other processes report it back.
-    """
-    if global_storage is None:
-        return
-    with _lock:
-        old = global_storage.get(CONTEXT_KEY) or {}
-        new = dict(old)
-        jobs = dict(old.get("jobs") or {})
-        jobs[job] = dict(result)
-        new.update(context)
-        new["jobs"] = jobs
-        global_storage[CONTEXT_KEY] = new
-
-
-def job_result(global_storage: dict[str, Any] | None, job: str) -> dict[str, Any] | None:
-    """What :func:`publish` recorded for ``job`` in this run, or None."""
-    if not global_storage:
-        return None
-    found = (global_storage.get(CONTEXT_KEY) or {}).get("jobs", {}).get(job)
-    return dict(found) if found is not None else None

@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import sys
 import threading
 from collections.abc import Callable, Hashable, Iterable, Mapping
 from typing import Any, Generic, TypeVar
@@ -89,22 +88,13 @@ def job_name(ref: type[Job] | str) -> str:
     return ref if isinstance(ref, str) else ref.__name__
 
 
-def _context_lock() -> Any:
-    # The OBS/download jobs update the same context under the lock of
-    # dojobber.contrib._http (which needs requests).  Share it when that module
-    # is loaded, so threads of one run never lose an update; when it is not,
-    # nobody else writes the context.
-    http = sys.modules.get("dojobber.contrib._http")
-    return getattr(http, "_lock", _lock) if http is not None else _lock
-
-
 def publish(global_storage: dict[str, Any] | None, job: str, result: Mapping[str, Any],
             context: Mapping[str, Any]) -> None:
     """Record ``result`` as the context's ``["jobs"][job]`` and set the plain
     context keys ``context`` (last writer wins)."""
     if global_storage is None:
         return
-    with _context_lock():
+    with _lock:
         old = global_storage.get(CONTEXT_KEY) or {}
         new = dict(old)
         jobs = dict(old.get("jobs") or {})

@@ -18,15 +18,8 @@ from urllib.parse import unquote, urlsplit, urlunsplit
 import requests
 
 from ..job import REQUIRED, Job
-from ._http import (
-    Credentials,
-    check_status,
-    job_result,
-    make_session,
-    publish,
-    redact,
-    request,
-)
+from ._http import Credentials, check_status, make_session, redact, request
+from ._runscope import job_result, publish
 from ._transfer import SideCar, Transfer, file_sha256
 from .errors import DownloadError, NotDownloadedError, NoUrlError, RemoteChangedError
 from .obs import parse_sha256

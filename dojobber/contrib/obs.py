@@ -21,7 +21,8 @@ from urllib.parse import quote
 import requests
 
 from ..job import REQUIRED, Job
-from ._http import Credentials, job_result, make_session, publish, read_oscrc, request
+from ._http import Credentials, make_session, read_oscrc, request
+from ._runscope import job_result, publish
 from .errors import (
     AmbiguousImageError,
     BuildFailedError,
