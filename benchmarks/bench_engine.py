@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import random
 import statistics
@@ -106,6 +107,7 @@ def child(shape: str, n: int, repeat: int) -> None:
 
 # --- parent side -----------------------------------------------------------
 def measure(python: str, shape: str, n: int, repeat: int) -> float:
+    python = os.path.abspath(python)  # not resolve(): a venv's python is a symlink
     out = subprocess.run(
         [python, str(Path(__file__).resolve()), "--child", shape, str(n), str(repeat)],
         capture_output=True, text=True, cwd="/", timeout=3600,
