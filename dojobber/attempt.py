@@ -9,6 +9,7 @@ thread, or send it to another process or host through any
 from __future__ import annotations
 
 import os
+import pickle
 import time
 import traceback
 from collections.abc import Callable
@@ -16,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ._context import set_current
+from .errors import RemoteError
 from .job import Job
 
 __all__ = ["Outcome", "run_attempt"]
@@ -24,7 +26,6 @@ __all__ = ["Outcome", "run_attempt"]
 Emit = Callable[..., None]
 
 _perf = time.perf_counter
-_wall = time.time
 
 
 @dataclass(slots=True)
@@ -46,6 +47,8 @@ class Outcome:
     #: Remote attempts: global_storage keys set and deleted by the job.
     storage_set: dict[str, Any] | None = None
     storage_deleted: list[str] | None = None
+    #: The failure cannot go away by trying again (no retry).
+    final: bool = False
 
 
 def run_attempt(
@@ -55,7 +58,7 @@ def run_attempt(
     args: tuple[Any, ...],
     kwargs: dict[str, Any],
     global_storage: dict[str, Any],
-    cwd: str,
+    cwd: str | int,
     no_act: bool = False,
     emit: Emit | None = None,
     on_created: Callable[[Job], None] | None = None,
@@ -83,14 +86,13 @@ def _attempt(
     args: tuple[Any, ...],
     kwargs: dict[str, Any],
     global_storage: dict[str, Any],
-    cwd: str,
+    cwd: str | int,
     no_act: bool = False,
     emit: Emit | None = None,
     on_created: Callable[[Job], None] | None = None,
 ) -> Outcome:
     name = job.__name__
     phases: list[tuple[Any, ...]] = []
-    wall0 = _wall()
     perf0 = _perf()
     if emit is not None:
         emit("job_started", name, attempt)
@@ -100,15 +102,18 @@ def _attempt(
         obj = job()
     except Exception as err:
         now = _perf()
-        phases.append(("init", attempt, wall0, now - perf0, False, err))
+        phases.append(("init", attempt, perf0, now - perf0, False, err))
         if emit is not None:
             emit("phase_finished", name, "init", attempt, False, now - perf0, err)
         return Outcome(index, attempt, False, False, None, err, phases, None)
+    if emit is not None:
+        emit("phase_finished", name, "init", attempt, True, _perf() - perf0, None)
     if on_created is not None:
         on_created(obj)
     obj.storage = {}
     obj.global_storage = global_storage
-    obj._no_act = no_act
+    if no_act:
+        obj._no_act = True
 
     # First Check.
     obj._check_phase = "check"
@@ -122,7 +127,7 @@ def _attempt(
     except Exception as err:
         now = _perf()
         obj._check_exception = err
-        phases.append(("check", attempt, wall0 + start - perf0, now - start, False, err))
+        phases.append(("check", attempt, start, now - start, False, err))
         if emit is not None:
             emit("phase_finished", name, "check", attempt, False, now - start, err)
         if no_act:
@@ -134,7 +139,7 @@ def _attempt(
     else:
         now = _perf()
         obj._check_results = result
-        phases.append(("check", attempt, wall0 + start - perf0, now - start, True, None))
+        phases.append(("check", attempt, start, now - start, True, None))
         if emit is not None:
             emit("phase_finished", name, "check", attempt, True, now - start, None)
         return Outcome(index, attempt, True, False, result, None, phases, obj)
@@ -150,12 +155,12 @@ def _attempt(
     except Exception as err:
         now = _perf()
         obj._run_exception = err
-        phases.append(("run", attempt, wall0 + start - perf0, now - start, False, err))
+        phases.append(("run", attempt, start, now - start, False, err))
         if emit is not None:
             emit("phase_finished", name, "run", attempt, False, now - start, err)
     else:
         now = _perf()
-        phases.append(("run", attempt, wall0 + start - perf0, now - start, True, None))
+        phases.append(("run", attempt, start, now - start, True, None))
         if emit is not None:
             emit("phase_finished", name, "run", attempt, True, now - start, None)
 
@@ -171,16 +176,32 @@ def _attempt(
     except Exception as err:
         now = _perf()
         obj._recheck_exception = err
-        phases.append(("recheck", attempt, wall0 + start - perf0, now - start, False, err))
+        phases.append(("recheck", attempt, start, now - start, False, err))
         if emit is not None:
             emit("phase_finished", name, "recheck", attempt, False, now - start, err)
         return Outcome(index, attempt, False, True, None, err, phases, obj)
     now = _perf()
     obj._recheck_results = result
-    phases.append(("recheck", attempt, wall0 + start - perf0, now - start, True, None))
+    phases.append(("recheck", attempt, start, now - start, True, None))
     if emit is not None:
         emit("phase_finished", name, "recheck", attempt, True, now - start, None)
     return Outcome(index, attempt, True, True, result, None, phases, obj)
+
+
+def _roundtrips(value: object) -> bool:
+    """Whether ``value`` survives pickling (cloudpickle when installed: it is
+    what dask uses to send results back)."""
+    try:
+        import cloudpickle
+
+        dumps, loads = cloudpickle.dumps, cloudpickle.loads
+    except ImportError:
+        dumps, loads = pickle.dumps, pickle.loads
+    try:
+        loads(dumps(value))
+    except Exception:
+        return False
+    return True
 
 
 def run_attempt_remote(
@@ -192,16 +213,39 @@ def run_attempt_remote(
     global_storage: dict[str, Any],
     cwd: str,
     no_act: bool = False,
+    submission: int = 0,
 ) -> Outcome:
-    """:func:`run_attempt` for another process: works on a copy of global
-    storage and reports which keys it changed; formats the traceback."""
+    """:func:`run_attempt` for another process or host.
+
+    ``submission`` is unused here; it differs for each submission so that
+    executors that name tasks by a hash of their arguments (dask) see an
+    attempt sent again after its worker died as a new task.
+
+    Works on its copy of global storage and reports the keys it set or
+    deleted (assign keys rather than mutating values in place: an in-place
+    change to a value is not seen).  Formats the traceback, replaces an
+    exception that would not unpickle by :class:`~dojobber.errors.RemoteError`,
+    and sends the job instance back only when it has a ``Cleanup()`` to run.
+    """
     snapshot = dict(global_storage)
     storage = dict(global_storage)
     if not os.path.isdir(cwd):
-        cwd = os.getcwd()
+        cwd = os.getcwd()  # another host: no such directory here
     outcome = run_attempt(job, index, attempt, args, kwargs, storage, cwd, no_act)
-    if outcome.exception is not None:
-        outcome.traceback = "".join(traceback.format_exception(outcome.exception)).rstrip()
+    err = outcome.exception
+    if err is not None:
+        outcome.traceback = "".join(traceback.format_exception(err)).rstrip()
+        if not _roundtrips(err):
+            outcome.exception = RemoteError(err, outcome.traceback)
+    # A passed attempt can carry its first Check's exception in its phases.
+    outcome.phases = [
+        p if p[5] is None or p[5] is outcome.exception or _roundtrips(p[5])
+        else (*p[:5], RemoteError(p[5], None))
+        for p in outcome.phases
+    ]
+    obj = outcome.instance
+    if obj is not None and not (callable(getattr(obj, "Cleanup", None)) and _roundtrips(obj)):
+        outcome.instance = None
     missing = object()
     outcome.storage_set = {
         key: value for key, value in storage.items() if snapshot.get(key, missing) is not value

@@ -60,6 +60,8 @@ class ConsoleListener(Listener):
         duration: float,
         error: BaseException | None,
     ) -> None:
+        if ok and phase == "init":
+            return  # only a failing constructor is worth a line
         line = f"{job}.{phase}: {'pass' if ok else 'fail'}"
         if error is not None and phase in ("recheck", "init"):
             line += f' "{error}"'

@@ -223,9 +223,7 @@ class DoJobber:
         os.chdir(cwd)
         result = engine.result
         self.result = result
-        self.nodestatus = result.nodestatus()
-        self.nodeexceptions = result.nodeexceptions()
-        self.noderesults = result.noderesults()
+        self.nodestatus, self.nodeexceptions, self.noderesults = result.upstream_dicts()
 
     def cleanup(self) -> None:
         """Call ``Cleanup()`` of every job instance made, last made first.
@@ -259,6 +257,8 @@ class DoJobber:
     # ------------------------------------------------------------------
     def success(self) -> bool:
         """Every job of the last run succeeded."""
+        if self.result is not None and (self.result.stopped or self.result.interrupted):
+            return False
         return bool(self.nodestatus) and all(self.nodestatus.values())
 
     def partial_success(self) -> bool:
@@ -288,3 +288,49 @@ class DoJobber:
         if self._graph is None:
             raise NotConfiguredError(what)
         return self._graph
+
+    # -- Graph pictures (dojobber.render; graphviz is imported only here) --
+    def write_graph(self, fd: Any, fmt: str = "png", **options: Any) -> None:
+        """Write a picture of the graph to the open file ``fd``.
+
+        The picture is coloured by the last run (the plain structure before
+        any run).  ``fmt`` is any format of Graphviz's ``dot`` program
+        (``png``, ``svg``, ``pdf``, ...) or ``dot`` / ``mermaid`` text, which
+        needs no program.  ``options`` go to :func:`dojobber.render.render`
+        (``focus``, ``max_nodes``, ``details``, ``legend``).  Text formats
+        may go to a text file; images need a binary one (``open(p, "wb")``).
+        Raises a :class:`~dojobber.render.RenderError` subclass saying what
+        to install when Graphviz is missing.
+        """
+        import io
+
+        from .render import TEXT_FORMATS, render
+
+        data = render(self._require_graph("write_graph"), self.result, fmt, **options)
+        if isinstance(fd, io.TextIOBase):
+            if fmt.strip().lower().lstrip(".") not in TEXT_FORMATS:
+                raise TypeError(
+                    f"write_graph(fmt={fmt!r}) writes binary data; open the file in "
+                    "binary mode, e.g. open('graph.png', 'wb')"
+                )
+            fd.write(data.decode())
+        else:
+            fd.write(data)
+
+    def display_graph(self, **options: Any) -> None:
+        """Show a PNG picture of the graph in the desktop's image viewer.
+
+        ``options`` as for :meth:`write_graph`.  Raises
+        :class:`~dojobber.render.NoImageViewerError` (saying what to install,
+        or to use :meth:`write_graph`) when there is no display or viewer.
+        """
+        import tempfile
+
+        from .render import open_image, render
+
+        data = render(self._require_graph("display_graph"), self.result, "png", **options)
+        with tempfile.NamedTemporaryFile(
+            prefix="dojobber-graph-", suffix=".png", delete=False
+        ) as out:
+            out.write(data)
+        open_image(out.name)

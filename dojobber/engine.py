@@ -18,20 +18,23 @@ from __future__ import annotations
 
 import concurrent.futures as cf
 import heapq
-from contextlib import nullcontext
+import os
 import time
-from collections.abc import Callable
+from contextlib import nullcontext
 from typing import Any
 
 from ._context import LogRouter
 from ._gc import relaxed_gc
-from .attempt import Outcome, run_attempt, run_attempt_remote
+from ._pool import run_pooled
+from .attempt import Outcome, run_attempt
 from .events import EventBus, RunInfo
 from .graph import JobGraph
 from .job import Job
 from .results import JobResult, JobStatus, RunResult
 
 __all__ = ["Engine"]
+
+_OK, _CHANGED, _FAILED = JobStatus.OK, JobStatus.CHANGED, JobStatus.FAILED
 
 
 class Engine:
@@ -60,7 +63,13 @@ class Engine:
         self.global_storage: dict[str, Any] = {}
         #: Every job instance made, in order of creation (for Cleanup).
         self.instances: list[Job] = []
-        self.results: dict[int, JobResult] = {}
+        #: Result of each job by graph index; None until its first attempt.
+        self.results: list[JobResult | None] = [None] * len(graph)
+        #: Set (from any thread) to stop after the attempts now running.
+        self.stopping = False
+        self._names = graph.names
+        self._classes = graph.classes
+        self._dependants = graph.dependants
         self._seq = 0
 
     # ------------------------------------------------------------------
@@ -86,7 +95,7 @@ class Engine:
                 RunInfo(
                     root=graph.root_name,
                     target=graph.names[target],
-                    jobs=tuple(n for n, inside in zip(graph.names, in_run) if inside),
+                    jobs=tuple(n for n, inside in zip(graph.names, in_run, strict=True) if inside),
                     args=self.args,
                     kwargs=self.kwargs,
                     no_act=self.no_act,
@@ -95,16 +104,28 @@ class Engine:
                 ),
             )
         interrupted = False
+        # Attempts in this process return to the directory through an open
+        # descriptor: fchdir() costs half of chdir(path) and still works if
+        # the directory is renamed meanwhile.
+        cwd_fd: int | None = None
+        if os.chdir in os.supports_fd:
+            try:
+                cwd_fd = os.open(self.cwd, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+            except OSError:
+                cwd_fd = None
+        self.local_cwd: str | int = self.cwd if cwd_fd is None else cwd_fd
         try:
             with relaxed_gc(), LogRouter(self.bus) if self.bus else nullcontext():
                 if self.executor is None and self.workers <= 1:
                     self._run_inline()
                 else:
-                    self._run_pooled()
+                    run_pooled(self)
         except KeyboardInterrupt:
             interrupted = True
             raise
         finally:
+            if cwd_fd is not None:
+                os.close(cwd_fd)
             self.result = self._finish(target, started, interrupted)
         return self.result
 
@@ -112,41 +133,46 @@ class Engine:
     def _record(self, out: Outcome) -> None:
         """Fold an outcome into the job's result; schedule what follows."""
         i = out.index
-        res = self.results.get(i)
-        if res is None:
-            res = self.results[i] = JobResult(
-                self.graph.names[i], self.graph.classes[i], tries=1, _phases=out.phases
-            )
-        else:
-            res.tries += 1
-            res._phases.extend(out.phases)
-        if out.storage_set:
-            self.global_storage.update(out.storage_set)
-        if out.storage_deleted:
-            for key in out.storage_deleted:
-                self.global_storage.pop(key, None)
+        res = self.results[i]
+        if out.storage_set or out.storage_deleted:
+            self._merge_storage(out)
         bus = self.bus
         if out.ok:
-            ran = out.ran or (res.tries > 1 and any(p[0] == "run" for p in res._phases))
-            res.status = JobStatus.CHANGED if ran else JobStatus.OK
-            res.result = out.result
-            res.exception = None
-            res._traceback = None
+            if res is None:
+                res = self.results[i] = JobResult(
+                    self._names[i], self._classes[i], _CHANGED if out.ran else _OK, 1,
+                    out.result, None, out.phases,
+                )
+            else:
+                res.tries += 1
+                res._phases.extend(out.phases)
+                ran = out.ran or any(p[0] == "run" for p in res._phases)
+                res.status = _CHANGED if ran else _OK
+                res.result = out.result
+                res.exception = None
+                res._traceback = None
             if bus:
                 bus.emit("attempt_finished", res.name, out.attempt, True, False)
                 bus.emit("job_finished", res)
             waiting = self._waiting
             in_run = self._in_run
-            for d in self.graph.dependants[i]:
+            for d in self._dependants[i]:
                 if in_run[d]:
                     waiting[d] -= 1
                     if not waiting[d]:
                         heapq.heappush(self._ready, d)
             return
-        res.status = JobStatus.FAILED
-        res.exception = out.exception
+        if res is None:
+            res = self.results[i] = JobResult(
+                self._names[i], self._classes[i], _FAILED, 1, None, out.exception, out.phases,
+            )
+        else:
+            res.tries += 1
+            res._phases.extend(out.phases)
+            res.status = _FAILED
+            res.exception = out.exception
         res._traceback = out.traceback
-        retry = not self.no_act and res.tries < self.graph.tries[i]
+        retry = not (self.no_act or out.final) and res.tries < self.graph.tries[i]
         if retry:
             self._seq += 1
             due = time.monotonic() + self.graph.delays[i]
@@ -156,8 +182,23 @@ class Engine:
             if not retry:
                 bus.emit("job_finished", res)
 
+    def _merge_storage(self, out: Outcome) -> None:
+        """Apply what a remote attempt changed in its copy of global storage."""
+        if out.storage_set:
+            self.global_storage.update(out.storage_set)
+        for key in out.storage_deleted or ():
+            self.global_storage.pop(key, None)
+
+    def _lost(self, i: int) -> int:
+        """Note an attempt of job ``i`` lost with its worker; return the count."""
+        res = self.results[i]
+        if res is None:
+            res = self.results[i] = JobResult(self._names[i], self._classes[i], tries=0)
+        res.lost_attempts += 1
+        return res.lost_attempts
+
     def _attempt_number(self, i: int) -> int:
-        res = self.results.get(i)
+        res = self.results[i]
         return 1 if res is None else res.tries + 1
 
     # ------------------------------------------------------------------
@@ -169,11 +210,11 @@ class Engine:
         emit = self.bus.emit if self.bus else None
         heappop = heapq.heappop
         args, kwargs, storage, cwd, no_act = (
-            self.args, self.kwargs, self.global_storage, self.cwd, self.no_act,
+            self.args, self.kwargs, self.global_storage, self.local_cwd, self.no_act,
         )
         on_created = self.instances.append
         record = self._record
-        while True:
+        while not self.stopping:
             if ready:
                 i = heappop(ready)
                 attempt = 1
@@ -191,83 +232,16 @@ class Engine:
                 )
             )
 
-    def _submit_fn(self) -> tuple[cf.Executor, bool, Callable[[int, int], cf.Future[Outcome]]]:
-        """The executor to use, whether we own it, and how to submit."""
-        executor = self.executor
-        owned = executor is None
-        if executor is None:
-            executor = cf.ThreadPoolExecutor(self.workers, thread_name_prefix="dojobber")
-        classes = self.graph.classes
-        args, kwargs, storage, cwd, no_act = (
-            self.args, self.kwargs, self.global_storage, self.cwd, self.no_act,
-        )
-        if isinstance(executor, cf.ThreadPoolExecutor):
-            emit = self.bus.emit if self.bus else None
-            on_created = self.instances.append
-
-            def submit(i: int, attempt: int) -> cf.Future[Outcome]:
-                return executor.submit(
-                    run_attempt, classes[i], i, attempt, args, kwargs, storage, cwd, no_act,
-                    emit, on_created,
-                )
-        else:
-            def submit(i: int, attempt: int) -> cf.Future[Outcome]:
-                return executor.submit(
-                    run_attempt_remote, classes[i], i, attempt, args, kwargs, dict(storage),
-                    cwd, no_act,
-                )
-        return executor, owned, submit
-
-    def _run_pooled(self) -> None:
-        executor, owned, submit = self._submit_fn()
-        remote = not isinstance(executor, cf.ThreadPoolExecutor)
-        limit = self.workers if (owned or self.workers > 1) else 1 << 30
-        ready = self._ready
-        retry = self._retry
-        running: dict[cf.Future[Outcome], int] = {}
-        heappop = heapq.heappop
-        try:
-            while True:
-                while ready and len(running) < limit:
-                    i = heappop(ready)
-                    running[submit(i, 1)] = i
-                timeout: float | None = None
-                while retry and len(running) < limit and not ready:
-                    due, _, i = retry[0]
-                    pause = due - time.monotonic()
-                    if pause > 0:
-                        timeout = pause
-                        break
-                    heappop(retry)
-                    running[submit(i, self._attempt_number(i))] = i
-                if not running:
-                    if retry:
-                        time.sleep(max(0.0, retry[0][0] - time.monotonic()))
-                        continue
-                    return
-                done, _ = cf.wait(running, timeout=timeout, return_when=cf.FIRST_COMPLETED)
-                for fut in done:
-                    running.pop(fut)
-                    out = fut.result()
-                    if remote and out.instance is not None:
-                        self.instances.append(out.instance)
-                    self._record(out)
-        finally:
-            for fut in running:
-                fut.cancel()
-            if owned:
-                executor.shutdown(wait=False, cancel_futures=True)
-
     # ------------------------------------------------------------------
     def _finish(self, target: int, started: float, interrupted: bool) -> RunResult:
         graph = self.graph
         results = self.results
-        failed = [i for i, r in results.items() if r.status is JobStatus.FAILED]
+        failed = [i for i, r in enumerate(results) if r is not None and r.status is _FAILED]
         blocked = graph.upstream_of(failed) if failed else None
         jobs: dict[str, JobResult] = {}
         bus = self.bus
         for i, name in enumerate(graph.names):
-            res = results.get(i)
+            res = results[i]
             if res is None:
                 res = JobResult(name, graph.classes[i])
                 if blocked is not None and blocked[i] and self._in_run[i]:
@@ -283,4 +257,5 @@ class Engine:
             started=started,
             finished=time.time(),
             interrupted=interrupted,
+            stopped=self.stopping,
         )

@@ -10,6 +10,7 @@ what to do about it.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 __all__ = [
     "CleanupError",
@@ -21,13 +22,16 @@ __all__ = [
     "DuplicateJobNameError",
     "InvalidRetryDelayError",
     "InvalidTriesError",
+    "JobNotSendableError",
     "MissingOptionError",
     "NoActError",
     "NotAJobError",
     "NotConfiguredError",
+    "RemoteError",
     "RunError",
     "UnknownJobError",
     "UnknownOptionError",
+    "WorkerLostError",
 ]
 
 
@@ -191,3 +195,57 @@ class CleanupError(RunError):
         self.failures = list(failures)
         names = ", ".join(f"{n} ({type(e).__name__}: {e})" for n, e in self.failures)
         super().__init__(f"Cleanup failed for {len(self.failures)} job(s): {names}")
+
+
+class JobNotSendableError(RunError):
+    """An attempt could not be sent to (or back from) the executor."""
+
+    def __init__(self, job: str, cause: BaseException) -> None:
+        self.job = job
+        self.cause = cause
+        super().__init__(
+            f"{job}: its attempt could not be sent to or from the executor "
+            f"({type(cause).__name__}: {cause}); attempts that run in another "
+            "process must pickle: define the job at module level in a module "
+            "importable where attempts run (on a dask cluster: the scheduler and "
+            "the workers; dask's cloudpickle sends jobs made in __main__ by "
+            "value), and make its args, global_storage values and result "
+            "picklable"
+        )
+
+
+class WorkerLostError(RunError):
+    """A job's attempts were lost with their worker too many times."""
+
+    def __init__(self, job: str, lost: int, cause: BaseException) -> None:
+        self.job = job
+        self.lost = lost
+        super().__init__(
+            f"{job}: the worker running it died"
+            + (f" {lost} times" if lost > 1 else "")
+            + f" ({type(cause).__name__}: {cause}); does the job crash its process?"
+        )
+
+
+class RemoteError(RunError):
+    """Stands for an exception raised in another process that could not be
+    sent back as itself; keeps its type name, message and traceback text."""
+
+    def __init__(self, original: BaseException | str, traceback: str | None = None) -> None:
+        if isinstance(original, BaseException):
+            self.type_name = f"{type(original).__module__}.{type(original).__qualname__}"
+            self.message = str(original)
+        else:
+            self.type_name, self.message = original, ""
+        self.remote_traceback = traceback
+        super().__init__(f"{self.type_name}: {self.message}")
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_remote_error, (self.type_name, self.message, self.remote_traceback))
+
+
+def _remote_error(type_name: str, message: str, tb: str | None) -> RemoteError:
+    err = RemoteError(type_name, tb)
+    err.message = message
+    err.args = (f"{type_name}: {message}",)
+    return err

@@ -16,7 +16,9 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import TYPE_CHECKING
 
+from ._gc import relaxed_gc
 from .errors import (
+    ConfigurationError,
     DependencyCycleError,
     DepsNotIterableError,
     DuplicateJobNameError,
@@ -26,7 +28,6 @@ from .errors import (
     NotAJobError,
     UnknownJobError,
 )
-from ._gc import relaxed_gc
 from .job import REQUIRED, Job
 
 if TYPE_CHECKING:
@@ -116,7 +117,7 @@ class JobGraph:
         names = self.names
         graph.add_nodes_from(
             (name, {"job": cls, "order": i})
-            for i, (name, cls) in enumerate(zip(names, self.classes))
+            for i, (name, cls) in enumerate(zip(names, self.classes, strict=True))
         )
         graph.add_edges_from(
             (names[i], names[d]) for i, deps in enumerate(self.deps) for d in deps
@@ -185,6 +186,17 @@ def build(
 
 
 def _walk(root: type[Job], default_tries: int, default_delay: float) -> JobGraph:
+    # Validate the defaults once, so each job's own value is a fast check.
+    if isinstance(default_tries, bool) or not isinstance(default_tries, numbers.Integral) \
+            or default_tries < 1:
+        raise ConfigurationError("default_tries", default_tries, "give a whole number >= 1")
+    if isinstance(default_delay, bool) or not isinstance(default_delay, numbers.Real) \
+            or default_delay < 0:
+        raise ConfigurationError(
+            "default_retry_delay", default_delay, "give a number of seconds >= 0"
+        )
+    default_tries = int(default_tries)
+    default_delay = float(default_delay)
     by_name: dict[str, type[Job]] = {}
     order: dict[type[Job], int] = {}
     classes: list[type[Job]] = []
@@ -193,12 +205,12 @@ def _walk(root: type[Job], default_tries: int, default_delay: float) -> JobGraph
     delays: list[float] = []
     path: list[type[Job]] = []
     on_path: dict[type[Job], int] = {}
+    setdefault = by_name.setdefault
 
     def enter(cls: type[Job]) -> tuple[type[Job], list[type[Job]], Iterator[type[Job]]]:
-        name = cls.__name__
-        other = by_name.setdefault(name, cls)
+        other = setdefault(cls.__name__, cls)
         if other is not cls:
-            raise DuplicateJobNameError(name, other, cls)
+            raise DuplicateJobNameError(cls.__name__, other, cls)
         deps = _deps_of(cls)
         on_path[cls] = len(path)
         path.append(cls)
@@ -223,8 +235,18 @@ def _walk(root: type[Job], default_tries: int, default_delay: float) -> JobGraph
             order[cls] = len(classes)
             classes.append(cls)
             dep_lists.append(deps)
-            tries.append(_tries_of(cls, default_tries))
-            delays.append(_delay_of(cls, default_delay))
+            job_tries = cls.TRIES
+            if job_tries is None:
+                job_tries = default_tries
+            elif type(job_tries) is not int or job_tries < 1:
+                job_tries = _tries_of(cls, default_tries)
+            tries.append(job_tries)
+            delay = cls.RETRY_DELAY
+            if delay is None:
+                delay = default_delay
+            elif type(delay) is not float or delay < 0:
+                delay = _delay_of(cls, default_delay)
+            delays.append(delay)
 
     dep_index: list[tuple[int, ...]] = [
         tuple(dict.fromkeys([order[d] for d in deps])) if deps else () for deps in dep_lists

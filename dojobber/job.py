@@ -7,12 +7,13 @@ hold (``Run``).  The engine runs an *attempt* as Check -> Run -> Check again.
 
 from __future__ import annotations
 
+import copyreg
 from collections.abc import Iterable
-from typing import Any, ClassVar, TypeVar
+from typing import Any, ClassVar, TypeVar, cast
 
 from .errors import UnknownOptionError
 
-__all__ = ["REQUIRED", "DummyJob", "Job", "RunonlyJob"]
+__all__ = ["REQUIRED", "DummyJob", "Job", "JobMeta", "RunonlyJob"]
 
 _J = TypeVar("_J", bound="type[Job]")
 
@@ -43,7 +44,39 @@ REQUIRED: Any = _Required()
 _ENGINE_ATTRS = frozenset({"storage", "global_storage"})
 
 
-class Job:
+class JobMeta(type):
+    """Metaclass of :class:`Job`: lets a variant pickle as its recipe.
+
+    A class made by :meth:`Job.variant` is not reachable by name in its
+    module, so the standard pickler cannot send it to another process; this
+    metaclass's reducer (registered with :mod:`copyreg`) sends it as
+    ``(base class, name, options)`` instead.  Other job classes pickle by
+    name as usual.
+    """
+
+
+def _reduce_job_class(cls: JobMeta) -> str | tuple[Any, ...]:
+    base = cls.__dict__.get("_variant_of")
+    if base is None:
+        return cls.__qualname__  # by name, like any class
+    return (_rebuild_variant, (base, cls.__name__, cls.__dict__["_variant_options"]))
+
+
+_rebuilt: dict[tuple[type[Job], str], type[Job]] = {}
+
+
+def _rebuild_variant(base: type[Job], name: str, options: dict[str, Any]) -> type[Job]:
+    """Unpickle a variant: make it again (once per process)."""
+    made = _rebuilt.get((base, name))
+    if made is None or made._variant_options != options:
+        made = _rebuilt[(base, name)] = base.variant(name, **options)
+    return made
+
+
+copyreg.pickle(JobMeta, _reduce_job_class)
+
+
+class Job(metaclass=JobMeta):
     """Base class of every job.
 
     Subclasses set, all optional:
@@ -97,6 +130,15 @@ class Job:
         if required:
             cls._required_options = tuple(sorted({*cls._required_options, *required}))
 
+    def Check(self, *args: Any, **kwargs: Any) -> Any:
+        """Return (any value: the job's result) when the fact holds; raise
+        when it does not.  Override it."""
+        raise NotImplementedError(f"{type(self).__name__} defines no Check()")
+
+    def Run(self, *args: Any, **kwargs: Any) -> Any:
+        """Make the fact hold; the recheck decides whether it worked."""
+        raise NotImplementedError(f"{type(self).__name__} defines no Run()")
+
     def _set_storage(
         self, storage: dict[str, Any], global_storage: dict[str, Any]
     ) -> None:
@@ -144,8 +186,8 @@ class Job:
         namespace["__doc__"] = cls.__doc__
         namespace["_variant_of"] = cls
         namespace["_variant_options"] = dict(options)
-        made: _J = type(cls)(name, (cls,), namespace)
-        return made
+        metaclass: Any = type(cls)
+        return cast(_J, metaclass(name, (cls,), namespace))
 
 
 class RunonlyJob(Job):
@@ -156,7 +198,7 @@ class RunonlyJob(Job):
     mode it fails without running, with :class:`~dojobber.errors.NoActError`.
     """
 
-    def Check(self, *args: Any, **kwargs: Any) -> Any:  # noqa: N802
+    def Check(self, *args: Any, **kwargs: Any) -> Any:
         """Fail before Run; after it, mirror Run's outcome."""
         if self._check_phase == "check":
             if self._no_act:
@@ -172,8 +214,8 @@ class RunonlyJob(Job):
 class DummyJob(Job):
     """A job that always passes; useful to group dependencies under one name."""
 
-    def Check(self, *args: Any, **kwargs: Any) -> None:  # noqa: N802
+    def Check(self, *args: Any, **kwargs: Any) -> None:
         """Always pass."""
 
-    def Run(self, *args: Any, **kwargs: Any) -> None:  # noqa: N802
+    def Run(self, *args: Any, **kwargs: Any) -> None:
         """Nothing to do."""

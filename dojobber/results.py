@@ -7,6 +7,7 @@ dicts) are views of these; records, the console and the renderer read them.
 from __future__ import annotations
 
 import enum
+import time
 import traceback as _tb
 from collections import Counter
 from dataclasses import dataclass, field
@@ -46,6 +47,11 @@ class JobStatus(str, enum.Enum):
         if self is JobStatus.FAILED:
             return False
         return None
+
+
+#: Phases are timed with the monotonic perf_counter; this turns its readings
+#: into wall-clock seconds since the epoch.
+_WALL_OFFSET = time.time() - time.perf_counter()
 
 
 class Phase(NamedTuple):
@@ -93,7 +99,10 @@ class JobResult:
     @property
     def phases(self) -> list[Phase]:
         """Every phase of every attempt, in order."""
-        return [Phase._make(p) for p in self._phases]
+        return [
+            Phase(name, attempt, start + _WALL_OFFSET, duration, ok, error)
+            for name, attempt, start, duration, ok, error in self._phases
+        ]
 
     @property
     def durations(self) -> dict[str, float]:
@@ -105,7 +114,7 @@ class JobResult:
 
     @property
     def duration(self) -> float:
-        return sum(p[3] for p in self._phases)
+        return float(sum(p[3] for p in self._phases))
 
 
 @dataclass(eq=False)
@@ -121,6 +130,9 @@ class RunResult:
     finished: float = 0.0
     #: True when the run was stopped by Ctrl-C (KeyboardInterrupt).
     interrupted: bool = False
+    #: True when the run was asked to stop (``DoJobber.stop()``) before the
+    #: end; jobs not reached by then are PENDING.
+    stopped: bool = False
 
     def __getitem__(self, name: str) -> JobResult:
         return self.jobs[name]
@@ -143,7 +155,9 @@ class RunResult:
         return [job for job in self.jobs.values() if job.status is JobStatus.FAILED]
 
     def success(self) -> bool:
-        """Every job of the run succeeded."""
+        """Every job of the run succeeded (and the run was not cut short)."""
+        if self.stopped or self.interrupted:
+            return False
         run = self.attempted
         return bool(run) and all(job.status.succeeded for job in run)
 
@@ -167,18 +181,86 @@ class RunResult:
             if counts[status] and status is not JobStatus.PENDING
         ]
         verdict = "converged" if self.success() else "not converged"
-        return f"{self.target}: {verdict} ({', '.join(parts) or 'nothing run'}) in {self.duration:.2f}s"
+        if self.stopped or self.interrupted:
+            verdict += ", stopped early"
+        shown = ", ".join(parts) or "nothing run"
+        return f"{self.target}: {verdict} ({shown}) in {self.duration:.2f}s"
+
+    def report(self) -> str:
+        """A plain-text table of the run's jobs, then the summary line."""
+        rows = [("JOB", "STATUS", "TRIES", "TIME", "NOTE")]
+        for job in self.attempted:
+            note = ""
+            if job.exception is not None:
+                text = str(job.exception).strip().splitlines()
+                note = f"{type(job.exception).__name__}: {text[0] if text else ''}"
+            elif job.status is JobStatus.BLOCKED:
+                note = "a dependency failed"
+            if job.lost_attempts:
+                lost = f"{job.lost_attempts} attempt(s) run again: worker lost"
+                note = f"{note}; {lost}" if note else lost
+            rows.append(
+                (job.name, job.status.value, str(job.tries), f"{job.duration * 1000:.1f}ms", note)
+            )
+        widths = [max(len(row[col]) for row in rows) for col in range(4)]
+        lines = [
+            "  ".join(cell.ljust(width) for cell, width in zip(row[:4], widths, strict=True))
+            + "  "
+            + row[4]
+            for row in rows
+        ]
+        lines.append(self.summary())
+        return "\n".join(line.rstrip() for line in lines)
+
+    # Notebook display ------------------------------------------------------
+    #: Most jobs a notebook picture draws (failures and the root come first).
+    _REPR_MAX_NODES = 300
+
+    def _repr_svg_(self) -> str | None:
+        """The coloured job graph as SVG, so a Jupyter cell shows the run.
+
+        None (so Jupyter falls back to the text repr) when Graphviz is
+        missing or fails.  Draws at most 300 jobs; use :func:`dojobber.render.render`
+        for more.
+        """
+        from .render import RenderError, render
+
+        try:
+            svg = render(self.graph, self, "svg", max_nodes=self._REPR_MAX_NODES)
+        except RenderError:
+            return None
+        return svg.decode()
 
     # The upstream dicts -------------------------------------------------
+    def upstream_dicts(
+        self,
+    ) -> tuple[dict[str, bool | None], dict[str, BaseException], dict[str, Any]]:
+        """``(nodestatus, nodeexceptions, noderesults)`` as upstream keeps them,
+        in one pass over the jobs."""
+        status: dict[str, bool | None] = {}
+        exceptions: dict[str, BaseException] = {}
+        results: dict[str, Any] = {}
+        ok, changed, failed, pending = (
+            JobStatus.OK, JobStatus.CHANGED, JobStatus.FAILED, JobStatus.PENDING,
+        )
+        for name, job in self.jobs.items():
+            state = job.status
+            if state is ok or state is changed:
+                status[name] = True
+                results[name] = job.result
+            elif state is failed:
+                status[name] = False
+                if job.exception is not None:
+                    exceptions[name] = job.exception
+            elif state is not pending:
+                status[name] = None
+        return status, exceptions, results
+
     def nodestatus(self) -> dict[str, bool | None]:
-        return {job.name: job.status.nodestatus for job in self.attempted}
+        return self.upstream_dicts()[0]
 
     def nodeexceptions(self) -> dict[str, BaseException]:
-        return {
-            job.name: job.exception
-            for job in self.jobs.values()
-            if job.exception is not None and job.status is JobStatus.FAILED
-        }
+        return self.upstream_dicts()[1]
 
     def noderesults(self) -> dict[str, Any]:
-        return {job.name: job.result for job in self.jobs.values() if job.status.succeeded}
+        return self.upstream_dicts()[2]

@@ -1,0 +1,177 @@
+"""Run a graph's attempts on threads or on any concurrent.futures.Executor.
+
+The engine keeps its scheduling state (ready heap, retry heap, dependency
+counters); this loop submits ready attempts while there is room, takes
+finished ones off a completion queue (filled by done-callbacks, so each
+completion costs O(1) however many attempts are in flight), and hands their
+outcomes back to the engine.  A job waiting out its ``RETRY_DELAY`` is
+waited for here, never on a worker.
+
+In-process executors (thread pools) share ``global_storage`` and report
+phases live.  Any other executor gets a picklable attempt
+(:func:`~dojobber.attempt.run_attempt_remote`) with a copy of global storage;
+the keys it changed are merged back, its phases are replayed to the
+listeners, and its job instance comes back for ``Cleanup()``, which always
+runs in this process.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import heapq
+import itertools
+import logging
+import queue
+import time
+from typing import TYPE_CHECKING, Any
+
+from .attempt import Outcome, run_attempt, run_attempt_remote
+from .errors import JobNotSendableError, WorkerLostError
+
+if TYPE_CHECKING:
+    from .engine import Engine
+
+__all__ = ["MAX_LOST_ATTEMPTS", "run_pooled"]
+
+log = logging.getLogger("dojobber")
+
+#: How often one job's attempt may be lost with its worker before the job
+#: fails with WorkerLostError (a job that kills every worker it runs on).
+MAX_LOST_ATTEMPTS = 3
+#: After Ctrl-C, how long to let running attempts finish before going on.
+INTERRUPT_GRACE = 5.0
+
+# Exceptions (by class name, so no optional import is needed) that mean
+# "the worker running the attempt died", not "the attempt failed".
+_WORKER_LOST = frozenset({"KilledWorker", "WorkerLost", "CommClosedError"})
+
+
+def _worker_lost(err: BaseException) -> bool:
+    return type(err).__name__ in _WORKER_LOST
+
+
+def run_pooled(engine: Engine) -> None:
+    """Converge with attempts running in parallel; returns when done."""
+    executor = engine.executor
+    owned = executor is None
+    if executor is None:
+        executor = cf.ThreadPoolExecutor(engine.workers, thread_name_prefix="dojobber")
+    local = isinstance(executor, cf.ThreadPoolExecutor)
+    limit = engine.workers if (owned or engine.workers > 1) else None
+    classes = engine.graph.classes
+    names = engine.graph.names
+    args, kwargs, storage, no_act = engine.args, engine.kwargs, engine.global_storage, engine.no_act
+    local_cwd, cwd = engine.local_cwd, engine.cwd
+    bus = engine.bus
+    emit = bus.emit if bus else None
+    on_created = engine.instances.append
+    ready, retry = engine._ready, engine._retry
+    done: queue.SimpleQueue[cf.Future[Outcome]] = queue.SimpleQueue()
+    running: dict[cf.Future[Outcome], tuple[int, int]] = {}
+    submissions = itertools.count(1)
+
+    def submit(i: int, attempt: int) -> None:
+        try:
+            if local:
+                fut = executor.submit(
+                    run_attempt, classes[i], i, attempt, args, kwargs, storage, local_cwd, no_act,
+                    emit, on_created,
+                )
+            else:
+                fut = executor.submit(
+                    run_attempt_remote, classes[i], i, attempt, args, kwargs, dict(storage),
+                    cwd, no_act, next(submissions),
+                )
+        except cf.BrokenExecutor as err:
+            fail(i, attempt, WorkerLostError(names[i], 1, err))
+            return
+        except Exception as err:
+            fail(i, attempt, JobNotSendableError(names[i], err))
+            return
+        running[fut] = (i, attempt)
+        fut.add_done_callback(done.put)
+
+    def fail(i: int, attempt: int, err: BaseException) -> None:
+        engine._record(Outcome(i, attempt, False, False, None, err, [], None, final=True))
+
+    def finish(fut: cf.Future[Outcome], i: int, attempt: int) -> None:
+        if fut.cancelled():
+            return
+        err = fut.exception()
+        if err is None:
+            out = fut.result()
+            if not local:
+                if out.instance is not None:
+                    engine.instances.append(out.instance)
+                if bus:
+                    _replay(engine, out)
+            engine._record(out)
+        elif _worker_lost(err):
+            lost = engine._lost(i)
+            if lost > MAX_LOST_ATTEMPTS:
+                fail(i, attempt, WorkerLostError(names[i], lost, err))
+            else:
+                log.warning("%s: its worker was lost (%s); running the attempt again",
+                            names[i], type(err).__name__)
+                submit(i, attempt)
+        elif isinstance(err, cf.BrokenExecutor):  # a process pool whose worker died
+            fail(i, attempt, WorkerLostError(names[i], 1, err))
+        else:
+            fail(i, attempt, JobNotSendableError(names[i], err))
+
+    def room() -> bool:
+        return limit is None or len(running) < limit
+
+    try:
+        while True:
+            if engine.stopping:
+                if not running:
+                    return
+                ready, retry = [], []  # start nothing new; let the running end
+            while ready and room():
+                submit(heapq.heappop(ready), 1)
+            timeout: float | None = None
+            while retry and not ready and room():
+                pause = retry[0][0] - time.monotonic()
+                if pause > 0:
+                    timeout = pause
+                    break
+                i = heapq.heappop(retry)[2]
+                submit(i, engine._attempt_number(i))
+            if not running:
+                if ready:
+                    continue
+                if retry:
+                    time.sleep(max(0.0, retry[0][0] - time.monotonic()))
+                    continue
+                return
+            try:
+                fut = done.get(timeout=timeout)
+            except queue.Empty:
+                continue
+            i, attempt = running.pop(fut)
+            finish(fut, i, attempt)
+    except BaseException:
+        # Ctrl-C (or an engine error): start nothing new; let what runs finish
+        # for a while, and keep the outcomes that arrive.
+        for fut in running:
+            fut.cancel()
+        finished, _ = cf.wait(list(running), timeout=INTERRUPT_GRACE)
+        for fut in finished:
+            i, attempt = running.pop(fut)
+            if not fut.cancelled() and fut.exception() is None:
+                engine._record(fut.result())
+        raise
+    finally:
+        if owned:
+            executor.shutdown(wait=False, cancel_futures=True)
+
+
+def _replay(engine: Engine, out: Outcome) -> None:
+    """Tell listeners the phases of an attempt that ran elsewhere."""
+    name = engine.graph.names[out.index]
+    emit: Any = engine.bus.emit
+    emit("job_started", name, out.attempt)
+    for phase, attempt, _start, duration, ok, error in out.phases:
+        emit("phase_started", name, phase, attempt)
+        emit("phase_finished", name, phase, attempt, ok, duration, error)

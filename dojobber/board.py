@@ -1,0 +1,375 @@
+"""A run queue: post run requests, let workers claim and carry them out.
+
+The job-board model: a request is *posted* (``waiting``), *claimed* by one
+worker under a lease that its heartbeat renews (``claimed``), and *consumed*
+(``done`` or ``failed``); a worker that dies stops renewing, its lease
+expires, and the next worker claims the request again — safe, because every
+job of a dojobber graph checks before it runs.  A failed request can be
+retried automatically (``max_attempts``, ``retry_delay``); ``cancel`` stops
+a waiting request at once and a claimed one after its current job.
+
+:class:`Board` is the interface; :class:`SQLiteBoard` the embedded default
+(one host, any number of worker processes: WAL, and ``BEGIN IMMEDIATE``
+claims, so two workers never take the same request).  A server database can
+stand behind the same interface to serve several hosts.
+"""
+
+from __future__ import annotations
+
+import abc
+import json
+import os
+import socket
+import sqlite3
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .errors import DojobberError
+
+__all__ = [
+    "STATES",
+    "Board",
+    "BoardError",
+    "Posted",
+    "Request",
+    "SQLiteBoard",
+    "UnknownRequestError",
+    "open_board",
+]
+
+#: Every state a request can be in.
+STATES = ("waiting", "claimed", "done", "failed", "cancelled")
+SCHEMA_VERSION = 1
+
+
+class BoardError(DojobberError):
+    """The board cannot be opened or used (path, permissions, corruption)."""
+
+
+class UnknownRequestError(BoardError, KeyError):
+    def __init__(self, request_id: int) -> None:
+        super().__init__(request_id)
+        self.request_id = request_id
+
+    def __str__(self) -> str:
+        return f"no request {self.request_id} on this board; 'dojobber board' lists them"
+
+
+@dataclass(frozen=True)
+class Posted:
+    """What :meth:`Board.post` did."""
+
+    id: int
+    #: True when an identical request was already waiting (nothing new queued).
+    duplicate: bool
+
+
+@dataclass(frozen=True)
+class Request:
+    """One run request, as the board holds it."""
+
+    id: int
+    #: What to run: ``FILE_OR_MODULE:Root`` as ``dojobber run`` takes it.
+    target: str
+    args: tuple[Any, ...]
+    kwargs: dict[str, Any]
+    priority: int
+    state: str
+    posted: float
+    attempts: int
+    max_attempts: int
+    retry_delay: float
+    not_before: float
+    claimed_by: str | None
+    claimed_at: float | None
+    lease_until: float | None
+    finished: float | None
+    outcome: str | None
+    cancel_requested: bool
+    #: Run ids (in the records database) of the attempts, oldest first.
+    runs: tuple[str, ...]
+
+
+def worker_name() -> str:
+    """``host:pid``, how a worker is named on the board."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+class Board(abc.ABC):
+    """What a run queue offers; see the module doc for the life of a request."""
+
+    @abc.abstractmethod
+    def post(
+        self,
+        target: str,
+        args: Sequence[Any] = (),
+        kwargs: dict[str, Any] | None = None,
+        *,
+        priority: int = 0,
+        max_attempts: int = 1,
+        retry_delay: float = 60.0,
+    ) -> Posted:
+        """Queue a run of ``target``; an identical waiting request is not
+        queued twice (``Posted.duplicate``)."""
+
+    @abc.abstractmethod
+    def claim(self, worker: str, lease: float) -> Request | None:
+        """Take the highest-priority, oldest request that is due (or whose
+        claim expired) for ``worker`` for ``lease`` seconds; None if none."""
+
+    @abc.abstractmethod
+    def heartbeat(self, request_id: int, worker: str, lease: float) -> str:
+        """Renew the lease; returns ``"ok"``, ``"cancel"`` (stop after the
+        current job) or ``"lost"`` (the claim is no longer this worker's)."""
+
+    @abc.abstractmethod
+    def finish(self, request_id: int, worker: str, success: bool, outcome: str,
+               run_id: str | None = None) -> str | None:
+        """Record the outcome of the claimed attempt; returns the new state
+        (None when the claim was not this worker's any more)."""
+
+    @abc.abstractmethod
+    def cancel(self, request_id: int) -> str:
+        """Cancel: a waiting request at once, a claimed one after its
+        current job.  Returns the state it is in afterwards."""
+
+    @abc.abstractmethod
+    def get(self, request_id: int) -> Request:
+        """One request; :class:`UnknownRequestError` if there is none."""
+
+    @abc.abstractmethod
+    def requests(self, states: Sequence[str] | None = None, limit: int = 100) -> list[Request]:
+        """Recent requests, newest first, optionally only in ``states``."""
+
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS requests (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    target TEXT NOT NULL,
+    args TEXT NOT NULL,
+    kwargs TEXT NOT NULL,
+    dedupe TEXT NOT NULL,
+    priority INTEGER NOT NULL DEFAULT 0,
+    state TEXT NOT NULL DEFAULT 'waiting',
+    posted REAL NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    max_attempts INTEGER NOT NULL DEFAULT 1,
+    retry_delay REAL NOT NULL DEFAULT 60,
+    not_before REAL NOT NULL DEFAULT 0,
+    claimed_by TEXT,
+    claimed_at REAL,
+    lease_until REAL,
+    finished REAL,
+    outcome TEXT,
+    cancel_requested INTEGER NOT NULL DEFAULT 0,
+    runs TEXT NOT NULL DEFAULT '[]'
+);
+CREATE INDEX IF NOT EXISTS requests_due ON requests (state, priority, posted);
+CREATE INDEX IF NOT EXISTS requests_dedupe ON requests (dedupe, state);
+"""
+
+
+class SQLiteBoard(Board):
+    """The board in one SQLite file; safe for several processes on a host.
+
+    Limits: one host (SQLite's locking needs a local file system, not NFS);
+    claims are serialised, so thousands of claims a second are out of reach;
+    every worker polls (``poll`` seconds) instead of being woken.
+    """
+
+    def __init__(self, path: str | os.PathLike[str], timeout: float = 30.0) -> None:
+        self.path = Path(path).expanduser()
+        self.timeout = timeout
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            with self._connect(immediate=True) as db:
+                db.executescript(_SCHEMA + "BEGIN IMMEDIATE;")  # it commits first
+                row = db.execute("SELECT value FROM meta WHERE key='schema'").fetchone()
+                if row is None:
+                    db.execute("INSERT INTO meta VALUES ('schema', ?)", (str(SCHEMA_VERSION),))
+                version = int(row[0]) if row is not None else SCHEMA_VERSION
+        except (sqlite3.Error, OSError, BoardError) as err:
+            raise BoardError(
+                f"cannot use {self.path} as a board: {err}; give a writable path to a "
+                "board file (--board or DOJOBBER_BOARD)"
+            ) from err
+        if version > SCHEMA_VERSION:
+            raise BoardError(
+                f"board {self.path} has schema {version}, newer than this dojobber "
+                f"understands ({SCHEMA_VERSION}); upgrade dojobber"
+            )
+
+    @contextmanager
+    def _connect(self, immediate: bool = False) -> Iterator[sqlite3.Connection]:
+        db = sqlite3.connect(self.path, timeout=self.timeout, isolation_level=None)
+        try:
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute(f"PRAGMA busy_timeout={int(self.timeout * 1000)}")
+            db.execute("BEGIN IMMEDIATE" if immediate else "BEGIN")
+            try:
+                yield db
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+            db.execute("COMMIT")
+        except sqlite3.DatabaseError as err:
+            raise BoardError(f"board {self.path}: {err}") from err
+        finally:
+            db.close()
+
+    # ------------------------------------------------------------------
+    def post(
+        self,
+        target: str,
+        args: Sequence[Any] = (),
+        kwargs: dict[str, Any] | None = None,
+        *,
+        priority: int = 0,
+        max_attempts: int = 1,
+        retry_delay: float = 60.0,
+    ) -> Posted:
+        if max_attempts < 1:
+            raise BoardError(f"max_attempts is {max_attempts}; give 1 or more")
+        try:
+            args_text = json.dumps(list(args))
+            kwargs_text = json.dumps(kwargs or {}, sort_keys=True)
+        except TypeError as err:
+            raise BoardError(f"request arguments must be JSON values: {err}") from err
+        dedupe = json.dumps([target, args_text, kwargs_text])
+        with self._connect(immediate=True) as db:
+            row = db.execute(
+                "SELECT id FROM requests WHERE dedupe=? AND state='waiting'", (dedupe,)
+            ).fetchone()
+            if row is not None:
+                return Posted(int(row[0]), True)
+            cur = db.execute(
+                "INSERT INTO requests (target, args, kwargs, dedupe, priority, posted,"
+                " max_attempts, retry_delay) VALUES (?,?,?,?,?,?,?,?)",
+                (target, args_text, kwargs_text, dedupe, priority, time.time(), max_attempts,
+                 retry_delay),
+            )
+            return Posted(int(cur.lastrowid or 0), False)
+
+    def claim(self, worker: str, lease: float) -> Request | None:
+        now = time.time()
+        with self._connect(immediate=True) as db:
+            row = db.execute(
+                "SELECT id FROM requests WHERE (state='waiting' AND not_before<=?)"
+                " OR (state='claimed' AND lease_until<?)"
+                " ORDER BY priority DESC, posted, id LIMIT 1",
+                (now, now),
+            ).fetchone()
+            if row is None:
+                return None
+            db.execute(
+                "UPDATE requests SET state='claimed', claimed_by=?, claimed_at=?,"
+                " lease_until=?, attempts=attempts+1 WHERE id=?",
+                (worker, now, now + lease, row[0]),
+            )
+            return self._get(db, int(row[0]))
+
+    def heartbeat(self, request_id: int, worker: str, lease: float) -> str:
+        with self._connect(immediate=True) as db:
+            row = db.execute(
+                "SELECT state, claimed_by, cancel_requested FROM requests WHERE id=?",
+                (request_id,),
+            ).fetchone()
+            if row is None or row[0] != "claimed" or row[1] != worker:
+                return "lost"
+            db.execute("UPDATE requests SET lease_until=? WHERE id=?",
+                       (time.time() + lease, request_id))
+            return "cancel" if row[2] else "ok"
+
+    def finish(self, request_id: int, worker: str, success: bool, outcome: str,
+               run_id: str | None = None) -> str | None:
+        now = time.time()
+        with self._connect(immediate=True) as db:
+            req = self._get(db, request_id)
+            if req.state != "claimed" or req.claimed_by != worker:
+                return None
+            runs = [*req.runs, run_id] if run_id else list(req.runs)
+            if req.cancel_requested:
+                state = "cancelled"
+            elif success:
+                state = "done"
+            elif req.attempts < req.max_attempts:
+                state = "waiting"
+            else:
+                state = "failed"
+            db.execute(
+                "UPDATE requests SET state=?, outcome=?, runs=?, finished=?, lease_until=NULL,"
+                " not_before=? WHERE id=?",
+                (state, outcome, json.dumps(runs), None if state == "waiting" else now,
+                 now + req.retry_delay if state == "waiting" else 0, request_id),
+            )
+            return state
+
+    def cancel(self, request_id: int) -> str:
+        with self._connect(immediate=True) as db:
+            req = self._get(db, request_id)
+            if req.state == "waiting":
+                db.execute("UPDATE requests SET state='cancelled', finished=? WHERE id=?",
+                           (time.time(), request_id))
+                return "cancelled"
+            if req.state == "claimed":
+                db.execute("UPDATE requests SET cancel_requested=1 WHERE id=?", (request_id,))
+            return req.state
+
+    def get(self, request_id: int) -> Request:
+        with self._connect() as db:
+            return self._get(db, request_id)
+
+    def requests(self, states: Sequence[str] | None = None, limit: int = 100) -> list[Request]:
+        for state in states or ():
+            if state not in STATES:
+                raise BoardError(f"unknown state {state!r}; states are {', '.join(STATES)}")
+        where, params = "", tuple[str, ...]()
+        if states:
+            where = f"WHERE state IN ({','.join('?' * len(states))})"
+            params = tuple(states)
+        with self._connect() as db:
+            rows = db.execute(
+                f"SELECT * FROM requests {where} ORDER BY id DESC LIMIT ?", (*params, limit)
+            ).fetchall()
+        return [_request(row) for row in rows]
+
+    @staticmethod
+    def _get(db: sqlite3.Connection, request_id: int) -> Request:
+        row = db.execute("SELECT * FROM requests WHERE id=?", (request_id,)).fetchone()
+        if row is None:
+            raise UnknownRequestError(request_id)
+        return _request(row)
+
+
+def _request(row: Sequence[Any]) -> Request:
+    (rid, target, args, kwargs, _dedupe, priority, state, posted, attempts, max_attempts,
+     retry_delay, not_before, claimed_by, claimed_at, lease_until, finished, outcome,
+     cancel_requested, runs) = row
+    return Request(
+        id=rid, target=target, args=tuple(json.loads(args)), kwargs=json.loads(kwargs),
+        priority=priority, state=state, posted=posted, attempts=attempts,
+        max_attempts=max_attempts, retry_delay=retry_delay, not_before=not_before,
+        claimed_by=claimed_by, claimed_at=claimed_at, lease_until=lease_until,
+        finished=finished, outcome=outcome, cancel_requested=bool(cancel_requested),
+        runs=tuple(json.loads(runs)),
+    )
+
+
+def default_path() -> Path:
+    """``$DOJOBBER_BOARD``, else ``$XDG_STATE_HOME/dojobber/board.sqlite3``
+    (``~/.local/state/dojobber/board.sqlite3``)."""
+    env = os.environ.get("DOJOBBER_BOARD")
+    if env:
+        return Path(env).expanduser()
+    state = os.environ.get("XDG_STATE_HOME") or os.path.expanduser("~/.local/state")
+    return Path(state) / "dojobber" / "board.sqlite3"
+
+
+def open_board(path: str | os.PathLike[str] | None = None) -> Board:
+    """The board at ``path`` (default: :func:`default_path`)."""
+    return SQLiteBoard(path if path is not None else default_path())

@@ -1,0 +1,311 @@
+"""The byte-moving half of :class:`~dojobber.contrib.download.Download`.
+
+A :class:`Transfer` streams one URL into ``.NAME.part`` beside the target,
+hashing as it goes, resumes a kept part with ``Range`` + ``If-Range``, and
+renames into place only when size and sha256 match.  :class:`SideCar` keeps
+``.NAME.dojobber.json``: what was verified, against the file's size, mtime
+and inode, so a later Check need not rehash.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import lzma
+import os
+import queue
+import re
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import requests
+import urllib3
+
+from .._context import report_progress
+from ._http import check_status, redact, request
+from .errors import (
+    ChecksumMismatchError,
+    DownloadError,
+    DownloadInterruptedError,
+    SizeMismatchError,
+)
+
+__all__ = ["SideCar", "Transfer", "file_sha256", "read_json", "write_json"]
+
+_PROGRESS_STEP = 8 << 20
+_CONTENT_RANGE = re.compile(r"bytes\s+(\d+)-(\d+)/(\d+|\*)")
+
+
+def read_json(path: Path) -> dict[str, Any] | None:
+    """The JSON object in ``path``, or None when missing or unreadable."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            found = json.load(f)
+    except (OSError, ValueError):
+        return None
+    return found if isinstance(found, dict) else None
+
+
+def write_json(path: Path, data: dict[str, Any]) -> None:
+    """Write ``data`` to ``path`` atomically (temp file + rename)."""
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "w", encoding="utf-8") as f:
+        json.dump(data, f, indent=1, sort_keys=True)
+    os.replace(tmp, path)
+
+
+def file_sha256(path: Path, hasher: Any = None, chunk: int = 1 << 20) -> str:
+    """Hex sha256 of a file (fed into ``hasher`` when given)."""
+    digest = hasher if hasher is not None else hashlib.sha256()
+    buf = bytearray(chunk)
+    view = memoryview(buf)
+    with open(path, "rb", buffering=0) as f:
+        while True:
+            n = f.readinto(buf)
+            if not n:
+                break
+            digest.update(view[:n])
+    return str(digest.hexdigest())
+
+
+def _chunks(response: requests.Response, size: int) -> Iterator[bytes]:
+    """The body as it arrives, keeping a short last read before a break.
+
+    (``iter_content`` drops the bytes of a read that a broken connection
+    cut short; reading raw keeps them, so a resume loses nothing.)
+    """
+    encoding = response.headers.get("Content-Encoding", "identity").strip().lower()
+    if encoding not in ("", "identity"):
+        yield from response.iter_content(size)
+        return
+    read = response.raw.read
+    while True:
+        chunk = read(size, decode_content=False)
+        if not chunk:
+            return
+        yield chunk
+
+
+class HashThread:
+    """Feeds chunks to a hash object on another thread.
+
+    hashlib releases the GIL while hashing large buffers, so a download
+    hashes on one core while it receives and writes on another.  Chunks must
+    be immutable (``bytes``); at most ``depth`` wait in the queue.
+    """
+
+    def __init__(self, hasher: Any, depth: int = 4) -> None:
+        self.hasher = hasher
+        self._queue: queue.Queue[bytes | None] = queue.Queue(depth)
+        self._thread = threading.Thread(target=self._work, name="dojobber-sha256",
+                                        daemon=True)
+        self._thread.start()
+
+    def _work(self) -> None:
+        while True:
+            chunk = self._queue.get()
+            if chunk is None:
+                return
+            self.hasher.update(chunk)
+
+    def update(self, chunk: bytes) -> None:
+        """Queue ``chunk`` for hashing (blocks while the queue is full)."""
+        self._queue.put(chunk)
+
+    def close(self) -> None:
+        """Wait until every queued chunk is hashed (idempotent)."""
+        if self._thread.is_alive():
+            self._queue.put(None)
+            self._thread.join()
+
+
+class SideCar:
+    """``.NAME.dojobber.json`` beside a downloaded file."""
+
+    def __init__(self, target: Path) -> None:
+        self.target = target
+        self.path = target.with_name(f".{target.name}.dojobber.json")
+
+    def valid_for(self, url: str) -> dict[str, Any] | None:
+        """The record, if it is about ``url`` and the file is unchanged since."""
+        meta = read_json(self.path)
+        if meta is None or meta.get("url") != url:
+            return None
+        try:
+            st = self.target.stat()
+        except OSError:
+            return None
+        if [meta.get("size"), meta.get("mtime_ns"), meta.get("inode")] != [
+                st.st_size, st.st_mtime_ns, st.st_ino]:
+            return None
+        return meta
+
+    def write(self, meta: dict[str, Any]) -> None:
+        """Record ``meta`` with the target's current size, mtime and inode."""
+        st = self.target.stat()
+        write_json(self.path, {**meta, "size": st.st_size, "mtime_ns": st.st_mtime_ns,
+                               "inode": st.st_ino})
+
+
+class Transfer:
+    """One download of ``url`` to ``target``; :meth:`run` does it."""
+
+    def __init__(self, *, job: str, session: requests.Session, url: str, target: Path,
+                 sha256: str | None, size: int | None, decompress: bool, timeout: Any,
+                 chunk_size: int, fsync: bool) -> None:
+        self.job, self.session, self.url, self.target = job, session, url, target
+        self.sha256, self.size, self.decompress = sha256, size, decompress
+        self.timeout, self.chunk_size, self.fsync = timeout, chunk_size, fsync
+        self.part = target.with_name(f".{target.name}.part")
+        self.part_meta = target.with_name(f".{target.name}.part.json")
+
+    # -- the partial file ---------------------------------------------------
+    def discard(self) -> None:
+        """Delete the partial file and its record."""
+        for path in (self.part, self.part_meta):
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
+
+    def _resumable(self) -> tuple[int, str] | None:
+        """``(offset, If-Range value)`` when a kept part can be continued."""
+        if self.decompress or not self.part.is_file():
+            return None
+        meta = read_json(self.part_meta)
+        if meta is None or meta.get("url") != self.url:
+            return None
+        etag = meta.get("etag") or ""
+        validator = etag if etag and not etag.startswith("W/") else meta.get("last_modified")
+        offset = self.part.stat().st_size
+        if not validator or offset == 0:
+            return None
+        return offset, str(validator)
+
+    # -- the transfer ----------------------------------------------------------
+    def run(self, _again: bool = True) -> None:
+        """Download, verify and rename into place; raise a named error if not."""
+        hasher = hashlib.sha256()
+        headers = {"Accept-Encoding": "identity"}
+        resume = self._resumable()
+        offset = 0
+        if resume is None:
+            self.discard()
+        else:
+            offset = resume[0]
+            headers["Range"] = f"bytes={offset}-"
+            headers["If-Range"] = resume[1]
+        response = request(self.job, self.session, "GET", self.url, self.timeout, headers,
+                           stream=True, check=False)
+        with response:
+            status = response.status_code
+            total: int | None = None
+            if status == 206:
+                match = _CONTENT_RANGE.match(response.headers.get("Content-Range", ""))
+                if match is None or int(match.group(1)) != offset:
+                    response.close()
+                    self.discard()
+                    if _again:
+                        return self.run(_again=False)
+                    raise DownloadError(self.job, f"{redact(self.url)}: the server sent a "
+                                        "wrong byte range; rerun")
+                total = int(match.group(3)) if match.group(3) != "*" else None
+                file_sha256(self.part, hasher)
+            elif status == 416 and offset and _again:
+                response.close()
+                self.discard()
+                return self.run(_again=False)
+            else:
+                check_status(self.job, response, self.url)
+                offset = 0
+                length = response.headers.get("Content-Length")
+                total = int(length) if length is not None and length.isdigit() else None
+            etag = response.headers.get("ETag")
+            modified = response.headers.get("Last-Modified")
+            if not self.decompress and (etag or modified):
+                write_json(self.part_meta, {"url": self.url, "etag": etag,
+                                       "last_modified": modified})
+            done, out_hash = self._stream(response, offset, total, hasher)
+        self._finish(done, total, hasher.hexdigest(), out_hash, etag, modified)
+        return None
+
+    def _stream(self, response: requests.Response, offset: int, total: int | None,
+                hasher: Any) -> tuple[int, str | None]:
+        """Copy the body into the part file; returns (bytes received, output sha)."""
+        decomp = lzma.LZMADecompressor() if self.decompress else None
+        out_hash = hashlib.sha256() if decomp is not None else None
+        done = offset
+        shown_total = total if total is not None else self.size
+        next_report = done + _PROGRESS_STEP
+        report_progress(done, shown_total, "B")
+        hashing = HashThread(hasher)
+        with open(self.part, "ab" if offset else "wb") as f:
+            try:
+                for chunk in _chunks(response, self.chunk_size):
+                    hashing.update(chunk)
+                    if decomp is not None and out_hash is not None:
+                        data = decomp.decompress(chunk)
+                        out_hash.update(data)
+                        f.write(data)
+                    else:
+                        f.write(chunk)
+                    done += len(chunk)
+                    if done >= next_report:
+                        report_progress(done, shown_total, "B")
+                        next_report = done + _PROGRESS_STEP
+            except (requests.RequestException, urllib3.exceptions.HTTPError, OSError) as err:
+                reason = type(err).__name__
+                f.close()
+                kept = "the partial file is kept, rerun to resume"
+                if self.decompress or not self.part_meta.exists():
+                    self.discard()
+                    kept = "rerun to download again"
+                raise DownloadInterruptedError(
+                    self.job, f"{redact(self.url)}: the transfer broke off after {done} of "
+                    f"{shown_total if shown_total is not None else '?'} bytes ({reason}); "
+                    f"{kept}") from None
+            except lzma.LZMAError:
+                f.close()
+                self.discard()
+                raise DownloadError(self.job, f"{redact(self.url)}: not valid xz data; set "
+                                    "decompress=False or fix the URL") from None
+            finally:
+                hashing.close()
+            if decomp is not None and not decomp.eof:
+                f.close()
+                self.discard()
+                raise DownloadError(self.job, f"{redact(self.url)}: the xz stream is "
+                                    "truncated; rerun to download again")
+            f.flush()
+            if self.fsync:
+                os.fsync(f.fileno())
+        report_progress(done, shown_total, "B")
+        return done, out_hash.hexdigest() if out_hash is not None else None
+
+    def _finish(self, done: int, total: int | None, digest: str, out_hash: str | None,
+                etag: str | None, modified: str | None) -> None:
+        """Verify what arrived; rename into place and record it, or discard it."""
+        if total is not None and done < total and not self.decompress:
+            raise DownloadInterruptedError(
+                self.job, f"{redact(self.url)}: the transfer ended after {done} of {total} "
+                "bytes; the partial file is kept, rerun to resume")
+        expected = self.size if self.size is not None else total
+        if expected is not None and done != expected:
+            self.discard()
+            raise SizeMismatchError(self.job, redact(self.url), expected, done)
+        if self.sha256 and digest != self.sha256:
+            self.discard()
+            raise ChecksumMismatchError(self.job, redact(self.url), self.sha256, digest)
+        os.replace(self.part, self.target)
+        SideCar(self.target).write({
+            "url": self.url,
+            "etag": etag,
+            "last_modified": modified,
+            "source_size": done,
+            "source_sha256": digest,
+            "sha256": out_hash if out_hash is not None else digest,
+            "decompressed": out_hash is not None,
+        })
+        with contextlib.suppress(FileNotFoundError):
+            self.part_meta.unlink()

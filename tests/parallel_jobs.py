@@ -1,0 +1,82 @@
+"""Module-level jobs for tests that run attempts in other processes."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from dojobber import DummyJob, Job
+
+CLEANED: list[int] = []
+
+
+class Write(Job):
+    """Sets global_storage[KEY] after one Run; the result is the pid."""
+
+    KEY = "a"
+
+    def Check(self) -> int:
+        if self.global_storage.get(self.KEY) != "set":  # type: ignore[union-attr]
+            raise LookupError(f"{self.KEY} not set")
+        return os.getpid()
+
+    def Run(self) -> None:
+        self.global_storage[self.KEY] = "set"  # type: ignore[index]
+
+
+class Gather(DummyJob):
+    DEPS = [Write.variant("Write a", KEY="a"), Write.variant("Write b", KEY="b")]
+
+    def Check(self) -> list[Any]:
+        return sorted(k for k in self.global_storage if k in "ab")  # type: ignore[union-attr]
+
+
+class UnpicklableError(Exception):
+    def __init__(self, a: int, b: int) -> None:
+        super().__init__(f"{a}+{b}")
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (UnpicklableError, ())  # loading it fails: __init__ needs a, b
+
+
+class RaisesOdd(Job):
+    TRIES = 1
+
+    def Check(self) -> None:
+        raise UnpicklableError(1, 2)
+
+
+class WithCleanup(Job):
+    def Check(self) -> str:
+        self.pid = os.getpid()
+        return "ok"
+
+    def Cleanup(self) -> None:
+        CLEANED.append(os.getpid())
+
+
+class KillsItsWorker(Job):
+    """Kills the process it runs in on the first attempt (marker absent)."""
+
+    MARKER = ""
+
+    def Check(self) -> int:
+        marker = Path(self.MARKER)
+        if not marker.exists():
+            marker.write_text(str(os.getpid()))
+            os._exit(3)
+        return os.getpid()
+
+
+class OddFirstCheck(Job):
+    """Its first Check raises an exception that does not unpickle; it passes
+    after Run."""
+
+    def Check(self) -> str:
+        if not self.storage:  # type: ignore[union-attr]
+            raise UnpicklableError(3, 4)
+        return "fixed"
+
+    def Run(self) -> None:
+        self.storage["ran"] = True  # type: ignore[index]

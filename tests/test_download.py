@@ -1,0 +1,325 @@
+"""Download against the fake OBS download area on loopback: idempotence,
+conditional requests, resume, verification, redirects and xz."""
+
+from __future__ import annotations
+
+import json
+import lzma
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from dojobber import DoJobber, Listener, MissingOptionError
+from dojobber.contrib.download import Download
+from dojobber.contrib.errors import (
+    ChecksumMismatchError,
+    DownloadError,
+    DownloadInterruptedError,
+    NoUrlError,
+    UnknownResourceError,
+)
+from dojobber.contrib.obs import ObsImage
+from tests.fakes.obs import IMAGE, PACKAGE, PROJECT, FakeObs, obs, published_dir, run, sha
+
+__all__ = ["obs"]
+
+DATA = os.urandom(3 << 20) + b"tail"
+WHERE = published_dir(PROJECT, "images")
+PATH = f"{WHERE}/{IMAGE}"
+
+
+def get(fake: FakeObs, dest: Path, name: str = "Get image", **options: object) -> type[Download]:
+    options.setdefault("url", fake.url(PATH))
+    return Download.variant(name, dest_dir=str(dest), **options)
+
+
+def publish(fake: FakeObs, data: bytes, path: str = PATH, checksum: bool = True) -> None:
+    fake.put_file(path, data)
+    if checksum:
+        fake.put_file(path + ".sha256", f"{sha(data)}  {path.rsplit('/', 1)[1]}\n".encode())
+
+
+def image_gets(fake: FakeObs, path: str = PATH) -> list[int]:
+    """Body bytes sent for each GET of the image."""
+    return [r.body_bytes for r in fake.requests_for(path, "GET")]
+
+
+def leftovers(dest: Path) -> list[str]:
+    return sorted(p.name for p in dest.iterdir() if ".part" in p.name or p.name.endswith(".tmp"))
+
+
+def test_lookup_then_download_converges_and_rerun_transfers_nothing(
+        obs: FakeObs, tmp_path: Path) -> None:
+    obs.add_build(PROJECT, PACKAGE, files={IMAGE: DATA})
+    Find = ObsImage.variant("Find", project=PROJECT, package=PACKAGE, oscrc=False,
+                            api_url=obs.api_url, download_url=obs.download_url)
+    Get = Download.variant("Get", source=Find, dest_dir=str(tmp_path / "cache"))
+    dj = run(Get)
+    assert dj.success(), dj.nodeexceptions
+    target = tmp_path / "cache" / IMAGE
+    assert target.read_bytes() == DATA
+    result = dj.noderesults["Get"]
+    assert result["path"] == str(target) and result["sha256"] == sha(DATA)
+    assert result["size"] == len(DATA) and result["etag"] == obs.etag(PATH)
+    assert image_gets(obs) == [len(DATA)]
+    assert leftovers(target.parent) == []
+    obs.clear_log()
+    again = run(Get)
+    assert again.success()
+    assert again.result is not None and again.result.jobs["Get"].tries == 1
+    assert image_gets(obs) == []
+    heads = obs.requests_for(PATH, "HEAD")
+    assert [h.status for h in heads] == [304]
+    assert heads[0].headers["If-None-Match"] == obs.etag(PATH)
+
+
+def test_check_trusts_the_cached_hash_until_the_file_changes(obs: FakeObs,
+                                                              tmp_path: Path) -> None:
+    publish(obs, DATA)
+    Get = get(obs, tmp_path)
+    assert run(Get).success()
+    target = tmp_path / IMAGE
+    st = target.stat()
+    # Same size and mtime: Check does not rehash, so it does not notice.
+    with open(target, "r+b") as f:
+        f.write(b"X")
+    os.utime(target, ns=(st.st_atime_ns, st.st_mtime_ns))
+    assert run(Get).success()
+    assert image_gets(obs) == [len(DATA)]
+    # A newer mtime: Check rehashes, finds the damage, and Run downloads again.
+    os.utime(target, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))
+    dj = run(Get)
+    assert dj.success(), dj.nodeexceptions
+    assert target.read_bytes() == DATA
+    assert image_gets(obs) == [len(DATA), len(DATA)]
+
+
+def test_a_newer_version_on_the_server_is_downloaded(obs: FakeObs, tmp_path: Path) -> None:
+    publish(obs, DATA)
+    Get = get(obs, tmp_path)
+    assert run(Get).success()
+    new = DATA[::-1]
+    publish(obs, new)
+    dj = run(Get)
+    assert dj.success(), dj.nodeexceptions
+    assert (tmp_path / IMAGE).read_bytes() == new
+    assert dj.noderesults["Get image"]["sha256"] == sha(new)
+    assert image_gets(obs) == [len(DATA), len(new)]
+
+
+def test_last_modified_is_used_without_etag_support(obs: FakeObs, tmp_path: Path) -> None:
+    publish(obs, DATA)
+    Get = get(obs, tmp_path, check_remote=True)
+    assert run(Get).success()
+    sidecar = tmp_path / f".{IMAGE}.dojobber.json"
+    meta = json.loads(sidecar.read_text())
+    assert meta["etag"] == obs.etag(PATH)
+    sidecar.write_text(json.dumps({**meta, "etag": None}))
+    obs.clear_log()
+    assert run(Get).success()
+    head = obs.requests_for(PATH, "HEAD")[0]
+    assert "If-None-Match" not in head.headers and head.status == 304
+    assert head.headers["If-Modified-Since"]
+
+
+def test_interrupted_transfer_resumes_where_it_broke_off(obs: FakeObs, tmp_path: Path) -> None:
+    publish(obs, DATA)
+    cut = 1_000_000
+    obs.cut_after[PATH] = cut
+    obs.cut_once.add(PATH)
+    Get = get(obs, tmp_path)
+    dj = run(Get)
+    err = dj.nodeexceptions["Get image"]
+    assert isinstance(err, DownloadInterruptedError) and "rerun to resume" in str(err)
+    assert not (tmp_path / IMAGE).exists()
+    assert (tmp_path / f".{IMAGE}.part").stat().st_size == cut
+    dj = run(Get)
+    assert dj.success(), dj.nodeexceptions
+    assert (tmp_path / IMAGE).read_bytes() == DATA
+    first, second = obs.requests_for(PATH, "GET")
+    assert (first.status, first.body_bytes) == (200, cut)
+    assert second.status == 206 and second.body_bytes == len(DATA) - cut
+    assert second.headers["Range"] == f"bytes={cut}-"
+    assert second.headers["If-Range"] == obs.etag(PATH)
+    assert leftovers(tmp_path) == []
+
+
+def test_resume_within_one_run_through_retries(obs: FakeObs, tmp_path: Path) -> None:
+    publish(obs, DATA)
+    obs.cut_after[PATH] = 2_000_000
+    obs.cut_once.add(PATH)
+    dj = run(get(obs, tmp_path), tries=2)
+    assert dj.success(), dj.nodeexceptions
+    assert image_gets(obs) == [2_000_000, len(DATA) - 2_000_000]
+
+
+def test_changed_file_during_resume_is_downloaded_whole(obs: FakeObs, tmp_path: Path) -> None:
+    publish(obs, DATA)
+    obs.cut_after[PATH] = 1_000_000
+    obs.cut_once.add(PATH)
+    Get = get(obs, tmp_path)
+    assert not run(Get).success()
+    new = os.urandom(len(DATA))
+    publish(obs, new)
+    dj = run(Get)
+    assert dj.success(), dj.nodeexceptions
+    assert (tmp_path / IMAGE).read_bytes() == new
+    resumed = obs.requests_for(PATH, "GET")[-1]
+    assert "If-Range" in resumed.headers and resumed.status == 200
+    assert resumed.body_bytes == len(new)
+
+
+def test_corrupt_bytes_leave_nothing_at_the_final_path(obs: FakeObs, tmp_path: Path) -> None:
+    publish(obs, DATA)
+    obs.corrupt.add(PATH)
+    dj = run(get(obs, tmp_path))
+    err = dj.nodeexceptions["Get image"]
+    assert isinstance(err, ChecksumMismatchError)
+    assert err.expected == sha(DATA) and err.actual != sha(DATA)
+    assert err.expected in str(err) and err.actual in str(err)
+    assert not (tmp_path / IMAGE).exists()
+    assert leftovers(tmp_path) == []
+
+
+def test_corrupt_bytes_do_not_replace_a_good_file(obs: FakeObs, tmp_path: Path) -> None:
+    publish(obs, DATA)
+    Get = get(obs, tmp_path)
+    assert run(Get).success()
+    publish(obs, DATA[::-1])
+    obs.corrupt.add(PATH)
+    assert isinstance(run(Get).nodeexceptions["Get image"], ChecksumMismatchError)
+    assert (tmp_path / IMAGE).read_bytes() == DATA
+
+
+def test_pinned_sha256_option(obs: FakeObs, tmp_path: Path) -> None:
+    publish(obs, DATA, checksum=False)
+    err = run(get(obs, tmp_path, sha256="0" * 64)).nodeexceptions["Get image"]
+    assert isinstance(err, ChecksumMismatchError) and err.expected == "0" * 64
+    dj = run(get(obs, tmp_path, sha256=sha(DATA).upper()))
+    assert dj.success(), dj.nodeexceptions
+
+
+def test_without_any_checksum_size_is_checked_and_sha_recorded(obs: FakeObs,
+                                                                tmp_path: Path) -> None:
+    publish(obs, DATA, checksum=False)
+    dj = run(get(obs, tmp_path))
+    assert dj.success(), dj.nodeexceptions
+    assert dj.noderesults["Get image"]["sha256"] == sha(DATA)
+    assert [r.status for r in obs.requests_for(PATH + ".sha256")] == [404]
+
+
+def test_redirect_to_a_mirror_is_followed(obs: FakeObs, tmp_path: Path) -> None:
+    publish(obs, DATA)
+    mirror = "mirror/" + PATH
+    obs.put_file(mirror, DATA)
+    obs.redirect[PATH] = mirror
+    Get = get(obs, tmp_path)
+    dj = run(Get)
+    assert dj.success(), dj.nodeexceptions
+    assert (tmp_path / IMAGE).read_bytes() == DATA
+    assert [r.status for r in obs.requests_for(PATH, "GET")] == [302]
+    assert image_gets(obs, mirror) == [len(DATA)]
+    obs.clear_log()
+    assert run(Get).success()
+    assert [r.status for r in obs.requests_for(mirror, "HEAD")] == [304]
+
+
+def test_xz_is_decompressed_on_the_fly(obs: FakeObs, tmp_path: Path) -> None:
+    packed = lzma.compress(DATA)
+    xz_path = PATH + ".xz"
+    publish(obs, packed, path=xz_path)
+    Get = get(obs, tmp_path, url=obs.url(xz_path), decompress=True)
+    dj = run(Get)
+    assert dj.success(), dj.nodeexceptions
+    assert (tmp_path / IMAGE).read_bytes() == DATA
+    assert not (tmp_path / (IMAGE + ".xz")).exists()
+    result = dj.noderesults["Get image"]
+    assert result["sha256"] == sha(DATA) and result["source_sha256"] == sha(packed)
+    assert result["decompressed"] is True and result["size"] == len(DATA)
+    obs.clear_log()
+    assert run(Get).success()
+    assert image_gets(obs, xz_path) == []
+
+
+def test_xz_with_wrong_bytes_fails_cleanly(obs: FakeObs, tmp_path: Path) -> None:
+    xz_path = PATH + ".xz"
+    publish(obs, lzma.compress(DATA), path=xz_path)
+    obs.corrupt.add(xz_path)
+    err = run(get(obs, tmp_path, url=obs.url(xz_path), decompress=True)).nodeexceptions[
+        "Get image"]
+    assert isinstance(err, DownloadError) and "not valid xz data" in str(err)
+    assert not (tmp_path / IMAGE).exists() and leftovers(tmp_path) == []
+
+
+def test_file_already_there_is_adopted_without_download(obs: FakeObs, tmp_path: Path) -> None:
+    publish(obs, DATA)
+    (tmp_path / IMAGE).write_bytes(DATA)
+    Get = get(obs, tmp_path)
+    dj = run(Get)
+    assert dj.success(), dj.nodeexceptions
+    assert image_gets(obs) == []
+    obs.clear_log()
+    assert run(Get).success()
+    assert [r.status for r in obs.requests_for(PATH, "HEAD")] == [304]
+
+
+def test_progress_reaches_listeners(obs: FakeObs, tmp_path: Path) -> None:
+    publish(obs, DATA)
+    seen: list[tuple[str, float, float | None, str]] = []
+
+    class Progress(Listener):
+        def progress(self, job: str, done: float, total: float | None, unit: str) -> None:
+            seen.append((job, done, total, unit))
+
+    dj = DoJobber()
+    dj.configure(get(obs, tmp_path), default_tries=1, listeners=[Progress()])
+    dj.checknrun()
+    assert dj.success(), dj.nodeexceptions
+    assert seen[0] == ("Get image", 0, len(DATA), "B")
+    assert seen[-1] == ("Get image", len(DATA), len(DATA), "B")
+    assert [s[1] for s in seen] == sorted(s[1] for s in seen)
+
+
+def test_missing_file_on_server(obs: FakeObs, tmp_path: Path) -> None:
+    err = run(get(obs, tmp_path)).nodeexceptions["Get image"]
+    assert isinstance(err, UnknownResourceError) and err.status == 404
+
+
+def test_url_or_source_is_needed(tmp_path: Path) -> None:
+    err = run(Download.variant("Nothing", dest_dir=str(tmp_path))).nodeexceptions["Nothing"]
+    assert isinstance(err, NoUrlError) and "url option" in str(err)
+    with pytest.raises(MissingOptionError, match="dest_dir"):
+        DoJobber().configure(Download.variant("No dir", url="http://127.0.0.1:9/x"))
+
+
+def test_no_act_only_checks(obs: FakeObs, tmp_path: Path) -> None:
+    publish(obs, DATA)
+    dj = run(get(obs, tmp_path), no_act=True)
+    assert not dj.success()
+    assert image_gets(obs) == [] and not any(tmp_path.iterdir())
+
+
+def test_bad_sha256_option_and_failing_checksum_file(obs: FakeObs, tmp_path: Path) -> None:
+    publish(obs, DATA)
+    err = run(get(obs, tmp_path, sha256="abc")).nodeexceptions["Get image"]
+    assert "not 64 hex digits" in str(err) and "Get image" in str(err)
+    obs.fail[PATH + ".sha256"] = (500, "internal", "disk on fire")
+    err = run(get(obs, tmp_path)).nodeexceptions["Get image"]
+    assert "HTTP 500" in str(err) and "disk on fire" in str(err)
+    assert not (tmp_path / IMAGE).exists()
+
+
+def test_example_runs_against_the_fake(obs: FakeObs, tmp_path: Path) -> None:
+    obs.add_build(PROJECT, PACKAGE, repository="images_x", files={IMAGE: DATA})
+    example = Path(__file__).resolve().parent.parent / "examples" / "obs_download.py"
+    argv = [sys.executable, str(example), "--project", PROJECT, "--package", PACKAGE,
+            "--repository", "images_x", "--api-url", obs.api_url,
+            "--download-url", obs.download_url, "--dest", str(tmp_path)]
+    for _ in range(2):
+        done = subprocess.run(argv, capture_output=True, text=True, timeout=60)
+        assert done.returncode == 0, done.stderr
+        assert str(tmp_path / IMAGE) in done.stdout and sha(DATA) in done.stdout
+    assert image_gets(obs, f"{published_dir(PROJECT, 'images_x')}/{IMAGE}") == [len(DATA)]
