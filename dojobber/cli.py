@@ -33,6 +33,7 @@ from .console import PlainProgress, RichProgress, summary_table, summary_text
 from .dojobber import DoJobber
 from .errors import DojobberError
 from .events import Listener
+from .graph import build as build_graph
 from .job import Job
 from .lock import LockHeldError
 from .notify import WebhookNotifier, run_summary
@@ -100,6 +101,8 @@ def run_options(func: Callable[..., Any]) -> Callable[..., Any]:
                      help="Live progress display [default: when stderr is a terminal]."),
         click.option("--json", "as_json", is_flag=True,
                      help="Print the result as JSON on stdout (instead of the summary)."),
+        click.option("--graph", "graph_path", metavar="PATH",
+                     help="Draw the graph coloured by this run (format from the extension)."),
     ]
     for option in reversed(options):
         func = option(func)
@@ -154,6 +157,44 @@ def show_command(
         except RecordsError as err:
             raise Failure(f"{err.reason}; {str(err).rsplit('; ', 1)[-1]}") from err
     return EXIT_OK
+
+
+@cli.command("graph")
+@click.argument("target", metavar="FILE_OR_MODULE[:Job]", required=False)
+@click.option("--run", "run_id", metavar="RUN", help="Draw a recorded run instead (id, -N, last).")
+@_records_option
+@click.option("-o", "--output", required=True, metavar="PATH",
+              help="Picture file (.png, .svg, .pdf, .dot, .mmd ...; - for stdout).")
+@click.option("-f", "--format", "fmt", metavar="FMT", help="Format, if not the extension's.")
+@click.option("--focus", metavar="failures|JOB", help="Only failures, or one job's neighbourhood.")
+@click.option("--max-nodes", type=click.IntRange(min=1), help="Draw at most this many jobs.")
+@click.option("--details", is_flag=True, help="Tries and phase times on each job.")
+@click.option("-d", "--debug", is_flag=True, help="Tracebacks of errors.")
+def graph_command(
+    target: str | None, run_id: str | None, records_path: str | None, output: str,
+    fmt: str | None, focus: str | None, max_nodes: int | None, details: bool, debug: bool,
+) -> int:
+    """Draw the graph of TARGET, or of a recorded run (--run RUN)."""
+    from ._cli_graph import write_picture
+    from .records import stored_run
+
+    if (target is None) == (run_id is None):
+        raise click.UsageError("give either FILE_OR_MODULE[:Job] or --run RUN")
+
+    def draw() -> int:
+        result: RunResult | None = None
+        if run_id is not None:
+            with _open_records(records_path) as store:
+                graph, result = stored_run(store, run_id)
+        else:
+            graph = build_graph(load_root(str(target)))
+        write_picture(graph, result, output, fmt, focus=focus, max_nodes=max_nodes,
+                      details=details)
+        if output != "-":
+            sys.stderr.write(f"wrote {output}\n")
+        return EXIT_OK
+
+    return _guarded(debug, draw)
 
 
 # ----------------------------------------------------------------------
@@ -244,6 +285,14 @@ def _run(root: type[Job], target: str | None, options: dict[str, Any]) -> int:
             records.close()
     run_id = records.run_id if records is not None else None
     _report(result, run_id, records, options["as_json"])
+    if options["graph_path"]:
+        from ._cli_graph import write_picture
+
+        try:
+            write_picture(dj.jobs, result, options["graph_path"])
+            err_stream.write(f"graph drawn in {options['graph_path']}\n")
+        except DojobberError as err:  # the run happened: keep its exit status
+            err_stream.write(f"Warning: graph not drawn: {err}\n")
     return EXIT_OK if result.success() else EXIT_FAILED
 
 

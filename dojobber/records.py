@@ -37,6 +37,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from ._context import OutputCapture, current
+from ._records_graph import StoredError, stored_run
 from ._records_store import (
     ENV_VAR,
     JobRecord,
@@ -51,7 +52,7 @@ from ._records_store import (
 )
 from .events import Listener, RunInfo
 from .graph import JobGraph
-from .job import Job
+from .job import DummyJob
 from .results import JobResult, JobStatus, RunResult
 
 __all__ = [
@@ -62,6 +63,7 @@ __all__ = [
     "RecordsError",
     "RecordsListener",
     "RunRecord",
+    "StoredError",
     "default_path",
     "mask_argv",
     "mask_secrets",
@@ -136,7 +138,10 @@ def _graph_blob(graph: JobGraph) -> tuple[str, str]:
     """``(digest, json)`` of a graph's names and edges (cached per graph)."""
     cached = _DIGESTS.get(graph)
     if cached is None:
-        data = json.dumps({"names": graph.names, "deps": graph.deps}, separators=(",", ":"))
+        dummy = [i for i, cls in enumerate(graph.classes) if issubclass(cls, DummyJob)]
+        data = json.dumps(
+            {"names": graph.names, "deps": graph.deps, "dummy": dummy}, separators=(",", ":")
+        )
         cached = _DIGESTS[graph] = (hashlib.sha256(data.encode()).hexdigest(), data)
     return cached
 
@@ -368,49 +373,3 @@ def _insert_many(
     if full < len(rows):
         rest = rows[full:]
         conn.execute(head + ", ".join([one] * len(rest)), list(itertools.chain(*rest)))
-
-
-class StoredError(Exception):
-    """Stands for the exception of a job in a stored run (its text only)."""
-
-
-def stored_run(store: RecordStore, run_id: int | str) -> tuple[JobGraph, RunResult]:
-    """A stored run as a :class:`JobGraph` and :class:`RunResult` (job
-    classes are stand-ins named like the originals), for drawing it.
-
-    Raises :class:`RecordsError` when the run has no stored graph.
-    """
-    run = store.run(run_id)
-    data = store.graph_data(run.id)
-    if data is None:
-        raise RecordsError(
-            store.path, f"run {run.id} has no stored graph",
-            "runs recorded through configure(records=...) or the CLI store it",
-        )
-    names: list[str] = data["names"]
-    classes: list[type[Job]] = [
-        type(name, (Job,), {"__module__": "dojobber.records.stored"}) for name in names
-    ]
-    graph = JobGraph(
-        root=classes[-1], classes=classes, names=names,
-        deps=[tuple(d) for d in data["deps"]], tries=[1] * len(names),
-        delays=[0.0] * len(names),
-    )
-    jobs: dict[str, JobResult] = {}
-    for record in store.jobs(run.id):
-        i = graph.index.get(record.name)
-        if i is None:
-            continue
-        res = JobResult(record.name, classes[i], status=JobStatus(record.status),
-                        tries=record.tries)
-        if record.exception:
-            res.exception = StoredError(record.exception)
-            res._traceback = record.traceback
-        jobs[record.name] = res
-    for i, name in enumerate(names):
-        jobs.setdefault(name, JobResult(name, classes[i]))
-    result = RunResult(
-        graph=graph, jobs=jobs, target=run.target, no_act=run.no_act, started=run.started,
-        finished=run.finished or run.started, interrupted=run.outcome == "interrupted",
-    )
-    return graph, result

@@ -335,3 +335,44 @@ def test_real_terminal_output_under_a_pty(jobs: Path, tmp_path: Path) -> None:
     assert "RuntimeError: Part0 fails" in text
     assert "5/5 jobs" in text  # the live progress display, final state
     assert "failed so far: Part0" in text
+
+
+def test_graph_of_a_target_and_of_a_recorded_run(
+    jobs: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from dojobber.render import render
+
+    picture = tmp_path / "run.svg"
+    assert main(["run", f"{jobs}:Root", "-a", "fail=1", "--graph", str(picture)]) == 1
+    assert picture.read_text().lstrip().startswith(("<?xml", "<svg"))  # drawn by real dot
+    assert "Part0" in picture.read_text()
+    capsys.readouterr()
+
+    # The recorded run draws the same DOT as the live result did.
+    live = DoJobber()
+    live_jobs = _load(jobs)
+    live.configure(live_jobs.Root)
+    live.set_args(fail="1")
+    expected = render(live.jobs, live.checknrun(), "dot").decode()
+    out = tmp_path / "stored.dot"
+    assert main(["graph", "--run", "last", "-o", str(out)]) == 0
+    assert out.read_text() == expected
+    assert "RuntimeError: Part0 fails" in expected
+
+    assert main(["graph", f"{jobs}:Root", "-o", "-", "--format", "mermaid"]) == 0
+    mermaid = capsys.readouterr().out
+    assert mermaid.startswith("flowchart") and "Part2" in mermaid
+    assert main(["graph", f"{jobs}:Root", "-o", str(tmp_path / "noext")]) == 2
+    assert "cannot tell the picture format" in capsys.readouterr().err
+    assert main(["graph", "-o", str(tmp_path / "x.png")]) == 2
+    assert "give either FILE_OR_MODULE[:Job] or --run RUN" in capsys.readouterr().err
+
+
+def _load(path: Path) -> object:
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("jobs_again", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module

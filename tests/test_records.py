@@ -102,7 +102,8 @@ def test_reopen_reads_everything_back(tmp_path: Path) -> None:
         assert graph.names == ["Fetch", "Broken", "Top"]
         assert graph.deps == [(), (0,), (1,)]
         assert result["Broken"].status.value == "failed"
-        assert str(result["Broken"].exception) == "RuntimeError: Broken is broken"
+        error = result["Broken"].exception
+        assert (type(error).__name__, str(error)) == ("RuntimeError", "Broken is broken")
         assert store.run(-1).id == run.id
 
 
