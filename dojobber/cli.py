@@ -135,7 +135,7 @@ def history_command(root: str | None, records_path: str | None, limit: int, as_j
     return EXIT_OK
 
 
-@cli.command("show")
+@cli.command("show", context_settings={"ignore_unknown_options": True})
 @click.argument("run_id", metavar="RUN")
 @click.argument("job", required=False)
 @_records_option

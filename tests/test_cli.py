@@ -91,7 +91,7 @@ def test_run_exit_codes_and_records(jobs: Path, capsys: pytest.CaptureFixture[st
     out, _ = capsys.readouterr()
     assert out.startswith("Root: converged")
 
-    assert main(["show", "1"]) == 0
+    assert main(["show", "-2"]) == 0  # the run before the last
     out, _ = capsys.readouterr()
     assert "Run 1 of Root: failed" in out
     assert "--arg api_key=*** " in out or "--arg api_key=***\n" in out

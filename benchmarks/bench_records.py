@@ -1,0 +1,129 @@
+"""Cost of run records: a 20 000-job run with ``records=`` vs without.
+
+Each sample is ``configure()`` + ``checknrun()`` of a fresh graph (class
+creation not timed) of trivial jobs (Check returns at once), which is the
+worst case for recording: the engine does almost nothing per job, so the
+per-job cost of recording shows in full.  Samples alternate between the
+variants in one process; medians are compared (target: records <= 1.5x).
+
+Variants: no listener at all; ``records=`` (one row per job, batched);
+and both again with every job logging one INFO line (stored by the records
+listener, dropped by the default WARNING root logger without it).
+
+    python benchmarks/bench_records.py [--jobs 20000] [--runs 7] [--write benchmarks/README.md]
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import platform
+import re
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from dojobber import DoJobber, Job
+
+log = logging.getLogger("bench.records")
+
+
+def _quiet(self: Job) -> None:
+    pass
+
+
+def _chatty(self: Job) -> None:
+    log.info("checked %s", type(self).__name__)
+
+
+def make_graph(jobs: int, check: Callable[[Job], None]) -> type[Job]:
+    leaves = [type(f"J{i}", (Job,), {"Check": check}) for i in range(jobs - 1)]
+    return type("Root", (Job,), {"DEPS": leaves, "Check": check})
+
+
+def sample(jobs: int, check: Callable[[Job], None], records: str | None) -> float:
+    root = make_graph(jobs, check)
+    dj = DoJobber()
+    start = time.perf_counter()
+    dj.configure(root, records=records)
+    result = dj.checknrun()
+    elapsed = time.perf_counter() - start
+    assert result.success()
+    if dj.records is not None:
+        dj.records.close()
+    return elapsed
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--jobs", type=int, default=20_000)
+    parser.add_argument("--runs", type=int, default=7)
+    parser.add_argument("--write", metavar="README", help="Update the Records section there.")
+    opts = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        db = os.path.join(tmp, "records.sqlite3")
+        variants = {
+            "no records": (_quiet, None),
+            "records": (_quiet, db),
+            "no records, 1 log line per job": (_chatty, None),
+            "records, 1 log line per job": (_chatty, db),
+        }
+        times: dict[str, list[float]] = {name: [] for name in variants}
+        sample(1000, _quiet, db)  # warm up (and create the database)
+        for _ in range(opts.runs):
+            for name, (check, records) in variants.items():
+                times[name].append(sample(opts.jobs, check, records))
+        size = sum(os.path.getsize(p) for p in (db, db + "-wal") if os.path.exists(p))
+    med = {name: statistics.median(values) for name, values in times.items()}
+    ratio = med["records"] / med["no records"]
+    ratio_log = med["records, 1 log line per job"] / med["no records, 1 log line per job"]
+    lines = [
+        f"Measured {time.strftime('%Y-%m-%d')} on CPython {platform.python_version()}, "
+        f"{platform.machine()}, {os.cpu_count()} cores (shared); median of {opts.runs} "
+        f"alternating runs in one process; `python benchmarks/bench_records.py --jobs "
+        f"{opts.jobs} --runs {opts.runs}`.",
+        "",
+        "| variant | median s | µs per job |",
+        "|---|---:|---:|",
+    ]
+    for name, value in med.items():
+        lines.append(f"| {name} | {value:.3f} | {value / opts.jobs * 1e6:.1f} |")
+    lines += [
+        "",
+        f"- Records cost **{ratio:.2f}x** the run without them (target <= 1.5x); "
+        f"with a log line per job, {ratio_log:.2f}x.",
+        f"- The database held {opts.runs * 2 + 1} runs ({size / 1e6:.1f} MB with its WAL).",
+    ]
+    text = "\n".join(lines)
+    print(text)
+    if opts.write:
+        _write(Path(opts.write), text)
+
+
+def _write(readme: Path, text: str) -> None:
+    section = (
+        "## Records\n\nCost of run records (`configure(records=...)`, on by default in the CLI) "
+        "for trivial jobs, the worst case: see the docstring of `benchmarks/bench_records.py`."
+        f"\n\n<!-- records:begin -->\n{text}\n<!-- records:end -->\n"
+    )
+    old = readme.read_text() if readme.exists() else "# Benchmarks\n"
+    if "<!-- records:begin -->" in old:
+        new = re.sub(
+            r"<!-- records:begin -->.*?<!-- records:end -->\n",
+            lambda _: f"<!-- records:begin -->\n{text}\n<!-- records:end -->\n",
+            old,
+            flags=re.S,
+        )
+    else:
+        new = old.rstrip("\n") + "\n\n" + section
+    readme.write_text(new)
+
+
+if __name__ == "__main__":
+    main()
