@@ -133,6 +133,8 @@ class DoJobber:
         lock_timeout: float | None,
     ) -> None:
         """configure()'s ``records`` and ``lock`` options."""
+        if self.records is not None:
+            self.records.close()  # the previous configure()'s database
         self.records = None
         if records is not None and records is not False:
             from .records import RecordsListener

@@ -137,10 +137,11 @@ _DIGESTS: weakref.WeakKeyDictionary[JobGraph, tuple[str, str]] = weakref.WeakKey
 def _subclasses(cls: type) -> set[type]:
     """``cls`` and all its subclasses (a set lookup is cheaper than
     ``issubclass`` on 20 000 classes)."""
-    found = {cls}
-    todo = [cls]
+    found: set[type] = {cls}
+    todo: list[type] = [cls]
     while todo:
-        for sub in todo.pop().__subclasses__():
+        subs: list[type] = todo.pop().__subclasses__()
+        for sub in subs:
             if sub not in found:
                 found.add(sub)
                 todo.append(sub)

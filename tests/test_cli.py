@@ -376,3 +376,20 @@ def _load(path: Path) -> object:
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+def test_ctrl_c_exits_130_and_records_an_interrupted_run(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    script = tmp_path / "stop.py"
+    script.write_text(
+        "from dojobber import Job\n"
+        "class Stop(Job):\n"
+        "    def Check(self):\n"
+        "        raise KeyboardInterrupt\n"
+    )
+    monkeypatch.setenv("DOJOBBER_RECORDS", str(tmp_path / "r.db"))
+    assert main(["run", f"{script}:Stop"]) == 130
+    assert "interrupted" in capsys.readouterr().err
+    assert main(["history", "--json"]) == 0
+    assert json.loads(_last_json(capsys))["runs"][0]["outcome"] == "interrupted"
