@@ -195,3 +195,29 @@ def test_warnings_still_reach_stderr_without_handlers(
     err = capsys.readouterr().err
     assert "warning for everyone" in err
     assert "info for the records only" not in err
+
+
+def test_bus_passes_arguments_through_unchanged() -> None:
+    class Weird:
+        """Compares equal to everything (like mock.ANY)."""
+
+        def __eq__(self, other: object) -> bool:
+            return True
+
+        __hash__ = object.__hash__
+
+    got: list[tuple[object, ...]] = []
+
+    class Keep(Listener):
+        def progress(self, job: str, done: float, total: float | None, unit: str) -> None:
+            got.append((job, done, total, unit))
+
+        def phase_finished(self, *args: object) -> None:
+            got.append(args)
+
+    weird = Weird()
+    bus = EventBus([Keep()])
+    bus.emit("progress", "J", weird, None, "B")
+    bus.emit("phase_finished", "J", "check", 1, False, 0.5, None)
+    assert got[0][0] == "J" and got[0][1] is weird and got[0][2:] == (None, "B")
+    assert got[1] == ("J", "check", 1, False, 0.5, None)
