@@ -114,8 +114,9 @@ class DoJobber:
                 raise ConfigurationError(
                     "listeners", listener, "each listener must subclass dojobber.Listener"
                 )
-        self._graph = _graph.build(root, default_tries, default_retry_delay)
-        self._wire_records_and_lock(listeners, records, lock, lock_timeout)
+        graph = _graph.build(root, default_tries, default_retry_delay)
+        self._wire_records_and_lock(graph, listeners, records, lock, lock_timeout)
+        self._graph = graph
         self._no_act = no_act
         self._cleanup = cleanup
         self._workers = workers
@@ -127,28 +128,15 @@ class DoJobber:
 
     def _wire_records_and_lock(
         self,
+        graph: _graph.JobGraph,
         listeners: list[Listener],
         records: str | os.PathLike[str] | bool | None,
         lock: str | os.PathLike[str] | None,
         lock_timeout: float | None,
     ) -> None:
-        """configure()'s ``records`` and ``lock`` options."""
-        if self.records is not None:
-            self.records.close()  # the previous configure()'s database
-        self.records = None
-        if records is not None and records is not False:
-            from .records import RecordsListener
-
-            self.records = RecordsListener(None if records is True else records)
-            self.records.open()
-            listeners.append(self.records)
-        if "dojobber.records" in sys.modules:
-            from .records import RecordsListener
-
-            for listener in listeners:
-                if isinstance(listener, RecordsListener) and listener.graph is None:
-                    listener.graph = self._graph
-        self._lock = None
+        """configure()'s ``records`` and ``lock`` options (checked before
+        anything of the previous configuration is replaced)."""
+        run_lock: RunLock | None = None
         if lock is not None:
             from .lock import RunLock
 
@@ -159,8 +147,24 @@ class DoJobber:
                 raise ConfigurationError(
                     "lock_timeout", lock_timeout, "give seconds >= 0, or None to wait for ever"
                 )
-            root = self._graph.root_name if self._graph is not None else ""
-            self._lock = RunLock(lock, timeout=lock_timeout, root=root)
+            run_lock = RunLock(lock, timeout=lock_timeout, root=graph.root_name)
+        recorder: RecordsListener | None = None
+        if records is not None and records is not False:
+            from .records import RecordsListener
+
+            recorder = RecordsListener(None if records is True else records)
+            recorder.open()  # RecordsError now rather than at the run
+            listeners.append(recorder)
+        if "dojobber.records" in sys.modules:
+            from .records import RecordsListener
+
+            for listener in listeners:
+                if isinstance(listener, RecordsListener):
+                    listener.graph = graph  # stored with each run, for pictures
+        if self.records is not None:
+            self.records.close()  # the previous configure()'s database
+        self.records = recorder
+        self._lock = run_lock
 
     def set_args(self, *args: Any, **kwargs: Any) -> None:
         """Arguments passed to every ``Check`` and ``Run``."""
