@@ -22,6 +22,7 @@ import hashlib
 import os
 import platform
 import re
+import resource
 import shutil
 import statistics
 import subprocess
@@ -59,7 +60,8 @@ def make_file(path: Path, size: int) -> str:
     return digest.hexdigest()
 
 
-def run_ours(url: str, sha256: str, dest: Path, fsync: bool) -> float:
+def run_ours(url: str, sha256: str, dest: Path, fsync: bool) -> tuple[float, float]:
+    """Wall and CPU seconds (all threads) of one converging run."""
     from dojobber import DoJobber
     from dojobber.contrib.download import Download
 
@@ -67,18 +69,27 @@ def run_ours(url: str, sha256: str, dest: Path, fsync: bool) -> float:
                            fsync=fsync)
     dj = DoJobber()
     dj.configure(job, default_tries=1)
+    cpu = time.process_time()
     start = time.perf_counter()
     dj.checknrun()
     took = time.perf_counter() - start
+    cpu = time.process_time() - cpu
     if not dj.success():
         raise SystemExit(f"download failed: {dj.nodeexceptions}")
-    return took
+    return took, cpu
 
 
-def run_curl(url: str, dest: Path) -> float:
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def run_curl(url: str, dest: Path) -> tuple[float, float]:
+    """Wall and CPU seconds of one curl run."""
+    cpu = _children_cpu()
     start = time.perf_counter()
     subprocess.run(["curl", "-sS", "-f", "-o", str(dest / "big.raw"), url], check=True)
-    return time.perf_counter() - start
+    return time.perf_counter() - start, _children_cpu() - cpu
 
 
 def main() -> None:
@@ -106,8 +117,8 @@ def main() -> None:
         try:
             assert server.stdout is not None
             url = server.stdout.readline().strip()
-            ours: list[float] = []
-            curl: list[float] = []
+            ours: list[tuple[float, float]] = []
+            curl: list[tuple[float, float]] = []
             for i in range(args.runs):
                 for kind in (("ours", "curl") if i % 2 == 0 else ("curl", "ours")):
                     dest = Path(tmp) / f"dest-{kind}"
@@ -122,7 +133,10 @@ def main() -> None:
             server.stdin.close()
             server.wait(timeout=30)
     mib = size / (1 << 20)
-    ours_t, curl_t = statistics.median(ours), statistics.median(curl)
+    ours_t = statistics.median(t for t, _ in ours)
+    curl_t = statistics.median(t for t, _ in curl)
+    ours_cpu = statistics.median(c for _, c in ours)
+    curl_cpu = statistics.median(c for _, c in curl)
     ratio = (mib / ours_t) / (mib / curl_t)
     lines = [
         "## Download",
@@ -135,18 +149,20 @@ def main() -> None:
         f"load average before/after: {load0:.1f}/{os.getloadavg()[0]:.1f} (the machine is "
         "shared: the hash needs a second core, so a busy machine hurts Download more).",
         "",
-        "| client | median s | MiB/s |",
-        "|---|---|---|",
+        "| client | median wall s | MiB/s | median CPU s (client) |",
+        "|---|---|---|---|",
         f"| `Download` job (sha256 verified, fsync={not args.no_fsync}) | {ours_t:.2f} | "
-        f"{mib / ours_t:.0f} |",
-        f"| `curl -o` (no verification) | {curl_t:.2f} | {mib / curl_t:.0f} |",
+        f"{mib / ours_t:.0f} | {ours_cpu:.2f} |",
+        f"| `curl -o` (no verification) | {curl_t:.2f} | {mib / curl_t:.0f} | "
+        f"{curl_cpu:.2f} |",
         "",
         f"Throughput ratio Download/curl: **{ratio:.2f}x** (target >= 0.8x).",
         "",
     ]
     text = "\n".join(lines)
     print(text)
-    print("all runs ours:", [round(t, 2) for t in ours], "curl:", [round(t, 2) for t in curl])
+    print("all runs (wall, cpu) ours:", [(round(t, 2), round(c, 2)) for t, c in ours],
+          "curl:", [(round(t, 2), round(c, 2)) for t, c in curl])
     if args.write:
         readme = Path(args.write)
         old = readme.read_text() if readme.exists() else "# Benchmarks\n"
