@@ -97,7 +97,7 @@ class HashThread:
     be immutable (``bytes``); at most ``depth`` wait in the queue.
     """
 
-    def __init__(self, hasher: Any, depth: int = 4) -> None:
+    def __init__(self, hasher: Any, depth: int = 16) -> None:
         self.hasher = hasher
         self._queue: queue.Queue[bytes | None] = queue.Queue(depth)
         self._thread = threading.Thread(target=self._work, name="dojobber-sha256",

@@ -63,7 +63,7 @@ class Download(Job):
         Check asks the server whether it has a newer version (True).
     ``credentials``, ``timeout``, ``chunk_size``, ``fsync``
         Basic auth for the download server, seconds (or (connect, read)),
-        bytes per read (4 MiB), flush to disk before the final rename (True).
+        bytes per read (256 KiB), flush to disk before the final rename (True).
 
     Check passes when the file is at its final path with the expected size
     and sha256 (cached against size+mtime: reruns do not rehash) and the
@@ -82,7 +82,7 @@ class Download(Job):
     check_remote: bool = True
     credentials: Credentials | None = None
     timeout: float | tuple[float, float] = (10.0, 60.0)
-    chunk_size: int = 4 << 20
+    chunk_size: int = 256 << 10
     fsync: bool = True
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
