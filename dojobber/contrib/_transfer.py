@@ -132,7 +132,7 @@ class SideCar:
     def valid_for(self, url: str) -> dict[str, Any] | None:
         """The record, if it is about ``url`` and the file is unchanged since."""
         meta = read_json(self.path)
-        if meta is None or meta.get("url") != url:
+        if meta is None or meta.get("url") != redact(url):
             return None
         try:
             st = self.target.stat()
@@ -174,7 +174,7 @@ class Transfer:
         if self.decompress or not self.part.is_file():
             return None
         meta = read_json(self.part_meta)
-        if meta is None or meta.get("url") != self.url:
+        if meta is None or meta.get("url") != redact(self.url):
             return None
         etag = meta.get("etag") or ""
         validator = etag if etag and not etag.startswith("W/") else meta.get("last_modified")
@@ -224,7 +224,7 @@ class Transfer:
             etag = response.headers.get("ETag")
             modified = response.headers.get("Last-Modified")
             if not self.decompress and (etag or modified):
-                write_json(self.part_meta, {"url": self.url, "etag": etag,
+                write_json(self.part_meta, {"url": redact(self.url), "etag": etag,
                                        "last_modified": modified})
             done, out_hash = self._stream(response, offset, total, hasher)
         self._finish(done, total, hasher.hexdigest(), out_hash, etag, modified)
@@ -299,7 +299,7 @@ class Transfer:
             raise ChecksumMismatchError(self.job, redact(self.url), self.sha256, digest)
         os.replace(self.part, self.target)
         SideCar(self.target).write({
-            "url": self.url,
+            "url": redact(self.url),
             "etag": etag,
             "last_modified": modified,
             "source_size": done,

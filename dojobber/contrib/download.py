@@ -206,7 +206,7 @@ class Download(Job):
             raise NotDownloadedError(name, f"{target} has sha256 {digest}, expected "
                                      f"{wanted['sha256']}")
         size = target.stat().st_size
-        return {"url": wanted["url"], "source_sha256": digest, "source_size": size,
+        return {"url": redact(wanted["url"]), "source_sha256": digest, "source_size": size,
                 "sha256": digest, "size": size, "etag": None, "last_modified": None}
 
     def _remote_unchanged(self, session: requests.Session, url: str, meta: dict[str, Any],
