@@ -141,6 +141,17 @@ def test_server_without_conditional_requests_same_etag_is_current(obs: FakeObs,
     assert (tmp_path / IMAGE).read_bytes() == DATA[::-1]
 
 
+def test_server_without_head_gets_a_conditional_get(obs: FakeObs, tmp_path: Path) -> None:
+    publish(obs, DATA)
+    obs.no_head = True
+    Get = get(obs, tmp_path)
+    assert run(Get).success()
+    obs.clear_log()
+    assert run(Get).success()
+    assert [(r.method, r.status, r.body_bytes) for r in obs.requests_for(PATH)] == [
+        ("HEAD", 405, 0), ("GET", 304, 0)]
+
+
 def test_credentials_in_the_url_are_not_recorded(obs: FakeObs, tmp_path: Path) -> None:
     publish(obs, DATA)
     secret_url = obs.url(PATH).replace("http://", "http://me:pa55w0rd@")

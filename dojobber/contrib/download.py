@@ -206,8 +206,10 @@ class Download(Job):
             raise NotDownloadedError(name, f"{target} has sha256 {digest}, expected "
                                      f"{wanted['sha256']}")
         size = target.stat().st_size
-        return {"url": redact(wanted["url"]), "source_sha256": digest, "source_size": size,
-                "sha256": digest, "size": size, "etag": None, "last_modified": None}
+        meta = {"url": redact(wanted["url"]), "source_sha256": digest, "source_size": size,
+                "sha256": digest, "decompressed": False, "etag": None, "last_modified": None}
+        SideCar(target).write(meta)
+        return {**meta, "size": size}
 
     def _remote_unchanged(self, session: requests.Session, url: str, meta: dict[str, Any],
                           sidecar: SideCar) -> dict[str, Any]:
@@ -217,7 +219,15 @@ class Download(Job):
             headers["If-None-Match"] = meta["etag"]
         if meta.get("last_modified"):
             headers["If-Modified-Since"] = meta["last_modified"]
-        response = request(name, session, "HEAD", url, self.timeout, headers)
+        response = request(name, session, "HEAD", url, self.timeout, headers, check=False)
+        if response.status_code in (405, 501):
+            # No HEAD here: a conditional GET, closed before its body is read.
+            response.close()
+            response = request(name, session, "GET", url, self.timeout, headers, stream=True,
+                               check=False)
+        if response.status_code >= 400:
+            with response:
+                check_status(name, response, url)
         with response:
             if response.status_code == 304:
                 return meta
@@ -229,7 +239,8 @@ class Download(Job):
                     and modified == meta.get("last_modified")))
         if same:
             return meta
-        if len(headers) == 1 and length is not None and int(length) == meta["source_size"]:
+        if len(headers) == 1 and length is not None and length.isdigit() \
+                and int(length) == meta["source_size"]:
             # Adopted by hash; remember the validators for next time.
             meta = {**meta, "etag": etag, "last_modified": modified}
             sidecar.write(meta)

@@ -118,6 +118,10 @@ class Handler(BaseHTTPRequestHandler):
         self._send(rec, status, body, extra=extra)
 
     def do_HEAD(self) -> None:
+        if self.owner.no_head:
+            rec = self._record()
+            self._send(rec, 405, b"", "text/html", {"Allow": "GET"})
+            return
         self.do_GET()
 
     def do_GET(self) -> None:

@@ -46,6 +46,8 @@ publish=True, details="")`` -> :class:`FakeBuild`
 ``fail[path_prefix] = (status, code, summary)``
     Answer requests starting with ``path_prefix`` with an OBS ``<status>``
     error document and that HTTP status.
+``no_head = True``
+    Answer every HEAD with 405 Method Not Allowed.
 ``ignore_conditionals = True``
     Behave like a server that never answers 304.
 ``log`` / ``requests_for(path, method=None)`` / ``clear_log()``
@@ -123,6 +125,7 @@ class FakeObs:
         self.redirect: dict[str, str] = {}
         self.fail: dict[str, tuple[int, str, str]] = {}
         self.ignore_conditionals = False
+        self.no_head = False
         self.log: list[Request] = []
         self._files: dict[str, Entry] = {}
         self._lock = threading.RLock()
