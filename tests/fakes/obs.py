@@ -36,9 +36,10 @@ publish=True, details="")`` -> :class:`FakeBuild`
     gives a new ``ETag`` and a later ``Last-Modified``.  ``file_path(path)``
     is where it lives on disk; ``etag(path)`` its current ETag.
 ``cut_after[path] = n``
-    Answer GET of ``path`` with full headers but close after ``n`` body bytes
-    (the next GET is served whole unless the entry stays; ``cut_once`` is a
-    set of paths whose cut is removed after it happened once).
+    Answer GETs of ``path`` (relative to the server root, as for
+    ``put_file``) with full headers but close the connection after ``n`` body
+    bytes, until the entry is removed; add ``path`` to the ``cut_once`` set
+    to have the cut happen only once.
 ``corrupt.add(path)``
     Serve wrong bytes (same length) for ``path``.
 ``redirect[path] = other_path``
