@@ -183,7 +183,7 @@ def test_interrupted_transfer_resumes_where_it_broke_off(obs: FakeObs, tmp_path:
     assert second.headers["Range"] == f"bytes={cut}-"
     assert second.headers["If-Range"] == obs.etag(PATH)
     assert leftovers(tmp_path) == []
-    assert not [t for t in threading.enumerate() if t.name == "dojobber-sha256"]
+    assert not [t for t in threading.enumerate() if t.name == "dojobber-download-sink"]
 
 
 def test_resume_within_one_run_through_retries(obs: FakeObs, tmp_path: Path) -> None:
