@@ -134,6 +134,30 @@ class Sink:
             raise self.error
 
 
+class _Writeback:
+    """Starts the disk writes of a growing file early, so the final fsync is short.
+
+    Every ``step`` bytes, ``posix_fadvise(DONTNEED)`` on what was written
+    since asks Linux to start writing it back (without waiting) and to drop
+    it from the page cache once clean; a GiB image then neither waits for
+    the disk all at once at the end nor crowds out the page cache.
+    """
+
+    def __init__(self, fd: int, start: int, step: int = 32 << 20) -> None:
+        self.fd, self.done, self.pending, self.step = fd, start, 0, step
+        self.enabled = hasattr(os, "posix_fadvise")
+
+    def wrote(self, n: int) -> None:
+        self.pending += n
+        if self.pending >= self.step and self.enabled:
+            try:
+                os.posix_fadvise(self.fd, self.done, self.pending, os.POSIX_FADV_DONTNEED)
+            except OSError:
+                self.enabled = False
+            self.done += self.pending
+            self.pending = 0
+
+
 class SideCar:
     """``.NAME.dojobber.json`` beside a downloaded file."""
 
@@ -252,6 +276,7 @@ class Transfer:
         next_report = done + _PROGRESS_STEP
         report_progress(done, shown_total, "B")
         with open(self.part, "ab" if offset else "wb") as f:
+            flush = _Writeback(f.fileno(), f.tell()) if self.fsync else None
 
             def consume(chunk: bytes) -> None:
                 hasher.update(chunk)
@@ -260,7 +285,10 @@ class Transfer:
                     out_hash.update(data)
                     f.write(data)
                 else:
+                    data = chunk
                     f.write(chunk)
+                if flush is not None:
+                    flush.wrote(len(data))
 
             sink = Sink(consume)
             broke: BaseException | None = None
