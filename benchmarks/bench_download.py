@@ -22,6 +22,7 @@ import hashlib
 import os
 import platform
 import re
+import resource
 import shutil
 import statistics
 import subprocess
@@ -59,7 +60,8 @@ def make_file(path: Path, size: int) -> str:
     return digest.hexdigest()
 
 
-def run_ours(url: str, sha256: str, dest: Path, fsync: bool) -> float:
+def run_ours(url: str, sha256: str, dest: Path, fsync: bool) -> tuple[float, float]:
+    """Wall and CPU seconds (all threads) of one converging run."""
     from dojobber import DoJobber
     from dojobber.contrib.download import Download
 
@@ -67,86 +69,123 @@ def run_ours(url: str, sha256: str, dest: Path, fsync: bool) -> float:
                            fsync=fsync)
     dj = DoJobber()
     dj.configure(job, default_tries=1)
+    cpu = time.process_time()
     start = time.perf_counter()
     dj.checknrun()
     took = time.perf_counter() - start
+    cpu = time.process_time() - cpu
     if not dj.success():
         raise SystemExit(f"download failed: {dj.nodeexceptions}")
-    return took
+    return took, cpu
 
 
-def run_curl(url: str, dest: Path) -> float:
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def run_curl(url: str, dest: Path) -> tuple[float, float]:
+    """Wall and CPU seconds of one curl run."""
+    cpu = _children_cpu()
     start = time.perf_counter()
     subprocess.run(["curl", "-sS", "-f", "-o", str(dest / "big.raw"), url], check=True)
-    return time.perf_counter() - start
+    return time.perf_counter() - start, _children_cpu() - cpu
+
+
+def measure(where: str | None, size: int, runs: int) -> dict[str, list[tuple[float, float]]]:
+    """(wall, CPU) of each run of each client, in rotating order, into ``where``."""
+    with tempfile.TemporaryDirectory(prefix="bench-download-", dir=where) as tmp:
+        source = Path(tmp) / "big.raw"
+        sha256 = make_file(source, size)
+        server = subprocess.Popen([sys.executable, __file__, "--serve", str(source)],
+                                  stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        found: dict[str, list[tuple[float, float]]] = {k: [] for k in CLIENTS}
+        try:
+            assert server.stdout is not None
+            url = server.stdout.readline().strip()
+            for i in range(runs):
+                for kind in CLIENTS[i % 3:] + CLIENTS[:i % 3]:
+                    dest = Path(tmp) / "dest"
+                    dest.mkdir()
+                    if kind == "curl":
+                        found[kind].append(run_curl(url, dest))
+                    else:
+                        found[kind].append(run_ours(url, sha256, dest, kind == "fsync"))
+                    shutil.rmtree(dest)
+        finally:
+            assert server.stdin is not None
+            server.stdin.close()
+            server.wait(timeout=30)
+    return found
+
+
+CLIENTS = ["fsync", "nofsync", "curl"]
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size-mib", type=int, default=1024)
     parser.add_argument("--runs", type=int, default=5)
-    parser.add_argument("--no-fsync", action="store_true",
-                        help="Download(fsync=False), like curl (default: fsync=True)")
-    parser.add_argument("--dir", default="/dev/shm" if os.path.isdir("/dev/shm") else None,
-                        help="where to put the file and downloads (default: /dev/shm, a "
-                        "tmpfs, so the disk's writeback does not drown the clients)")
+    parser.add_argument("--dir", action="append",
+                        help="where to put the file and downloads; repeat for several "
+                        "(default: /dev/shm, a tmpfs, and the system temp dir)")
     parser.add_argument("--write", metavar="README", help="replace its '## Download' section")
     parser.add_argument("--serve", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve:
         serve(args.serve)
         return
+    dirs = args.dir or [d for d in ("/dev/shm", tempfile.gettempdir()) if os.path.isdir(d)]
     size = args.size_mib << 20
-    load0 = os.getloadavg()[0]
-    with tempfile.TemporaryDirectory(prefix="bench-download-", dir=args.dir) as tmp:
-        source = Path(tmp) / "big.raw"
-        sha256 = make_file(source, size)
-        server = subprocess.Popen([sys.executable, __file__, "--serve", str(source)],
-                                  stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-        try:
-            assert server.stdout is not None
-            url = server.stdout.readline().strip()
-            ours: list[float] = []
-            curl: list[float] = []
-            for i in range(args.runs):
-                for kind in (("ours", "curl") if i % 2 == 0 else ("curl", "ours")):
-                    dest = Path(tmp) / f"dest-{kind}"
-                    dest.mkdir()
-                    if kind == "ours":
-                        ours.append(run_ours(url, sha256, dest, not args.no_fsync))
-                    else:
-                        curl.append(run_curl(url, dest))
-                    shutil.rmtree(dest)
-        finally:
-            assert server.stdin is not None
-            server.stdin.close()
-            server.wait(timeout=30)
     mib = size / (1 << 20)
-    ours_t, curl_t = statistics.median(ours), statistics.median(curl)
-    ratio = (mib / ours_t) / (mib / curl_t)
+    load0 = os.getloadavg()[0]
+    rows: list[str] = []
+    raw: list[str] = []
+    for where in dirs:
+        found = measure(where, size, args.runs)
+        wall = {k: statistics.median(t for t, _ in v) for k, v in found.items()}
+        cpu = {k: statistics.median(c for _, c in v) for k, v in found.items()}
+
+        cells = {k: f"{wall[k]:.2f} ({mib / wall[k]:.0f} MiB/s, CPU {cpu[k]:.2f})"
+                 for k in CLIENTS}
+        rows.append(f"| {where} | {cells['fsync']} | {cells['nofsync']} | {cells['curl']} | "
+                    f"**{wall['curl'] / wall['fsync']:.2f}x** / "
+                    f"{wall['curl'] / wall['nofsync']:.2f}x |")
+        raw.append(f"{where}: " + "; ".join(
+            f"{k} {[(round(t, 2), round(c, 2)) for t, c in v]}" for k, v in found.items()))
     lines = [
         "## Download",
         "",
         f"`{' '.join(['benchmarks/bench_download.py', *sys.argv[1:]])}` on "
         f"{platform.python_implementation()} {platform.python_version()}, "
         f"{os.cpu_count()} cores, {time.strftime('%Y-%m-%d')}: a {mib:.0f} MiB file from the "
-        "fake OBS download area on 127.0.0.1 (separate process, sendfile) into "
-        f"{args.dir or tempfile.gettempdir()}, median of {args.runs} alternating runs; "
-        f"load average before/after: {load0:.1f}/{os.getloadavg()[0]:.1f} (the machine is "
-        "shared: the hash needs a second core, so a busy machine hurts Download more).",
+        "fake OBS download area on 127.0.0.1 (separate process, sendfile), fetched by the "
+        "`Download` job through a `DoJobber` graph (sha256 verified; default fsync=True, "
+        "and fsync=False) and by `curl -o` (no verification), in rotating order; median "
+        f"wall seconds (and client CPU seconds) of {args.runs} runs each.  Load average "
+        "before/after: "
+        f"{load0:.1f}/{os.getloadavg()[0]:.1f}.",
         "",
-        "| client | median s | MiB/s |",
-        "|---|---|---|",
-        f"| `Download` job (sha256 verified, fsync={not args.no_fsync}) | {ours_t:.2f} | "
-        f"{mib / ours_t:.0f} |",
-        f"| `curl -o` (no verification) | {curl_t:.2f} | {mib / curl_t:.0f} |",
+        "| destination | Download s | Download fsync=False s | curl s | "
+        "throughput vs curl (fsync=True / False) |",
+        "|---|---|---|---|---|",
+        *rows,
         "",
-        f"Throughput ratio Download/curl: **{ratio:.2f}x** (target >= 0.8x).",
+        "Target: >= 0.8x.  The main thread receives; a second thread hashes each chunk",
+        "and then writes it while it is still in the CPU cache (measured per GiB: ~0.35",
+        "CPU s receiving, ~1.1 s hashing + writing, against curl's ~1.0 s receiving +",
+        "writing on one thread).  So the sha256 (~0.6 s/GiB at ~1.6 GB/s with SHA-NI)",
+        "is nearly hidden, and the hash+write thread is the limit at roughly curl's",
+        "pace.  Both cores are shared with the loopback server (sendfile, TCP) and",
+        "with other engineers' jobs, so results swing with the load (shown above).",
+        "fsync=True costs little because writeback is started every 32 MiB",
+        "(posix_fadvise DONTNEED) instead of all at the end; curl does not fsync.",
+        "Against a remote server the network, not the client CPU, is the limit.",
         "",
     ]
     text = "\n".join(lines)
     print(text)
-    print("all runs ours:", [round(t, 2) for t in ours], "curl:", [round(t, 2) for t in curl])
+    print("\n".join(raw))
     if args.write:
         readme = Path(args.write)
         old = readme.read_text() if readme.exists() else "# Benchmarks\n"

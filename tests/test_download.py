@@ -8,6 +8,7 @@ import lzma
 import os
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -125,6 +126,43 @@ def test_last_modified_is_used_without_etag_support(obs: FakeObs, tmp_path: Path
     assert head.headers["If-Modified-Since"]
 
 
+def test_server_without_conditional_requests_same_etag_is_current(obs: FakeObs,
+                                                                   tmp_path: Path) -> None:
+    publish(obs, DATA)
+    Get = get(obs, tmp_path)
+    assert run(Get).success()
+    obs.ignore_conditionals = True
+    obs.clear_log()
+    assert run(Get).success()
+    assert [(r.method, r.status) for r in obs.requests_for(PATH)] == [("HEAD", 200)]
+    publish(obs, DATA[::-1])
+    dj = run(Get)
+    assert dj.success(), dj.nodeexceptions
+    assert (tmp_path / IMAGE).read_bytes() == DATA[::-1]
+
+
+def test_server_without_head_gets_a_conditional_get(obs: FakeObs, tmp_path: Path) -> None:
+    publish(obs, DATA)
+    obs.no_head = True
+    Get = get(obs, tmp_path)
+    assert run(Get).success()
+    obs.clear_log()
+    assert run(Get).success()
+    assert [(r.method, r.status, r.body_bytes) for r in obs.requests_for(PATH)] == [
+        ("HEAD", 405, 0), ("GET", 304, 0)]
+
+
+def test_credentials_in_the_url_are_not_recorded(obs: FakeObs, tmp_path: Path) -> None:
+    publish(obs, DATA)
+    secret_url = obs.url(PATH).replace("http://", "http://me:pa55w0rd@")
+    dj = run(get(obs, tmp_path, url=secret_url))
+    assert dj.success(), dj.nodeexceptions
+    assert dj.noderesults["Get image"]["url"] == obs.url(PATH)
+    assert "pa55w0rd" not in (tmp_path / f".{IMAGE}.dojobber.json").read_text()
+    assert obs.requests_for(PATH, "GET")[0].headers["Authorization"].startswith("Basic ")
+    assert run(get(obs, tmp_path, url=secret_url)).success()
+
+
 def test_interrupted_transfer_resumes_where_it_broke_off(obs: FakeObs, tmp_path: Path) -> None:
     publish(obs, DATA)
     cut = 1_000_000
@@ -145,6 +183,7 @@ def test_interrupted_transfer_resumes_where_it_broke_off(obs: FakeObs, tmp_path:
     assert second.headers["Range"] == f"bytes={cut}-"
     assert second.headers["If-Range"] == obs.etag(PATH)
     assert leftovers(tmp_path) == []
+    assert not [t for t in threading.enumerate() if t.name == "dojobber-download-sink"]
 
 
 def test_resume_within_one_run_through_retries(obs: FakeObs, tmp_path: Path) -> None:

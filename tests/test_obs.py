@@ -6,6 +6,8 @@ import base64
 import bz2
 import logging
 import pickle
+import subprocess
+import sys
 import traceback
 from collections.abc import Iterator
 from pathlib import Path
@@ -320,3 +322,13 @@ def test_two_images_in_one_graph(obs: FakeObs, tmp_path: Path) -> None:
     assert jobs["Find Tumbleweed"]["sha256"] == sha(b"tw" * 100)
     assert (tmp_path / "tw.qcow2").read_bytes() == b"tw" * 100
     assert seen["vm_image_file"] in (jobs["Get Leap"]["path"], jobs["Get Tumbleweed"]["path"])
+
+
+def test_import_dojobber_does_not_import_requests() -> None:
+    code = ("import sys, dojobber, dojobber.contrib, dojobber.contrib.errors; "
+            "assert 'requests' not in sys.modules, 'requests imported'; "
+            "import dojobber.contrib.obs, dojobber.contrib.download; "
+            "assert 'requests' in sys.modules")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=60)
+    assert done.returncode == 0, done.stderr

@@ -17,7 +17,7 @@ import os
 import queue
 import re
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -89,18 +89,22 @@ def _chunks(response: requests.Response, size: int) -> Iterator[bytes]:
         yield chunk
 
 
-class HashThread:
-    """Feeds chunks to a hash object on another thread.
+class Sink:
+    """Hashes and writes chunks on another thread while the caller receives.
 
-    hashlib releases the GIL while hashing large buffers, so a download
-    hashes on one core while it receives and writes on another.  Chunks must
-    be immutable (``bytes``); at most ``depth`` wait in the queue.
+    hashlib releases the GIL while hashing, and writing a chunk right after
+    hashing it finds it still in the CPU cache, so receiving on one core and
+    hashing + writing on another costs little more than curl's copy.  Chunks
+    must be immutable (``bytes``); at most ``depth`` wait.  An error in
+    ``consume`` (disk full, bad xz data) is raised by the next :meth:`feed`
+    or by :meth:`close`; the worker keeps draining so ``feed`` never blocks.
     """
 
-    def __init__(self, hasher: Any, depth: int = 4) -> None:
-        self.hasher = hasher
+    def __init__(self, consume: Callable[[bytes], None], depth: int = 16) -> None:
+        self._consume = consume
+        self.error: BaseException | None = None
         self._queue: queue.Queue[bytes | None] = queue.Queue(depth)
-        self._thread = threading.Thread(target=self._work, name="dojobber-sha256",
+        self._thread = threading.Thread(target=self._work, name="dojobber-download-sink",
                                         daemon=True)
         self._thread.start()
 
@@ -109,17 +113,49 @@ class HashThread:
             chunk = self._queue.get()
             if chunk is None:
                 return
-            self.hasher.update(chunk)
+            if self.error is None:
+                try:
+                    self._consume(chunk)
+                except BaseException as err:  # handed to the caller
+                    self.error = err
 
-    def update(self, chunk: bytes) -> None:
-        """Queue ``chunk`` for hashing (blocks while the queue is full)."""
+    def feed(self, chunk: bytes) -> None:
+        """Queue ``chunk`` (blocks while the queue is full)."""
+        if self.error is not None:
+            raise self.error
         self._queue.put(chunk)
 
     def close(self) -> None:
-        """Wait until every queued chunk is hashed (idempotent)."""
+        """Wait until every queued chunk is consumed; raise its error if any."""
         if self._thread.is_alive():
             self._queue.put(None)
             self._thread.join()
+        if self.error is not None:
+            raise self.error
+
+
+class _Writeback:
+    """Starts the disk writes of a growing file early, so the final fsync is short.
+
+    Every ``step`` bytes, ``posix_fadvise(DONTNEED)`` on what was written
+    since asks Linux to start writing it back (without waiting) and to drop
+    it from the page cache once clean; a GiB image then neither waits for
+    the disk all at once at the end nor crowds out the page cache.
+    """
+
+    def __init__(self, fd: int, start: int, step: int = 32 << 20) -> None:
+        self.fd, self.done, self.pending, self.step = fd, start, 0, step
+        self.enabled = hasattr(os, "posix_fadvise")
+
+    def wrote(self, n: int) -> None:
+        self.pending += n
+        if self.pending >= self.step and self.enabled:
+            try:
+                os.posix_fadvise(self.fd, self.done, self.pending, os.POSIX_FADV_DONTNEED)
+            except OSError:
+                self.enabled = False
+            self.done += self.pending
+            self.pending = 0
 
 
 class SideCar:
@@ -132,7 +168,7 @@ class SideCar:
     def valid_for(self, url: str) -> dict[str, Any] | None:
         """The record, if it is about ``url`` and the file is unchanged since."""
         meta = read_json(self.path)
-        if meta is None or meta.get("url") != url:
+        if meta is None or meta.get("url") != redact(url):
             return None
         try:
             st = self.target.stat()
@@ -174,7 +210,7 @@ class Transfer:
         if self.decompress or not self.part.is_file():
             return None
         meta = read_json(self.part_meta)
-        if meta is None or meta.get("url") != self.url:
+        if meta is None or meta.get("url") != redact(self.url):
             return None
         etag = meta.get("etag") or ""
         validator = etag if etag and not etag.startswith("W/") else meta.get("last_modified")
@@ -224,7 +260,7 @@ class Transfer:
             etag = response.headers.get("ETag")
             modified = response.headers.get("Last-Modified")
             if not self.decompress and (etag or modified):
-                write_json(self.part_meta, {"url": self.url, "etag": etag,
+                write_json(self.part_meta, {"url": redact(self.url), "etag": etag,
                                        "last_modified": modified})
             done, out_hash = self._stream(response, offset, total, hasher)
         self._finish(done, total, hasher.hexdigest(), out_hash, etag, modified)
@@ -239,47 +275,68 @@ class Transfer:
         shown_total = total if total is not None else self.size
         next_report = done + _PROGRESS_STEP
         report_progress(done, shown_total, "B")
-        hashing = HashThread(hasher)
         with open(self.part, "ab" if offset else "wb") as f:
+            flush = _Writeback(f.fileno(), f.tell()) if self.fsync else None
+
+            def consume(chunk: bytes) -> None:
+                hasher.update(chunk)
+                if decomp is not None and out_hash is not None:
+                    data = decomp.decompress(chunk)
+                    out_hash.update(data)
+                    f.write(data)
+                else:
+                    data = chunk
+                    f.write(chunk)
+                if flush is not None:
+                    flush.wrote(len(data))
+
+            sink = Sink(consume)
+            broke: BaseException | None = None
             try:
-                for chunk in _chunks(response, self.chunk_size):
-                    hashing.update(chunk)
-                    if decomp is not None and out_hash is not None:
-                        data = decomp.decompress(chunk)
-                        out_hash.update(data)
-                        f.write(data)
-                    else:
-                        f.write(chunk)
-                    done += len(chunk)
-                    if done >= next_report:
-                        report_progress(done, shown_total, "B")
-                        next_report = done + _PROGRESS_STEP
-            except (requests.RequestException, urllib3.exceptions.HTTPError, OSError) as err:
-                reason = type(err).__name__
-                f.close()
-                kept = "the partial file is kept, rerun to resume"
-                if self.decompress or not self.part_meta.exists():
-                    self.discard()
-                    kept = "rerun to download again"
-                raise DownloadInterruptedError(
-                    self.job, f"{redact(self.url)}: the transfer broke off after {done} of "
-                    f"{shown_total if shown_total is not None else '?'} bytes ({reason}); "
-                    f"{kept}") from None
+                try:
+                    for chunk in _chunks(response, self.chunk_size):
+                        sink.feed(chunk)
+                        done += len(chunk)
+                        if done >= next_report:
+                            report_progress(done, shown_total, "B")
+                            next_report = done + _PROGRESS_STEP
+                except (requests.RequestException, urllib3.exceptions.HTTPError) as err:
+                    broke = err
+                except OSError as err:
+                    if sink.error is err:
+                        raise
+                    broke = err
+                finally:
+                    sink.close()  # everything received is written (and a resume is exact)
+                if decomp is not None and not decomp.eof and broke is None:
+                    raise DownloadError(self.job, f"{redact(self.url)}: the xz stream is "
+                                        "truncated; rerun to download again")
+                f.flush()
+                if self.fsync and broke is None:
+                    os.fsync(f.fileno())
             except lzma.LZMAError:
                 f.close()
                 self.discard()
                 raise DownloadError(self.job, f"{redact(self.url)}: not valid xz data; set "
                                     "decompress=False or fix the URL") from None
-            finally:
-                hashing.close()
-            if decomp is not None and not decomp.eof:
+            except OSError as err:
                 f.close()
                 self.discard()
-                raise DownloadError(self.job, f"{redact(self.url)}: the xz stream is "
-                                    "truncated; rerun to download again")
-            f.flush()
-            if self.fsync:
-                os.fsync(f.fileno())
+                raise DownloadError(self.job, f"cannot write {self.part}: {err.strerror or err}; "
+                                    "free some space or fix dest_dir, then rerun") from None
+            except DownloadError:
+                f.close()
+                self.discard()
+                raise
+        if broke is not None:
+            kept = "the partial file is kept, rerun to resume"
+            if self.decompress or not self.part_meta.exists():
+                self.discard()
+                kept = "rerun to download again"
+            raise DownloadInterruptedError(
+                self.job, f"{redact(self.url)}: the transfer broke off after {done} of "
+                f"{shown_total if shown_total is not None else '?'} bytes "
+                f"({type(broke).__name__}); {kept}")
         report_progress(done, shown_total, "B")
         return done, out_hash.hexdigest() if out_hash is not None else None
 
@@ -299,7 +356,7 @@ class Transfer:
             raise ChecksumMismatchError(self.job, redact(self.url), self.sha256, digest)
         os.replace(self.part, self.target)
         SideCar(self.target).write({
-            "url": self.url,
+            "url": redact(self.url),
             "etag": etag,
             "last_modified": modified,
             "source_size": done,

@@ -56,7 +56,7 @@ class Download(Job):
         Check asks the server whether it has a newer version (True).
     ``credentials``, ``timeout``, ``chunk_size``, ``fsync``
         Basic auth for the download server, seconds (or (connect, read)),
-        bytes per read (4 MiB), flush to disk before the final rename (True).
+        bytes per read (256 KiB), flush to disk before the final rename (True).
 
     Check passes when the file is at its final path with the expected size
     and sha256 (cached against size+mtime: reruns do not rehash) and the
@@ -75,7 +75,7 @@ class Download(Job):
     check_remote: bool = True
     credentials: Credentials | None = None
     timeout: float | tuple[float, float] = (10.0, 60.0)
-    chunk_size: int = 4 << 20
+    chunk_size: int = 256 << 10
     fsync: bool = True
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
@@ -199,8 +199,10 @@ class Download(Job):
             raise NotDownloadedError(name, f"{target} has sha256 {digest}, expected "
                                      f"{wanted['sha256']}")
         size = target.stat().st_size
-        return {"url": wanted["url"], "source_sha256": digest, "source_size": size,
-                "sha256": digest, "size": size, "etag": None, "last_modified": None}
+        meta = {"url": redact(wanted["url"]), "source_sha256": digest, "source_size": size,
+                "sha256": digest, "decompressed": False, "etag": None, "last_modified": None}
+        SideCar(target).write(meta)
+        return {**meta, "size": size}
 
     def _remote_unchanged(self, session: requests.Session, url: str, meta: dict[str, Any],
                           sidecar: SideCar) -> dict[str, Any]:
@@ -210,7 +212,15 @@ class Download(Job):
             headers["If-None-Match"] = meta["etag"]
         if meta.get("last_modified"):
             headers["If-Modified-Since"] = meta["last_modified"]
-        response = request(name, session, "HEAD", url, self.timeout, headers)
+        response = request(name, session, "HEAD", url, self.timeout, headers, check=False)
+        if response.status_code in (405, 501):
+            # No HEAD here: a conditional GET, closed before its body is read.
+            response.close()
+            response = request(name, session, "GET", url, self.timeout, headers, stream=True,
+                               check=False)
+        if response.status_code >= 400:
+            with response:
+                check_status(name, response, url)
         with response:
             if response.status_code == 304:
                 return meta
@@ -222,7 +232,8 @@ class Download(Job):
                     and modified == meta.get("last_modified")))
         if same:
             return meta
-        if len(headers) == 1 and length is not None and int(length) == meta["source_size"]:
+        if len(headers) == 1 and length is not None and length.isdigit() \
+                and int(length) == meta["source_size"]:
             # Adopted by hash; remember the validators for next time.
             meta = {**meta, "etag": etag, "last_modified": modified}
             sidecar.write(meta)

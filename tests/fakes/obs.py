@@ -36,9 +36,10 @@ publish=True, details="")`` -> :class:`FakeBuild`
     gives a new ``ETag`` and a later ``Last-Modified``.  ``file_path(path)``
     is where it lives on disk; ``etag(path)`` its current ETag.
 ``cut_after[path] = n``
-    Answer GET of ``path`` with full headers but close after ``n`` body bytes
-    (the next GET is served whole unless the entry stays; ``cut_once`` is a
-    set of paths whose cut is removed after it happened once).
+    Answer GETs of ``path`` (relative to the server root, as for
+    ``put_file``) with full headers but close the connection after ``n`` body
+    bytes, until the entry is removed; add ``path`` to the ``cut_once`` set
+    to have the cut happen only once.
 ``corrupt.add(path)``
     Serve wrong bytes (same length) for ``path``.
 ``redirect[path] = other_path``
@@ -46,6 +47,8 @@ publish=True, details="")`` -> :class:`FakeBuild`
 ``fail[path_prefix] = (status, code, summary)``
     Answer requests starting with ``path_prefix`` with an OBS ``<status>``
     error document and that HTTP status.
+``no_head = True``
+    Answer every HEAD with 405 Method Not Allowed.
 ``ignore_conditionals = True``
     Behave like a server that never answers 304.
 ``log`` / ``requests_for(path, method=None)`` / ``clear_log()``
@@ -67,8 +70,6 @@ code><details/></status>`` for ``_status``, and ``<status code><summary/>
 
 from __future__ import annotations
 
-import base64
-import email.utils
 import hashlib
 import os
 import shutil
@@ -76,16 +77,16 @@ import tempfile
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, quote, unquote, urlsplit
-from xml.sax.saxutils import quoteattr
+from urllib.parse import quote
 
 import pytest
 
 from dojobber import DoJobber, Job
+
+from ._obs_http import Entry, FakeBuild, Handler, Request, Server, sha256_of
 
 __all__ = [
     "IMAGE",
@@ -110,42 +111,6 @@ def published_dir(project: str, repository: str) -> str:
     return f"repositories/{project.replace(':', ':/')}/{repository}"
 
 
-@dataclass
-class Request:
-    """One request the fake answered."""
-
-    method: str
-    path: str
-    query: dict[str, list[str]]
-    headers: dict[str, str]
-    status: int = 0
-    body_bytes: int = 0
-
-
-@dataclass
-class FakeBuild:
-    """One package build in one repository/arch; change its fields freely."""
-
-    project: str
-    package: str
-    repository: str
-    arch: str
-    code: str = "succeeded"
-    state: str = "published"
-    dirty: bool = False
-    details: str = ""
-    #: file name -> (size, mtime)
-    binaries: dict[str, tuple[int, int]] = field(default_factory=dict)
-
-
-@dataclass
-class _Entry:
-    disk: Path
-    size: int
-    etag: str
-    mtime: int
-
-
 class FakeObs:
     """The fake OBS server; see the module docstring."""
 
@@ -161,8 +126,9 @@ class FakeObs:
         self.redirect: dict[str, str] = {}
         self.fail: dict[str, tuple[int, str, str]] = {}
         self.ignore_conditionals = False
+        self.no_head = False
         self.log: list[Request] = []
-        self._files: dict[str, _Entry] = {}
+        self._files: dict[str, Entry] = {}
         self._lock = threading.RLock()
         self._version = 0
         self._server: ThreadingHTTPServer | None = None
@@ -172,10 +138,10 @@ class FakeObs:
     def start(self) -> FakeObs:
         fake = self
 
-        class Handler(_Handler):
+        class Bound(Handler):
             owner = fake
 
-        self._server = _Server(("127.0.0.1", 0), Handler)
+        self._server = Server(("127.0.0.1", 0), Bound)
         self._thread = threading.Thread(target=self._server.serve_forever,
                                         kwargs={"poll_interval": 0.05}, daemon=True)
         self._thread.start()
@@ -235,7 +201,7 @@ class FakeObs:
             if old is not None and mtime <= old.mtime:
                 mtime = old.mtime + 1
             size = disk.stat().st_size
-            self._files[path] = _Entry(disk, size, f'"{self._version:x}-{size:x}"', mtime)
+            self._files[path] = Entry(disk, size, f'"{self._version:x}-{size:x}"', mtime)
         return self.url(path)
 
     def file_path(self, path: str) -> Path:
@@ -258,7 +224,7 @@ class FakeObs:
             size = len(data) if isinstance(data, bytes) else Path(data).stat().st_size
             build.binaries[name] = (size, now)
             if sha256 and name.endswith(IMAGE_EXTENSIONS):
-                digest = _sha256(data)
+                digest = sha256_of(data)
                 text = f"{digest}  {name}\n".encode()
                 build.binaries[name + ".sha256"] = (len(text), now)
                 if publish:
@@ -277,298 +243,6 @@ class FakeObs:
     def clear_log(self) -> None:
         with self._lock:
             self.log.clear()
-
-
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        """A client that hangs up early is normal here; report anything else."""
-        import sys
-
-        if not isinstance(sys.exc_info()[1], (ConnectionError, TimeoutError)):
-            super().handle_error(request, client_address)
-
-
-def _sha256(data: bytes | Path) -> str:
-    if isinstance(data, bytes):
-        return hashlib.sha256(data).hexdigest()
-    digest = hashlib.sha256()
-    with open(data, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-def _http_date(epoch: int) -> str:
-    return email.utils.formatdate(epoch, usegmt=True)
-
-
-class _Handler(BaseHTTPRequestHandler):
-    owner: FakeObs
-    protocol_version = "HTTP/1.1"
-    server_version = "FakeOBS/1.0"
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
-
-    # -- helpers ----------------------------------------------------------------
-    def _record(self) -> Request:
-        parts = urlsplit(self.path)
-        rec = Request(self.command, unquote(parts.path), parse_qs(parts.query),
-                      {k: v for k, v in self.headers.items()})
-        with self.owner._lock:
-            self.owner.log.append(rec)
-        return rec
-
-    def _send(self, rec: Request, status: int, body: bytes = b"",
-              content_type: str = "text/xml; charset=utf-8",
-              extra: dict[str, str] | None = None) -> None:
-        rec.status = status
-        self.send_response(status)
-        self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(body)))
-        for key, value in (extra or {}).items():
-            self.send_header(key, value)
-        self.end_headers()
-        if self.command != "HEAD" and body:
-            self.wfile.write(body)
-            rec.body_bytes = len(body)
-
-    def _error(self, rec: Request, status: int, code: str, summary: str,
-               extra: dict[str, str] | None = None) -> None:
-        body = (f'<status code={quoteattr(code)}>\n  <summary>{_esc(summary)}</summary>\n'
-                "</status>\n").encode()
-        self._send(rec, status, body, extra=extra)
-
-    def do_HEAD(self) -> None:
-        self.do_GET()
-
-    def do_GET(self) -> None:
-        rec = self._record()
-        path = rec.path
-        for prefix, (status, code, summary) in list(self.owner.fail.items()):
-            if path.lstrip("/").startswith(prefix.lstrip("/")):
-                self._error(rec, status, code, summary)
-                return
-        target = self.owner.redirect.get(path.lstrip("/"))
-        if target is not None:
-            self._send(rec, 302, b"", "text/html",
-                       {"Location": self.owner.url(target)})
-            return
-        if path.startswith("/public/"):
-            self._api(rec, path[len("/public/"):].split("/"))
-            return
-        self._file(rec, path.lstrip("/"))
-
-    # -- API ----------------------------------------------------------------------
-    def _authorized(self) -> bool:
-        need = self.owner.require_auth
-        if need is None:
-            return True
-        want = "Basic " + base64.b64encode(f"{need[0]}:{need[1]}".encode()).decode()
-        return self.headers.get("Authorization") == want
-
-    def _api(self, rec: Request, parts: list[str]) -> None:
-        if not self._authorized():
-            self._error(rec, 401, "authentication_required", "Authentication required",
-                        {"WWW-Authenticate": 'Basic realm="Use your developer account"'})
-            return
-        if len(parts) < 2 or parts[0] != "build":
-            self._error(rec, 404, "not_found", "unknown API path")
-            return
-        project = parts[1]
-        with self.owner._lock:
-            builds = [b for b in self.owner.builds if b.project == project]
-        if not builds:
-            self._error(rec, 404, "unknown_project", f"Project not found: {project}")
-            return
-        if parts[2:] == ["_result"]:
-            self._result(rec, project, builds)
-            return
-        if len(parts) not in (5, 6):
-            self._error(rec, 404, "not_found", "unknown API path")
-            return
-        repository, arch, package = parts[2], parts[3], parts[4]
-        found = [b for b in builds if (b.repository, b.arch, b.package) ==
-                 (repository, arch, package)]
-        if not found:
-            if not any((b.repository, b.arch) == (repository, arch) for b in builds):
-                self._error(rec, 404, "unknown_repository",
-                            f"repository '{project}/{repository}/{arch}' does not exist")
-            else:
-                self._error(rec, 404, "unknown_package", f"package '{package}' does not exist")
-            return
-        build = found[-1]
-        if len(parts) == 6 and parts[5] == "_status":
-            details = f"<details>{_esc(build.details)}</details>" if build.details else \
-                "<details></details>"
-            body = (f"<status package={quoteattr(build.package)} code={quoteattr(build.code)}>"
-                    f"\n  {details}\n</status>\n")
-            self._send(rec, 200, body.encode())
-            return
-        if len(parts) == 5:
-            lines = ["<binarylist>"]
-            for name, (size, mtime) in sorted(build.binaries.items()):
-                lines.append(f"  <binary filename={quoteattr(name)} size=\"{size}\" "
-                             f"mtime=\"{mtime}\"/>")
-            lines.append("</binarylist>\n")
-            self._send(rec, 200, "\n".join(lines).encode())
-            return
-        self._error(rec, 404, "not_found", "unknown API path")
-
-    def _result(self, rec: Request, project: str, builds: list[FakeBuild]) -> None:
-        want = {k: v[0] for k, v in rec.query.items()}
-        groups: dict[tuple[str, str], list[FakeBuild]] = {}
-        for b in builds:
-            if want.get("repository", b.repository) != b.repository:
-                continue
-            if want.get("arch", b.arch) != b.arch:
-                continue
-            groups.setdefault((b.repository, b.arch), []).append(b)
-        state = hashlib.md5(repr(sorted((k, [(b.code, b.state, b.dirty) for b in v])
-                                        for k, v in groups.items())).encode()).hexdigest()
-        lines = [f'<resultlist state="{state}">']
-        for (repository, arch), members in sorted(groups.items()):
-            repo_state = "published"
-            dirty = False
-            for b in members:
-                if b.state != "published":
-                    repo_state = b.state
-                dirty = dirty or b.dirty
-            attrs = (f"project={quoteattr(project)} repository={quoteattr(repository)} "
-                     f"arch={quoteattr(arch)} code={quoteattr(repo_state)} "
-                     f"state={quoteattr(repo_state)}")
-            if dirty:
-                attrs += ' dirty="true"'
-            lines.append(f"  <result {attrs}>")
-            for b in members:
-                if want.get("package", b.package) != b.package:
-                    continue
-                if b.details:
-                    lines.append(f"    <status package={quoteattr(b.package)} "
-                                 f"code={quoteattr(b.code)}>\n      <details>"
-                                 f"{_esc(b.details)}</details>\n    </status>")
-                else:
-                    lines.append(f"    <status package={quoteattr(b.package)} "
-                                 f"code={quoteattr(b.code)}/>")
-            lines.append("  </result>")
-        lines.append("</resultlist>\n")
-        self._send(rec, 200, "\n".join(lines).encode())
-
-    # -- download area -------------------------------------------------------------
-    def _file(self, rec: Request, path: str) -> None:
-        owner = self.owner
-        with owner._lock:
-            entry = owner._files.get(path)
-        if entry is None:
-            self._send(rec, 404, b"<html><body>404 Not Found</body></html>\n", "text/html")
-            return
-        modified = _http_date(entry.mtime)
-        validators = {"ETag": entry.etag, "Last-Modified": modified,
-                      "Accept-Ranges": "bytes"}
-        if not owner.ignore_conditionals and self._not_modified(entry):
-            rec.status = 304
-            self.send_response(304)
-            for key, value in validators.items():
-                self.send_header(key, value)
-            self.end_headers()
-            return
-        start, end = 0, entry.size - 1
-        status = 200
-        wanted = self.headers.get("Range")
-        if wanted and self._if_range_ok(entry, modified):
-            span = _parse_range(wanted, entry.size)
-            if span is None:
-                rec.status = 416
-                self.send_response(416)
-                self.send_header("Content-Range", f"bytes */{entry.size}")
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-                return
-            start, end = span
-            status = 206
-        length = end - start + 1
-        rec.status = status
-        self.send_response(status)
-        self.send_header("Content-Type", "application/octet-stream")
-        self.send_header("Content-Length", str(length))
-        if status == 206:
-            self.send_header("Content-Range", f"bytes {start}-{end}/{entry.size}")
-        for key, value in validators.items():
-            self.send_header(key, value)
-        self.end_headers()
-        if self.command == "HEAD":
-            return
-        limit = length
-        with owner._lock:
-            cut = owner.cut_after.get(path)
-            if cut is not None and path in owner.cut_once:
-                del owner.cut_after[path]
-                owner.cut_once.discard(path)
-            corrupt = path in owner.corrupt
-        if cut is not None:
-            limit = min(length, cut)
-        sent = self._body(entry.disk, start, limit, corrupt)
-        rec.body_bytes = sent
-        if sent < length:
-            self.close_connection = True
-            self.wfile.flush()
-            self.connection.shutdown(2)
-
-    def _body(self, disk: Path, start: int, count: int, corrupt: bool) -> int:
-        with open(disk, "rb") as f:
-            if not corrupt:
-                return self.connection.sendfile(f, start, count) if count else 0
-            f.seek(start)
-            sent = 0
-            while sent < count:
-                chunk = f.read(min(1 << 16, count - sent))
-                if not chunk:
-                    break
-                self.wfile.write(bytes(b ^ 0xFF for b in chunk[:1]) + chunk[1:])
-                sent += len(chunk)
-            return sent
-
-    def _not_modified(self, entry: _Entry) -> bool:
-        match = self.headers.get("If-None-Match")
-        if match is not None:
-            return match.strip() == "*" or entry.etag in [m.strip() for m in match.split(",")]
-        since = self.headers.get("If-Modified-Since")
-        if since is not None:
-            try:
-                when = email.utils.parsedate_to_datetime(since).timestamp()
-            except (TypeError, ValueError):
-                return False
-            return entry.mtime <= when
-        return False
-
-    def _if_range_ok(self, entry: _Entry, modified: str) -> bool:
-        cond = self.headers.get("If-Range")
-        return cond is None or cond.strip() in (entry.etag, modified)
-
-
-def _parse_range(header: str, size: int) -> tuple[int, int] | None:
-    """The one ``bytes=a-b`` span of ``header`` (None = unsatisfiable)."""
-    unit, _, spec = header.partition("=")
-    if unit.strip() != "bytes" or "," in spec:
-        return None
-    first, _, last = spec.strip().partition("-")
-    try:
-        if first == "":
-            n = int(last)
-            return (max(0, size - n), size - 1) if n > 0 else None
-        start = int(first)
-        end = int(last) if last else size - 1
-    except ValueError:
-        return None
-    if start >= size or end < start:
-        return None
-    return start, min(end, size - 1)
-
-
-def _esc(text: str) -> str:
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
 # -- pytest helpers ------------------------------------------------------------------
