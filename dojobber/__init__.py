@@ -8,6 +8,7 @@ until everything converges.  API-compatible with DoJobber 0.6.3.
 from __future__ import annotations
 
 from ._context import report_progress
+from ._main import main
 from .dojobber import DoJobber
 from .errors import (
     CleanupError,
@@ -70,5 +71,6 @@ __all__ = [
     "UnknownOptionError",
     "WorkerLostError",
     "__version__",
+    "main",
     "report_progress",
 ]

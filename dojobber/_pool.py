@@ -63,7 +63,7 @@ def run_pooled(engine: Engine) -> None:
     args, kwargs, storage, no_act = engine.args, engine.kwargs, engine.global_storage, engine.no_act
     local_cwd, cwd = engine.local_cwd, engine.cwd
     bus = engine.bus
-    emit = bus.emit if bus else None
+    emit, track = engine.live_emitters()
     on_created = engine.instances.append
     ready, retry = engine._ready, engine._retry
     done: queue.SimpleQueue[cf.Future[Outcome]] = queue.SimpleQueue()
@@ -75,7 +75,7 @@ def run_pooled(engine: Engine) -> None:
             if local:
                 fut = executor.submit(
                     run_attempt, classes[i], i, attempt, args, kwargs, storage, local_cwd, no_act,
-                    emit, on_created,
+                    emit, on_created, track,
                 )
             else:
                 fut = executor.submit(

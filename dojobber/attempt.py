@@ -62,19 +62,21 @@ def run_attempt(
     no_act: bool = False,
     emit: Emit | None = None,
     on_created: Callable[[Job], None] | None = None,
+    track: Emit | None = None,
 ) -> Outcome:
     """Run one check -> run -> recheck attempt of ``job`` and report it.
 
     Only ``Exception`` is caught: KeyboardInterrupt and SystemExit go on.
-    With ``emit``, phases are announced live and log records made during
-    them are attributed to the job.
+    With ``emit``, phases are announced live; with ``track``, the thread
+    notes which job and phase it runs, so that log records and progress made
+    meanwhile reach listeners (through ``track``) attributed to the job.
     """
-    if emit is None:
+    if track is None:
         return _attempt(job, index, attempt, args, kwargs, global_storage, cwd, no_act,
-                        None, on_created)
+                        emit, on_created, None)
     try:
         return _attempt(job, index, attempt, args, kwargs, global_storage, cwd, no_act,
-                        emit, on_created)
+                        emit, on_created, track)
     finally:
         set_current(None)
 
@@ -90,6 +92,7 @@ def _attempt(
     no_act: bool = False,
     emit: Emit | None = None,
     on_created: Callable[[Job], None] | None = None,
+    track: Emit | None = None,
 ) -> Outcome:
     name = job.__name__
     phases: list[tuple[Any, ...]] = []
@@ -97,7 +100,8 @@ def _attempt(
     if emit is not None:
         emit("job_started", name, attempt)
         emit("phase_started", name, "init", attempt)
-        set_current((name, "init", attempt, emit))
+    if track is not None:
+        set_current((name, "init", attempt, track))
     try:
         obj = job()
     except Exception as err:
@@ -119,7 +123,8 @@ def _attempt(
     obj._check_phase = "check"
     if emit is not None:
         emit("phase_started", name, "check", attempt)
-        set_current((name, "check", attempt, emit))
+    if track is not None:
+        set_current((name, "check", attempt, track))
     start = _perf()
     os.chdir(cwd)
     try:
@@ -147,7 +152,8 @@ def _attempt(
     # Run; its exception is recorded, the recheck decides.
     if emit is not None:
         emit("phase_started", name, "run", attempt)
-        set_current((name, "run", attempt, emit))
+    if track is not None:
+        set_current((name, "run", attempt, track))
     start = _perf()
     os.chdir(cwd)
     try:
@@ -168,7 +174,8 @@ def _attempt(
     obj._check_phase = "recheck"
     if emit is not None:
         emit("phase_started", name, "recheck", attempt)
-        set_current((name, "recheck", attempt, emit))
+    if track is not None:
+        set_current((name, "recheck", attempt, track))
     start = _perf()
     os.chdir(cwd)
     try:

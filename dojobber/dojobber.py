@@ -56,6 +56,8 @@ class DoJobber:
         self._workers = 1
         self._executor: cf.Executor | None = None
         self._cwd: str | None = None
+        self._engine: Engine | None = None
+        self._stop_requested = False
         #: The records listener of ``configure(records=...)`` (its ``run_id``
         #: is the last run's id in the database), or None.
         self.records: RecordsListener | None = None
@@ -206,6 +208,8 @@ class DoJobber:
             cwd=cwd,
         )
         self._instances = engine.instances
+        self._engine = engine
+        engine.stopping = self._stop_requested
         try:
             engine.run(target)
         except KeyboardInterrupt:
@@ -225,7 +229,22 @@ class DoJobber:
             self._bus.emit("run_finished", engine.result)
         return engine.result
 
+    def stop(self) -> None:
+        """Stop the running ``checknrun()`` after the attempts running now.
+
+        Safe to call from any thread (a listener, a signal handler, a
+        heartbeat).  Jobs not reached stay PENDING; the result says
+        ``stopped`` and ``success()`` is False.  Called before a run, it
+        stops the next one at once.
+        """
+        self._stop_requested = True
+        engine = self._engine
+        if engine is not None:
+            engine.stopping = True
+
     def _settle(self, engine: Engine, cwd: str) -> None:
+        self._engine = None
+        self._stop_requested = False
         os.chdir(cwd)
         result = engine.result
         self.result = result

@@ -101,6 +101,7 @@ class Engine:
                     no_act=self.no_act,
                     workers=self.workers,
                     started=started,
+                    graph=graph,
                 ),
             )
         interrupted = False
@@ -189,6 +190,18 @@ class Engine:
         for key in out.storage_deleted or ():
             self.global_storage.pop(key, None)
 
+    def live_emitters(self) -> tuple[Any, Any]:
+        """``(emit, track)`` for attempts in this process: ``emit`` when a
+        listener wants phase events, ``track`` when one wants log records or
+        progress (which need to know the running job); else None, so that an
+        attempt makes no calls nobody listens to."""
+        bus = self.bus
+        if not bus:
+            return None, None
+        phases = any(bus.wants(e) for e in ("job_started", "phase_started", "phase_finished"))
+        tracked = bus.wants("log") or bus.wants("progress")
+        return (bus.emit if phases else None), (bus.emit if tracked else None)
+
     def _lost(self, i: int) -> int:
         """Note an attempt of job ``i`` lost with its worker; return the count."""
         res = self.results[i]
@@ -207,7 +220,7 @@ class Engine:
         classes = graph.classes
         ready = self._ready
         retry = self._retry
-        emit = self.bus.emit if self.bus else None
+        emit, track = self.live_emitters()
         heappop = heapq.heappop
         args, kwargs, storage, cwd, no_act = (
             self.args, self.kwargs, self.global_storage, self.local_cwd, self.no_act,
@@ -228,7 +241,8 @@ class Engine:
                 return
             record(
                 run_attempt(
-                    classes[i], i, attempt, args, kwargs, storage, cwd, no_act, emit, on_created
+                    classes[i], i, attempt, args, kwargs, storage, cwd, no_act, emit,
+                    on_created, track,
                 )
             )
 

@@ -381,3 +381,46 @@ def test_blocked_jobs_have_blocked_status() -> None:
 def test_dummy_job_always_passes() -> None:
     dojob = run(type("Group", (DummyJob,), {}))
     assert dojob.nodestatus == {"Group": True}
+
+
+def test_stop_ends_the_run_after_the_running_job() -> None:
+    log: list[tuple[str, str]] = []
+    dojob = DoJobber()
+
+    class Stopper(Job):
+        def Check(self) -> None:
+            log.append(("Stopper", "check"))
+            if len(log) == 1:
+                dojob.stop()
+
+    later = make_job("Later", [Stopper], log=log)
+    dojob.configure(later)
+    result = dojob.checknrun()
+    assert log == [("Stopper", "check")]
+    assert result.stopped and not result.success() and not dojob.success()
+    assert result["Later"].status is JobStatus.PENDING
+    assert "stopped early" in result.summary()
+    # the next run is not stopped
+    assert dojob.checknrun().success()
+
+
+def test_stop_with_threads_lets_running_jobs_finish() -> None:
+    import time as _time
+
+    dojob = DoJobber()
+
+    class Stopper(Job):
+        def Check(self) -> None:
+            dojob.stop()
+
+    class Slow(Job):
+        def Check(self) -> str:
+            _time.sleep(0.2)
+            return "finished"
+
+    after = make_job("After", [Stopper, Slow])
+    dojob.configure(after, workers=2)
+    result = dojob.checknrun()
+    assert result.stopped
+    assert result["Slow"].result == "finished"
+    assert result["After"].status is JobStatus.PENDING
