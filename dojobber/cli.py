@@ -5,6 +5,10 @@
     dojobber run FILE.py:Root [--arg KEY=VALUE ...] [-n] [-v] [-d] [--workers N] [--json]
     dojobber history [ROOT]
     dojobber show RUN [JOB]
+    dojobber graph FILE.py:Root -o out.svg | --run RUN -o out.png
+    dojobber post FILE.py:Root [--arg KEY=VALUE ...] [--priority N]
+    dojobber worker [--concurrency N] [--once]
+    dojobber board [ID] / dojobber cancel ID
 
 ``python -m dojobber`` is the same.  In a script of your own,
 ``raise SystemExit(dojobber.main(Root))`` gives the script the options of
@@ -21,6 +25,7 @@ import os
 import sys
 import traceback
 from collections.abc import Callable, Sequence
+from contextlib import ExitStack
 from typing import Any
 
 import click
@@ -80,6 +85,9 @@ def run_options(func: Callable[..., Any]) -> Callable[..., Any]:
                      help="Tracebacks of failures (and of errors of this command)."),
         click.option("-w", "--workers", type=click.IntRange(min=1), default=1, show_default=True,
                      help="Jobs run at the same time (threads)."),
+        click.option("--executor", "executor_spec", metavar="SPEC",
+                     help="Run attempts on threads:N, processes:N, dask-local:N or "
+                          "dask://HOST:PORT (see docs/parallel.rst)."),
         click.option("--tries", type=click.IntRange(min=1), default=3, show_default=True,
                      help="Tries of jobs that set no TRIES."),
         click.option("--retry-delay", type=click.FloatRange(min=0), default=1.0,
@@ -261,9 +269,23 @@ def _run(root: type[Job], target: str | None, options: dict[str, Any]) -> int:
         listeners.append(RichProgress(Console(file=err_stream)))
     elif not options["verbose"]:
         listeners.append(PlainProgress(err_stream))
+    with ExitStack() as stack:
+        executor = None
+        if options.get("executor_spec"):
+            from .cluster import open_executor
+
+            executor = stack.enter_context(open_executor(options["executor_spec"]))
+        return _converge(root, options, kwargs, listeners, records, executor, err_stream)
+
+
+def _converge(
+    root: type[Job], options: dict[str, Any], kwargs: dict[str, str],
+    listeners: list[Listener], records: RecordsListener | None, executor: Any, err_stream: Any,
+) -> int:
     dj = DoJobber()
     dj.configure(
         root,
+        executor=executor,
         no_act=options["no_act"],
         verbose=options["verbose"],
         debug=options["debug"],
@@ -367,6 +389,11 @@ def main(
         sys.stderr.write(f"Error: {err}\n")
         return EXIT_USAGE
     return int(code) if isinstance(code, int) else EXIT_OK
+
+
+from ._cli_board import register as _register_board  # noqa: E402
+
+_register_board(cli)
 
 
 def root_name(root: type[Job]) -> str:

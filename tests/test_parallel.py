@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import concurrent.futures as cf
 import itertools
+import os
 import subprocess
 import sys
 import textwrap
@@ -234,3 +235,29 @@ def test_broken_process_pool_fails_the_jobs_with_worker_lost(tmp_path: Path) -> 
         dojob = converge(killer, executor=pool)
     err = dojob.nodeexceptions["Killer"]
     assert isinstance(err, WorkerLostError) and "Killer" in str(err)
+
+
+def test_cli_run_with_an_executor_spec(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from dojobber import main
+
+    script = tmp_path / "jobs.py"
+    script.write_text(textwrap.dedent("""
+        import os
+        from dojobber import DummyJob, Job
+
+        class Pid(Job):
+            def Check(self):
+                return os.getpid()
+
+        class Root(DummyJob):
+            DEPS = [Pid]
+    """))
+    code = main(["run", f"{script}:Root", "--executor", "processes:1", "--no-records", "--json"])
+    out = capsys.readouterr()
+    assert code == 0, out.err
+    import json
+
+    pid = json.loads(out.out)["jobs"]["Pid"]["result"]
+    assert int(pid) != os.getpid()  # ran in the pool's process
+    assert main(["run", f"{script}:Root", "--executor", "nope:1", "--no-records"]) == 2
+    assert "threads:N" in capsys.readouterr().err

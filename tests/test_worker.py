@@ -1,0 +1,169 @@
+"""Workers carry out board requests: exactly once, surviving a killed worker,
+stopping on cancel.  Real worker processes (``python -m dojobber worker``)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from dojobber import main
+from dojobber.board import SQLiteBoard
+from dojobber.worker import WorkerOptions, run_worker
+
+JOBS = textwrap.dedent('''
+    import os, time
+    from pathlib import Path
+    from dojobber import Job
+
+    class Mark(Job):
+        """Marker file done-N exists; Run appends "N pid" to runs.log."""
+        def Check(self, *, n, where, sleep="0"):
+            if not (Path(where) / f"done-{n}").exists():
+                raise FileNotFoundError(f"done-{n}")
+        def Run(self, *, n, where, sleep="0"):
+            where = Path(where)
+            with open(where / "runs.log", "a") as log:
+                log.write(f"{n} {os.getpid()}\\n")
+            first = not (where / f"started-{n}").exists()
+            (where / f"started-{n}").write_text(str(os.getpid()))
+            if first:
+                time.sleep(float(sleep))
+            (where / f"done-{n}").write_text("")
+
+    class Slow(Job):
+        def Check(self, *, where):
+            time.sleep(1.0)
+            (Path(where) / "slow-ran").write_text("")
+
+    class AfterSlow(Job):
+        DEPS = [Slow]
+        def Check(self, *, where):
+            if not (Path(where) / "after").exists():
+                raise FileNotFoundError("after")
+        def Run(self, *, where):
+            (Path(where) / "after").write_text("")
+''')
+
+
+@pytest.fixture
+def setup(tmp_path: Path) -> tuple[Path, SQLiteBoard, Path]:
+    jobs = tmp_path / "jobs.py"
+    jobs.write_text(JOBS)
+    return jobs, SQLiteBoard(tmp_path / "board.sqlite3"), tmp_path
+
+
+def worker(tmp_path: Path, *extra: str) -> subprocess.Popen[str]:
+    env = {**os.environ, "DOJOBBER_BOARD": str(tmp_path / "board.sqlite3"),
+           "DOJOBBER_RECORDS": str(tmp_path / "records.sqlite3")}
+    return subprocess.Popen(
+        [sys.executable, "-m", "dojobber", "worker", "--poll", "0.1", *extra],
+        env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def wait_for(condition: Callable[[], bool], timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.05)
+
+
+def test_two_workers_run_every_request_exactly_once(
+        setup: tuple[Path, SQLiteBoard, Path]) -> None:
+    jobs, board, tmp = setup
+    ids = [board.post(f"{jobs}:Mark", (), {"n": str(n), "where": str(tmp)}).id
+           for n in range(50)]
+    procs = [worker(tmp, "--once"), worker(tmp, "--once")]
+    for proc in procs:
+        _, err = proc.communicate(timeout=180)
+        assert proc.returncode == 0, err
+    lines = (tmp / "runs.log").read_text().split()
+    numbers = lines[0::2]
+    assert sorted(numbers, key=int) == [str(n) for n in range(50)]  # each ran once
+    assert len(set(lines[1::2])) == 2  # and both workers took part
+    requests = [board.get(i) for i in ids]
+    assert all(r.state == "done" and r.attempts == 1 and len(r.runs) == 1 for r in requests)
+
+
+def test_killed_worker_request_is_claimed_again_after_its_lease(
+        setup: tuple[Path, SQLiteBoard, Path]) -> None:
+    jobs, board, tmp = setup
+    rid = board.post(f"{jobs}:Mark", (), {"n": "7", "where": str(tmp), "sleep": "60"}).id
+    first = worker(tmp, "--lease", "2")
+    try:
+        wait_for((tmp / "started-7").exists, 60, "the first worker to start the job")
+        os.kill(first.pid, signal.SIGKILL)
+        first.wait(timeout=30)
+    finally:
+        if first.poll() is None:
+            first.kill()
+    assert board.get(rid).state == "claimed"  # the dead worker's claim, not yet expired
+    wait_for(lambda: (board.get(rid).lease_until or 0) < time.time(), 30, "the lease to expire")
+    second = worker(tmp, "--lease", "2", "--once")
+    _, err = second.communicate(timeout=120)
+    assert second.returncode == 0, err
+    req = board.get(rid)
+    assert req.state == "done" and req.attempts == 2
+    # the job's Run ran again (its Check found it not done), once more only
+    assert (tmp / "runs.log").read_text().split()[0::2] == ["7", "7"]
+    # nothing is done twice after it completed
+    third = worker(tmp, "--once")
+    _, err = third.communicate(timeout=60)
+    assert "0 request(s)" in err
+    assert board.get(rid).state == "done"
+
+
+def test_cancel_while_claimed_stops_after_the_current_job(
+        setup: tuple[Path, SQLiteBoard, Path]) -> None:
+    from dojobber._cli_load import load_root
+
+    jobs, board, tmp = setup
+    rid = board.post(f"{jobs}:AfterSlow", (), {"where": str(tmp)}).id
+    stop = threading.Event()
+    options = WorkerOptions(lease=0.6, poll=0.05, records=tmp / "records.sqlite3")
+    thread = threading.Thread(target=run_worker, args=(board, options, stop, load_root))
+    thread.start()
+    try:
+        wait_for(lambda: board.get(rid).state == "claimed", 30, "the claim")
+        assert main(["cancel", str(rid), "--board", str(tmp / "board.sqlite3")]) == 0
+        wait_for(lambda: board.get(rid).state != "claimed", 30, "the worker to stop")
+    finally:
+        stop.set()
+        thread.join(timeout=30)
+    req = board.get(rid)
+    assert req.state == "cancelled" and len(req.runs) == 1
+    assert (tmp / "slow-ran").exists()  # the running job finished
+    assert not (tmp / "after").exists()  # the next one never started
+    assert "stopped early" in (req.outcome or "")
+
+
+def test_cli_post_board_cancel_and_errors(
+        setup: tuple[Path, SQLiteBoard, Path], capsys: pytest.CaptureFixture[str]) -> None:
+    jobs, board, tmp = setup
+    where = ["--board", str(tmp / "board.sqlite3")]
+    assert main(["post", f"{jobs}:Mark", "--arg", "n=1", "--arg", f"where={tmp}", *where]) == 0
+    first = capsys.readouterr().out.strip()
+    assert main(["post", f"{jobs}:Mark", "--arg", "n=1", "--arg", f"where={tmp}", *where]) == 0
+    assert "not queued twice" in capsys.readouterr().out
+    assert main(["board", *where]) == 0
+    assert "waiting" in capsys.readouterr().out
+    assert main(["cancel", first, *where]) == 0
+    assert "cancelled" in capsys.readouterr().out
+    assert board.get(int(first)).state == "cancelled"
+    # errors: a target that does not load, a corrupt board, an unknown id
+    assert main(["post", f"{jobs}:Nope", *where]) == 2
+    assert "Nope" in capsys.readouterr().err
+    bad = tmp / "corrupt.sqlite3"
+    bad.write_bytes(b"not a database at all" * 64)
+    assert main(["board", "--board", str(bad)]) == 2
+    assert "not a database" in capsys.readouterr().err
+    assert main(["cancel", "999", *where]) == 2
+    assert "no request 999" in capsys.readouterr().err
