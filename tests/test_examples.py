@@ -1,0 +1,36 @@
+"""The runnable examples run (each is also documented in README or docs/)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+
+
+def run(name: str, *args: str) -> str:
+    out = subprocess.run([sys.executable, str(EXAMPLES / name), *args], capture_output=True,
+                         text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    return out.stdout
+
+
+def test_demo_fails_first_then_converges(tmp_path: Path) -> None:
+    out = run("website.py", "--dir", str(tmp_path / "site"), "--graphs", str(tmp_path))
+    runs = out.split("== Run ")
+    assert "Sitemap         failed" in runs[1] and "blocked" in runs[1]
+    assert "Published: converged (8 ok, 1 changed)" in runs[2]
+    assert "Published: converged (9 ok)" in runs[3]
+
+
+def test_parallel_example_converges_on_threads_and_processes() -> None:
+    out = run("parallel.py", "--executor", "processes:2")
+    # global_storage written by jobs in other processes is merged back
+    assert out.count(": 12 hosts up in ") == 3, out
+
+
+def test_run_queue_example(tmp_path: Path) -> None:
+    out = run("run_queue.py", "--dir", str(tmp_path))
+    assert "(already waiting)" in out and "carried out 2 request(s)" in out
+    assert (tmp_path / "hello-ann.txt").read_text() == "hello ann\n"
