@@ -67,6 +67,9 @@ class Engine:
         self.results: list[JobResult | None] = [None] * len(graph)
         #: Set (from any thread) to stop after the attempts now running.
         self.stopping = False
+        # Which per-job events anyone listens to (the others are not made).
+        self._tell_attempts = self.bus.wants("attempt_finished")
+        self._tell_jobs = self.bus.wants("job_finished")
         self._names = graph.names
         self._classes = graph.classes
         self._dependants = graph.dependants
@@ -152,8 +155,9 @@ class Engine:
                 res.result = out.result
                 res.exception = None
                 res._traceback = None
-            if bus:
+            if self._tell_attempts:
                 bus.emit("attempt_finished", res.name, out.attempt, True, False)
+            if self._tell_jobs:
                 bus.emit("job_finished", res)
             waiting = self._waiting
             in_run = self._in_run
@@ -178,10 +182,10 @@ class Engine:
             self._seq += 1
             due = time.monotonic() + self.graph.delays[i]
             heapq.heappush(self._retry, (due, self._seq, i))
-        if bus:
+        if self._tell_attempts:
             bus.emit("attempt_finished", res.name, out.attempt, False, retry)
-            if not retry:
-                bus.emit("job_finished", res)
+        if self._tell_jobs and not retry:
+            bus.emit("job_finished", res)
 
     def _merge_storage(self, out: Outcome) -> None:
         """Apply what a remote attempt changed in its copy of global storage."""
@@ -260,7 +264,7 @@ class Engine:
                 res = JobResult(name, graph.classes[i])
                 if blocked is not None and blocked[i] and self._in_run[i]:
                     res.status = JobStatus.BLOCKED
-                    if bus:
+                    if self._tell_jobs:
                         bus.emit("job_finished", res)
             jobs[name] = res
         return RunResult(
