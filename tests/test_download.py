@@ -3,6 +3,7 @@ conditional requests, resume, verification, redirects and xz."""
 
 from __future__ import annotations
 
+import fcntl
 import json
 import lzma
 import os
@@ -362,3 +363,16 @@ def test_example_runs_against_the_fake(obs: FakeObs, tmp_path: Path) -> None:
         assert done.returncode == 0, done.stderr
         assert str(tmp_path / IMAGE) in done.stdout and sha(DATA) in done.stdout
     assert image_gets(obs, f"{published_dir(PROJECT, 'images_x')}/{IMAGE}") == [len(DATA)]
+
+
+def test_a_second_concurrent_download_of_the_same_file_is_refused(obs: FakeObs,
+                                                                   tmp_path: Path) -> None:
+    publish(obs, DATA)
+    lock = tmp_path / f".{IMAGE}.lock"
+    with open(lock, "a") as held:
+        fcntl.flock(held.fileno(), fcntl.LOCK_EX)
+        err = run(get(obs, tmp_path)).nodeexceptions["Get image"]
+        assert "another download" in str(err) and str(lock) in str(err)
+        assert image_gets(obs) == []
+    dj = run(get(obs, tmp_path))
+    assert dj.success(), dj.nodeexceptions

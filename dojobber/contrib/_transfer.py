@@ -10,6 +10,7 @@ and inode, so a later Check need not rehash.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import hashlib
 import json
 import lzma
@@ -58,16 +59,21 @@ def write_json(path: Path, data: dict[str, Any]) -> None:
 
 
 def file_sha256(path: Path, hasher: Any = None, chunk: int = 1 << 20) -> str:
-    """Hex sha256 of a file (fed into ``hasher`` when given)."""
+    """Hex sha256 of a file (fed into ``hasher`` when given); reports progress."""
     digest = hasher if hasher is not None else hashlib.sha256()
     buf = bytearray(chunk)
     view = memoryview(buf)
+    done = 0
+    total = path.stat().st_size
     with open(path, "rb", buffering=0) as f:
         while True:
             n = f.readinto(buf)
             if not n:
                 break
             digest.update(view[:n])
+            done += n
+            if done % _PROGRESS_STEP < n:
+                report_progress(done, total, "B")
     return str(digest.hexdigest())
 
 
@@ -220,8 +226,25 @@ class Transfer:
         return offset, str(validator)
 
     # -- the transfer ----------------------------------------------------------
-    def run(self, _again: bool = True) -> None:
-        """Download, verify and rename into place; raise a named error if not."""
+    def run(self) -> None:
+        """Download, verify and rename into place; raise a named error if not.
+
+        Holds an exclusive lock on ``.NAME.lock`` meanwhile, so two runs
+        (processes) downloading the same file do not mix their bytes.
+        """
+        lock_path = self.target.with_name(f".{self.target.name}.lock")
+        with open(lock_path, "a") as lock:
+            try:
+                fcntl.flock(lock.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                raise DownloadError(self.job, f"another download of {self.target} is running "
+                                    f"(it holds {lock_path}); rerun when it is done") from None
+            try:
+                self._run()
+            finally:
+                fcntl.flock(lock.fileno(), fcntl.LOCK_UN)
+
+    def _run(self, _again: bool = True) -> None:
         hasher = hashlib.sha256()
         headers = {"Accept-Encoding": "identity"}
         resume = self._resumable()
@@ -243,7 +266,7 @@ class Transfer:
                     response.close()
                     self.discard()
                     if _again:
-                        return self.run(_again=False)
+                        return self._run(_again=False)
                     raise DownloadError(self.job, f"{redact(self.url)}: the server sent a "
                                         "wrong byte range; rerun")
                 total = int(match.group(3)) if match.group(3) != "*" else None
@@ -251,7 +274,7 @@ class Transfer:
             elif status == 416 and offset and _again:
                 response.close()
                 self.discard()
-                return self.run(_again=False)
+                return self._run(_again=False)
             else:
                 check_status(self.job, response, self.url)
                 offset = 0

@@ -21,7 +21,7 @@ from urllib.parse import quote
 import requests
 
 from ..job import REQUIRED, Job
-from ._http import Credentials, make_session, read_oscrc, request
+from ._http import Credentials, make_session, read_oscrc, redact, request
 from ._runscope import job_result, publish
 from .errors import (
     AmbiguousImageError,
@@ -148,7 +148,7 @@ class ObsImage(Job):
         try:
             return ET.fromstring(response.content)
         except ET.ParseError:
-            raise HTTPStatusError(self._name(), url, response.status_code,
+            raise HTTPStatusError(self._name(), redact(url), response.status_code,
                                   "the answer is not XML") from None
 
     def _extensions(self) -> list[str]:
