@@ -168,6 +168,8 @@ class RichProgress(_Tally):
         )
         self.refresh_per_second = refresh_per_second
         self._live: Live | None = None
+        #: Latest ``report_progress`` of each running job: (done, total, unit).
+        self._progress: dict[str, tuple[float, float | None, str]] = {}
 
     def run_started(self, run: RunInfo) -> None:
         from rich.live import Live
@@ -182,6 +184,13 @@ class RichProgress(_Tally):
             redirect_stderr=False,
         )
         self._live.start()
+
+    def progress(self, job: str, done: float, total: float | None, unit: str) -> None:
+        self._progress[job] = (done, total, unit)
+
+    def job_finished(self, result: JobResult) -> None:
+        super().job_finished(result)
+        self._progress.pop(result.name, None)
 
     def run_finished(self, result: RunResult) -> None:
         live, self._live = self._live, None
@@ -211,11 +220,30 @@ class RichProgress(_Tally):
             names = list(self.running)
             shown = ", ".join(names[:6]) + (f" and {len(names) - 6} more" if len(names) > 6 else "")
             body.add_row(Text(f"running: {shown}", style="dim"))
+        for job, (done, total, unit) in list(self._progress.items())[:4]:
+            row = Table.grid(padding=(0, 1))
+            amount = f"{_amount(done, unit)}" + (f" / {_amount(total, unit)}" if total else "")
+            if total:
+                row.add_row(Text(f"  {job}"), ProgressBar(total=total, completed=done, width=20),
+                            Text(amount))
+            else:
+                row.add_row(Text(f"  {job}"), Text(amount))
+            body.add_row(row)
         if self.failed:
             shown = ", ".join(self.failed[-6:])
             more = f" (+{len(self.failed) - 6} earlier)" if len(self.failed) > 6 else ""
             body.add_row(Text(f"failed so far: {shown}{more}", style="red"))
         return body
+
+
+def _amount(value: float, unit: str) -> str:
+    """``1536, "B"`` -> ``1.5 KiB``; other units as they are."""
+    if unit == "B":
+        for prefix in ("", "Ki", "Mi", "Gi"):
+            if abs(value) < 1024 or prefix == "Gi":
+                return f"{value:.0f} B" if not prefix else f"{value:.1f} {prefix}B"
+            value /= 1024
+    return f"{value:g} {unit}".rstrip()
 
 
 def summary_table(result: RunResult, limit: int = 30) -> Table:

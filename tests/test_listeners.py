@@ -221,3 +221,27 @@ def test_bus_passes_arguments_through_unchanged() -> None:
     bus.emit("phase_finished", "J", "check", 1, False, 0.5, None)
     assert got[0][0] == "J" and got[0][1] is weird and got[0][2:] == (None, "B")
     assert got[1] == ("J", "check", 1, False, 0.5, None)
+
+
+def test_rich_progress_shows_a_bar_per_job_reporting_progress() -> None:
+    from rich.console import Console
+
+    from dojobber import DoJobber, Job, report_progress
+    from dojobber.console import RichProgress
+
+    seen: list[str] = []
+    console = Console(record=True, width=100, force_terminal=False)
+    display = RichProgress(console)
+
+    class Fetch(Job):
+        def Check(self) -> None:
+            report_progress(3 * 1024 * 1024, 12 * 1024 * 1024, "B")
+            console.print(display.render())
+            seen.append(console.export_text())
+
+    dojob = DoJobber()
+    dojob.configure(Fetch, listeners=[display])
+    dojob.checknrun()
+    assert "Fetch" in seen[0] and "3.0 MiB / 12.0 MiB" in seen[0]
+    console.print(display.render())
+    assert "MiB" not in console.export_text()  # gone once the job finished
