@@ -207,16 +207,39 @@ def _walk(root: type[Job], default_tries: int, default_delay: float) -> JobGraph
     on_path: dict[type[Job], int] = {}
     setdefault = by_name.setdefault
 
-    def enter(cls: type[Job]) -> tuple[type[Job], list[type[Job]], Iterator[type[Job]]]:
+    def named(cls: type[Job]) -> None:
         other = setdefault(cls.__name__, cls)
         if other is not cls:
             raise DuplicateJobNameError(cls.__name__, other, cls)
-        deps = _deps_of(cls)
+
+    def enter(
+        cls: type[Job], deps: list[type[Job]]
+    ) -> tuple[type[Job], list[type[Job]], Iterator[type[Job]]]:
+        named(cls)
         on_path[cls] = len(path)
         path.append(cls)
         return cls, deps, iter(deps)
 
-    stack = [enter(root)]
+    def finish(cls: type[Job], deps: list[type[Job]]) -> None:
+        if cls._required_options:
+            _check_options(cls)
+        order[cls] = len(classes)
+        classes.append(cls)
+        dep_lists.append(deps)
+        job_tries = cls.TRIES
+        if job_tries is None:
+            job_tries = default_tries
+        elif type(job_tries) is not int or job_tries < 1:
+            job_tries = _tries_of(cls, default_tries)
+        tries.append(job_tries)
+        delay = cls.RETRY_DELAY
+        if delay is None:
+            delay = default_delay
+        elif type(delay) is not float or delay < 0:
+            delay = _delay_of(cls, default_delay)
+        delays.append(delay)
+
+    stack = [enter(root, _deps_of(root))]
     while stack:
         cls, deps, pending = stack[-1]
         for dep in pending:
@@ -224,29 +247,18 @@ def _walk(root: type[Job], default_tries: int, default_delay: float) -> JobGraph
                 continue
             if dep in on_path:
                 raise DependencyCycleError([c.__name__ for c in path[on_path[dep]:]])
-            stack.append(enter(dep))
+            dep_deps = _deps_of(dep)
+            if not dep_deps:  # a leaf: done at once, no trip through the stack
+                named(dep)
+                finish(dep, dep_deps)
+                continue
+            stack.append(enter(dep, dep_deps))
             break
         else:
             stack.pop()
             path.pop()
             del on_path[cls]
-            if cls._required_options:
-                _check_options(cls)
-            order[cls] = len(classes)
-            classes.append(cls)
-            dep_lists.append(deps)
-            job_tries = cls.TRIES
-            if job_tries is None:
-                job_tries = default_tries
-            elif type(job_tries) is not int or job_tries < 1:
-                job_tries = _tries_of(cls, default_tries)
-            tries.append(job_tries)
-            delay = cls.RETRY_DELAY
-            if delay is None:
-                delay = default_delay
-            elif type(delay) is not float or delay < 0:
-                delay = _delay_of(cls, default_delay)
-            delays.append(delay)
+            finish(cls, deps)
 
     dep_index: list[tuple[int, ...]] = [
         tuple(dict.fromkeys([order[d] for d in deps])) if deps else () for deps in dep_lists
