@@ -28,8 +28,9 @@ import time
 from pathlib import Path
 from typing import Any
 
+from _readme import write_section  # benchmarks/ is on sys.path when run as a script
+
 HERE = Path(__file__).resolve().parent
-BEGIN, END = "<!-- engine:begin -->", "<!-- engine:end -->"
 
 # (shape, n, compare with upstream?)
 CASES = [
@@ -158,7 +159,6 @@ def main() -> int:
                                   ("chain", 1_200, 12_000))
     ]
     text = "\n".join([
-        BEGIN,
         f"Measured {time.strftime('%Y-%m-%d')} on {platform.python_implementation()} "
         f"{platform.python_version()}, {platform.machine()}; median of {args.repeat} runs "
         f"(upstream: {args.upstream_repeat}), each in a fresh process; "
@@ -169,17 +169,10 @@ def main() -> int:
         "Scaling (10x the jobs):",
         "",
         *scale,
-        END,
     ])
     print(text)
     if args.write:
-        old = args.write.read_text() if args.write.exists() else "# Benchmarks\n"
-        if BEGIN in old:
-            head, rest = old.split(BEGIN, 1)
-            new = head + text + rest.split(END, 1)[1]
-        else:
-            new = old.rstrip("\n") + "\n\n## Engine\n\n" + text + "\n"
-        args.write.write_text(new)
+        write_section(args.write, "engine", "Engine", text)
     return 0
 
 

@@ -23,11 +23,11 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _readme import write_section
 from bench_engine import make_graph
 
 import dojobber
 
-BEGIN, END = "<!-- parallel:begin -->", "<!-- parallel:end -->"
 SLEEP, LAYERS, WIDTH = 0.02, 8, 50
 
 
@@ -70,7 +70,7 @@ def main() -> int:
     parser.add_argument("--write", type=Path)
     parser.add_argument("--no-dask", action="store_true")
     args = parser.parse_args()
-    lines = [BEGIN, f"Measured {time.strftime('%Y-%m-%d')}, median of {args.repeat} runs.", ""]
+    lines = [f"Measured {time.strftime('%Y-%m-%d')}, median of {args.repeat} runs.", ""]
 
     lines += ["I/O-bound: 400 jobs sleeping 20 ms, 8 layers of 50, 3 deps each.", "",
               "| threads | wall (s) | lower bound (s) | ratio |", "|---:|---:|---:|---:|"]
@@ -106,17 +106,10 @@ def main() -> int:
                   f"{took:.2f} s, **{took / 1000 * 1e3:.2f} ms per job**."]
         print(lines[-1], flush=True)
 
-    lines.append(END)
     text = "\n".join(lines)
     print(text)
     if args.write:
-        old = args.write.read_text() if args.write.exists() else "# Benchmarks\n"
-        if BEGIN in old:
-            head, rest = old.split(BEGIN, 1)
-            new = head + text + rest.split(END, 1)[1]
-        else:
-            new = old.rstrip("\n") + "\n\n## Parallel and distributed\n\n" + text + "\n"
-        args.write.write_text(new)
+        write_section(args.write, "parallel", "Parallel and distributed", text)
     return 0
 
 

@@ -33,12 +33,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from _readme import write_section  # benchmarks/ is on sys.path when run as a script
+
 import dojobber.render as render_module
 from dojobber import DoJobber, Job, RunResult
 from dojobber.graph import JobGraph
 from dojobber.render import render, to_dot, to_mermaid
-
-BEGIN, END = "<!-- render:begin -->", "<!-- render:end -->"
 
 
 def make_jobs(shape: str, n: int) -> type[Job]:
@@ -138,7 +138,6 @@ def main() -> int:
             f"{r['svg']:.2f} | {r['focus']:.2f} | {r['capped']:.2f} | {r['svg_mb']:.1f} |"
         )
     text = "\n".join([
-        BEGIN,
         f"Measured {time.strftime('%Y-%m-%d')} on {platform.python_implementation()} "
         f"{platform.python_version()}, {platform.machine()}, {dot_version}; median of "
         f"{repeat} runs; `python benchmarks/bench_render.py --jobs {n}`.",
@@ -155,17 +154,10 @@ def main() -> int:
         "- Making the DOT text (Python) is "
         + ", ".join(f"{r['dot_text'] / r['svg']:.0%}" for r in rows)
         + " of the SVG time (wide, layered, random); the rest is the `dot` program.",
-        END,
     ])
     print(text)
     if args.write:
-        old = args.write.read_text() if args.write.exists() else "# Benchmarks\n"
-        if BEGIN in old:
-            head, rest = old.split(BEGIN, 1)
-            new = head + text + rest.split(END, 1)[1]
-        else:
-            new = old.rstrip("\n") + "\n\n## Rendering\n\n" + text + "\n"
-        args.write.write_text(new)
+        write_section(args.write, "render", "Rendering", text)
     return 0
 
 

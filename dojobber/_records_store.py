@@ -26,6 +26,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
+from ._paths import user_state_file
 from ._records_schema import MIGRATIONS, migrate
 from .errors import DojobberError
 
@@ -64,13 +65,7 @@ def default_path() -> str:
     """Where the CLI keeps records: ``$DOJOBBER_RECORDS`` if set, else
     ``$XDG_STATE_HOME/dojobber/records.sqlite3`` (``~/.local/state`` when
     ``XDG_STATE_HOME`` is unset)."""
-    env = os.environ.get(ENV_VAR)
-    if env:
-        return os.path.expanduser(env)
-    state = os.environ.get("XDG_STATE_HOME") or os.path.join(
-        os.path.expanduser("~"), ".local", "state"
-    )
-    return os.path.join(state, "dojobber", "records.sqlite3")
+    return user_state_file(ENV_VAR, "records.sqlite3")
 
 
 @dataclass

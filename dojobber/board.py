@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ._paths import user_state_file
 from .errors import DojobberError
 
 __all__ = [
@@ -363,11 +364,7 @@ def _request(row: Sequence[Any]) -> Request:
 def default_path() -> Path:
     """``$DOJOBBER_BOARD``, else ``$XDG_STATE_HOME/dojobber/board.sqlite3``
     (``~/.local/state/dojobber/board.sqlite3``)."""
-    env = os.environ.get("DOJOBBER_BOARD")
-    if env:
-        return Path(env).expanduser()
-    state = os.environ.get("XDG_STATE_HOME") or os.path.expanduser("~/.local/state")
-    return Path(state) / "dojobber" / "board.sqlite3"
+    return Path(user_state_file("DOJOBBER_BOARD", "board.sqlite3"))
 
 
 def open_board(path: str | os.PathLike[str] | None = None) -> Board:
