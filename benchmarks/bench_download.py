@@ -21,7 +21,6 @@ import argparse
 import hashlib
 import os
 import platform
-import re
 import resource
 import shutil
 import statistics
@@ -33,6 +32,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+from _readme import write_section  # noqa: E402  (benchmarks/ is on sys.path)
 
 
 def serve(path: str) -> None:
@@ -190,12 +190,8 @@ def main() -> None:
     print(text)
     print("\n".join(raw))
     if args.write:
-        readme = Path(args.write)
-        old = readme.read_text() if readme.exists() else "# Benchmarks\n"
-        pattern = re.compile(r"^## Download\n.*?(?=^## |\Z)", re.S | re.M)
-        new = pattern.sub(lambda _: text + "\n", old) if pattern.search(old) else \
-            old.rstrip("\n") + "\n\n" + text
-        readme.write_text(new)
+        body = text.split("\n", 1)[1]  # the lines under "## Download"
+        write_section(Path(args.write), "download", "Download", body)
 
 
 if __name__ == "__main__":

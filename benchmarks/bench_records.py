@@ -19,7 +19,6 @@ import argparse
 import logging
 import os
 import platform
-import re
 import statistics
 import sys
 import tempfile
@@ -28,6 +27,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from _readme import write_section
 
 from dojobber import DoJobber, Job, Listener
 
@@ -124,22 +125,11 @@ def main() -> None:
 
 
 def _write(readme: Path, text: str) -> None:
-    section = (
-        "## Records\n\nCost of run records (`configure(records=...)`, on by default in the CLI) "
-        "for trivial jobs, the worst case: see the docstring of `benchmarks/bench_records.py`."
-        f"\n\n<!-- records:begin -->\n{text}\n<!-- records:end -->\n"
+    write_section(
+        readme, "records", "Records", text,
+        intro="Cost of run records (`configure(records=...)`, on by default in the CLI) "
+        "for trivial jobs, the worst case: see the docstring of `benchmarks/bench_records.py`.",
     )
-    old = readme.read_text() if readme.exists() else "# Benchmarks\n"
-    if "<!-- records:begin -->" in old:
-        new = re.sub(
-            r"<!-- records:begin -->.*?<!-- records:end -->\n",
-            lambda _: f"<!-- records:begin -->\n{text}\n<!-- records:end -->\n",
-            old,
-            flags=re.S,
-        )
-    else:
-        new = old.rstrip("\n") + "\n\n" + section
-    readme.write_text(new)
 
 
 if __name__ == "__main__":

@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import re
 import statistics
 import subprocess
 import sys
@@ -33,6 +32,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 import paramiko  # noqa: E402
+from _readme import write_section  # noqa: E402  (benchmarks/ is on sys.path)
 
 from dojobber import DoJobber, Job  # noqa: E402
 from dojobber.contrib.ssh import RunCommands  # noqa: E402
@@ -135,12 +135,8 @@ def main() -> None:
     print(text)
     print({kind: [round(t, 2) for t in times] for kind, times in results.items()})
     if args.write:
-        readme = Path(args.write)
-        old = readme.read_text() if readme.exists() else "# Benchmarks\n"
-        pattern = re.compile(r"^## SSH connection reuse\n.*?(?=^## |\Z)", re.S | re.M)
-        new = pattern.sub(lambda _: text + "\n", old) if pattern.search(old) else \
-            old.rstrip("\n") + "\n\n" + text
-        readme.write_text(new)
+        body = text.split("\n", 1)[1]  # the lines under "## SSH connection reuse"
+        write_section(Path(args.write), "ssh", "SSH connection reuse", body)
 
 
 if __name__ == "__main__":
