@@ -25,8 +25,9 @@ import queue
 import time
 from typing import TYPE_CHECKING, Any
 
-from .attempt import Outcome, run_attempt, run_attempt_remote
+from .attempt import Outcome, attempt_function, run_attempt_remote
 from .errors import JobNotSendableError, WorkerLostError
+from .results import phase_tuples
 
 if TYPE_CHECKING:
     from .engine import Engine
@@ -65,6 +66,7 @@ def run_pooled(engine: Engine) -> None:
     bus = engine.bus
     emit, track = engine.live_emitters()
     on_created = engine.instances.append
+    attempt_fn = attempt_function(track)
     ready, retry = engine._ready, engine._retry
     done: queue.SimpleQueue[cf.Future[Outcome]] = queue.SimpleQueue()
     running: dict[cf.Future[Outcome], tuple[int, int]] = {}
@@ -74,7 +76,7 @@ def run_pooled(engine: Engine) -> None:
         try:
             if local:
                 fut = executor.submit(
-                    run_attempt, classes[i], i, attempt, args, kwargs, storage, local_cwd, no_act,
+                    attempt_fn, classes[i], i, attempt, args, kwargs, storage, local_cwd, no_act,
                     emit, on_created, track,
                 )
             else:
@@ -172,6 +174,6 @@ def _replay(engine: Engine, out: Outcome) -> None:
     name = engine.graph.names[out.index]
     emit: Any = engine.bus.emit
     emit("job_started", name, out.attempt)
-    for phase, attempt, _start, duration, ok, error in out.phases:
+    for phase, attempt, _start, duration, ok, error in phase_tuples(out.phases):
         emit("phase_started", name, phase, attempt)
         emit("phase_finished", name, phase, attempt, ok, duration, error)

@@ -26,11 +26,11 @@ from typing import Any
 from ._context import LogRouter
 from ._gc import relaxed_gc
 from ._pool import run_pooled
-from .attempt import Outcome, run_attempt
+from .attempt import Outcome, attempt_function
 from .events import EventBus, RunInfo
 from .graph import JobGraph
 from .job import Job
-from .results import JobResult, JobStatus, RunResult
+from .results import PHASE_FIELDS, JobResult, JobStatus, RunResult
 
 __all__ = ["Engine"]
 
@@ -81,13 +81,12 @@ class Engine:
         graph = self.graph
         started = time.time()
         in_run = graph.reachable(target)
-        waiting = [0] * len(graph)
-        ready: list[int] = []
-        for i, deps in enumerate(graph.deps):
-            if in_run[i]:
-                waiting[i] = len(deps)
-                if not deps:
-                    ready.append(i)  # ascending, so already a heap
+        # Dependencies not passed yet, per job; -1 for a job outside this run,
+        # so that it never counts down to ready.
+        waiting = [len(deps) if inside else -1
+                   for deps, inside in zip(graph.deps, in_run, strict=True)]
+        ready = [i for i, count in enumerate(waiting) if not count]  # ascending: a heap
+        jobs = len(waiting) - waiting.count(-1)
         self._in_run = in_run
         self._waiting = waiting
         self._ready = ready
@@ -119,7 +118,7 @@ class Engine:
                 cwd_fd = None
         self.local_cwd: str | int = self.cwd if cwd_fd is None else cwd_fd
         try:
-            with relaxed_gc(), LogRouter(self.bus) if self.bus else nullcontext():
+            with relaxed_gc(jobs), LogRouter(self.bus) if self.bus else nullcontext():
                 if self.executor is None and self.workers <= 1:
                     self._run_inline()
                 else:
@@ -138,7 +137,7 @@ class Engine:
         """Fold an outcome into the job's result; schedule what follows."""
         i = out.index
         res = self.results[i]
-        if out.storage_set or out.storage_deleted:
+        if out.storage_set is not None:
             self._merge_storage(out)
         bus = self.bus
         if out.ok:
@@ -150,7 +149,7 @@ class Engine:
             else:
                 res.tries += 1
                 res._phases.extend(out.phases)
-                ran = out.ran or any(p[0] == "run" for p in res._phases)
+                ran = out.ran or "run" in res._phases[::PHASE_FIELDS]
                 res.status = _CHANGED if ran else _OK
                 res.result = out.result
                 res.exception = None
@@ -160,12 +159,11 @@ class Engine:
             if self._tell_jobs:
                 bus.emit("job_finished", res)
             waiting = self._waiting
-            in_run = self._in_run
             for d in self._dependants[i]:
-                if in_run[d]:
-                    waiting[d] -= 1
-                    if not waiting[d]:
-                        heapq.heappush(self._ready, d)
+                count = waiting[d] - 1
+                waiting[d] = count
+                if not count:
+                    heapq.heappush(self._ready, d)
             return
         if res is None:
             res = self.results[i] = JobResult(
@@ -231,6 +229,7 @@ class Engine:
         )
         on_created = self.instances.append
         record = self._record
+        attempt_fn = attempt_function(track)
         while not self.stopping:
             if ready:
                 i = heappop(ready)
@@ -244,7 +243,7 @@ class Engine:
             else:
                 return
             record(
-                run_attempt(
+                attempt_fn(
                     classes[i], i, attempt, args, kwargs, storage, cwd, no_act, emit,
                     on_created, track,
                 )

@@ -28,7 +28,7 @@ from .errors import (
     NotAJobError,
     UnknownJobError,
 )
-from .job import REQUIRED, Job
+from .job import REQUIRED, Job, JobMeta
 
 if TYPE_CHECKING:
     import networkx
@@ -81,6 +81,8 @@ class JobGraph:
 
     def reachable(self, start: int) -> list[bool]:
         """Which jobs ``start`` depends on, directly or not (itself included)."""
+        if start == len(self.names) - 1:
+            return [True] * len(self.names)  # the root: the walk found only these
         seen = [False] * len(self.names)
         seen[start] = True
         todo = [start]
@@ -140,7 +142,8 @@ def _deps_of(cls: type[Job]) -> list[type[Job]]:
         raise DepsNotIterableError(cls.__name__, raw)
     deps = list(raw)
     for dep in deps:
-        if not (isinstance(dep, type) and issubclass(dep, Job)):
+        # type() is JobMeta for nearly every job: one C-level test.
+        if type(dep) is not JobMeta and not (isinstance(dep, type) and issubclass(dep, Job)):
             raise NotAJobError(cls.__name__, dep)
     return deps
 
@@ -181,7 +184,7 @@ def build(
     """
     if not (isinstance(root, type) and issubclass(root, Job)):
         raise NotAJobError(None, root)
-    with relaxed_gc():
+    with relaxed_gc(no_garbage=True):
         return _walk(root, default_tries, default_retry_delay)
 
 
@@ -249,8 +252,17 @@ def _walk(root: type[Job], default_tries: int, default_delay: float) -> JobGraph
                 raise DependencyCycleError([c.__name__ for c in path[on_path[dep]:]])
             dep_deps = _deps_of(dep)
             if not dep_deps:  # a leaf: done at once, no trip through the stack
-                named(dep)
-                finish(dep, dep_deps)
+                if setdefault(dep.__name__, dep) is not dep:
+                    named(dep)  # raises
+                if dep._required_options or dep.TRIES is not None \
+                        or dep.RETRY_DELAY is not None:
+                    finish(dep, dep_deps)
+                    continue
+                order[dep] = len(classes)  # as finish(), for the usual leaf
+                classes.append(dep)
+                dep_lists.append(dep_deps)
+                tries.append(default_tries)
+                delays.append(default_delay)
                 continue
             stack.append(enter(dep, dep_deps))
             break

@@ -53,7 +53,7 @@ from ._records_store import (
 from .events import Listener, RunInfo
 from .graph import JobGraph
 from .job import DummyJob
-from .results import JobResult, JobStatus, RunResult
+from .results import PHASE_FIELDS, JobResult, JobStatus, RunResult, phase_tuples
 
 __all__ = [
     "ENV_VAR",
@@ -322,15 +322,14 @@ class RecordsListener(Listener):
         for res in jobs:
             phases = res._phases
             i = index.get(res.name, -1)
-            if len(phases) == 1 and res.result is None and res.exception is None:
-                p = phases[0]
+            if len(phases) == PHASE_FIELDS and res.result is None and res.exception is None:
                 # JobStatus is a str enum: sqlite stores its value.
-                rows.append((rid, i, res.name, res.status, res.tries, p[2], p[3]))
+                rows.append((rid, i, res.name, res.status, res.tries, phases[2], phases[3]))
                 continue
             rows.append(
                 (rid, i, res.name, res.status.value, res.tries,
-                 phases[0][2] if phases else None,
-                 sum(p[3] for p in phases) if phases else None)
+                 phases[2] if phases else None,
+                 sum(phases[3::PHASE_FIELDS]) if phases else None)
             )
             details.append(
                 (rid, i,
@@ -338,7 +337,7 @@ class RecordsListener(Listener):
                  _error_text(res.exception),
                  res.traceback if res.exception is not None else None,
                  json.dumps([[p[0], p[1], p[2], p[3], p[4], _error_text(p[5])]
-                             for p in phases]))
+                             for p in phase_tuples(phases)]))
             )
         graph, self._graph_todo = self._graph_todo, None
         blob = _graph_blob(graph) if graph is not None else None

@@ -10,6 +10,7 @@ import enum
 import time
 import traceback as _tb
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, NamedTuple
 
@@ -66,6 +67,16 @@ class Phase(NamedTuple):
     error: BaseException | None = None
 
 
+#: Values per phase in :attr:`JobResult._phases` (the fields of :class:`Phase`).
+PHASE_FIELDS = 6
+
+
+def phase_tuples(flat: list[Any]) -> Iterator[tuple[Any, ...]]:
+    """The phases of a flat phase list, one tuple each."""
+    step = iter(flat)
+    return zip(*[step] * PHASE_FIELDS, strict=True)
+
+
 @dataclass(eq=False, slots=True)
 class JobResult:
     """Everything known about one job after a run."""
@@ -79,8 +90,9 @@ class JobResult:
     result: Any = None
     #: The exception of the last failed attempt (None once the job passed).
     exception: BaseException | None = None
-    #: Phases as plain tuples in Phase field order (cheap to make).
-    _phases: list[tuple[Any, ...]] = field(default_factory=list, repr=False)
+    #: Phases, flat: PHASE_FIELDS values per phase in Phase field order (a
+    #: big run makes no tuple per phase for the garbage collector to scan).
+    _phases: list[Any] = field(default_factory=list, repr=False)
     #: Attempts run again because the worker running them was lost.
     lost_attempts: int = 0
     _traceback: str | None = field(default=None, repr=False)
@@ -101,20 +113,21 @@ class JobResult:
         """Every phase of every attempt, in order."""
         return [
             Phase(name, attempt, start + _WALL_OFFSET, duration, ok, error)
-            for name, attempt, start, duration, ok, error in self._phases
+            for name, attempt, start, duration, ok, error in phase_tuples(self._phases)
         ]
 
     @property
     def durations(self) -> dict[str, float]:
         """Seconds spent per phase name, summed over all attempts."""
         out: dict[str, float] = {}
-        for name, _, _, duration, *_ in self._phases:
+        phases = self._phases
+        for name, duration in zip(phases[::PHASE_FIELDS], phases[3::PHASE_FIELDS], strict=True):
             out[name] = out.get(name, 0.0) + duration
         return out
 
     @property
     def duration(self) -> float:
-        return float(sum(p[3] for p in self._phases))
+        return float(sum(self._phases[3::PHASE_FIELDS]))
 
 
 @dataclass(eq=False)

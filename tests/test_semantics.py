@@ -206,6 +206,33 @@ def test_cleanup_once_per_instance_last_created_first() -> None:
     assert order == ["B", "A", "A"]
 
 
+def test_instances_without_cleanup_are_not_kept_after_their_attempt() -> None:
+    """Only instances with a Cleanup wait for the end of the run; the others
+    are freed as soon as their attempt is recorded (a big run stays small)."""
+    import gc
+    import weakref
+
+    made: dict[str, list[weakref.ref[Job]]] = {"A": [], "B": []}
+
+    def init(name: str) -> Any:
+        def __init__(self: Job) -> None:
+            made[name].append(weakref.ref(self))
+        return __init__
+
+    a = make_job("A", fixed_after_runs=1, __init__=init("A"))
+    b = make_job("B", [a], fixed_after_runs=1, __init__=init("B"),
+                 Cleanup=lambda self: None)
+    dojob = DoJobber()
+    dojob.configure(b, cleanup=False)
+    dojob.checknrun()
+    gc.collect()
+    assert [ref() is None for ref in made["A"]] == [True]
+    assert [ref() is None for ref in made["B"]] == [False]
+    dojob.cleanup()
+    gc.collect()
+    assert [ref() is None for ref in made["B"]] == [True]
+
+
 def test_cleanup_false_defers_to_explicit_cleanup() -> None:
     order: list[str] = []
     a = make_job("A", Cleanup=lambda self: order.append("A"))

@@ -1,0 +1,81 @@
+"""relaxed_gc: thresholds raised for a run and restored, nothing frozen or
+lost afterwards."""
+
+from __future__ import annotations
+
+import gc
+import weakref
+from collections.abc import Iterator
+
+import pytest
+
+from dojobber._gc import MAX_THRESHOLD, PER_JOB, RELAXED_THRESHOLD, relaxed_gc
+
+
+@pytest.fixture(autouse=True)
+def default_thresholds() -> Iterator[None]:
+    before = gc.get_threshold()
+    gc.set_threshold(700, 10, 10)
+    yield
+    gc.set_threshold(*before)
+
+
+class Node:
+    def __init__(self) -> None:
+        self.other: Node | None = None
+
+
+def test_threshold_grows_with_the_run_and_is_restored() -> None:
+    seen = []
+    for jobs in (0, 1_000, 100_000, 10**9):
+        with relaxed_gc(jobs):
+            seen.append(gc.get_threshold()[0])
+        assert gc.get_threshold() == (700, 10, 10)
+    assert seen == [RELAXED_THRESHOLD, RELAXED_THRESHOLD, PER_JOB * 100_000, MAX_THRESHOLD]
+    with relaxed_gc(no_garbage=True):
+        assert gc.get_threshold()[0] == MAX_THRESHOLD
+
+
+def test_restored_when_the_body_raises_and_nested_use_keeps_the_outer() -> None:
+    with pytest.raises(ValueError), relaxed_gc(50_000):
+        with relaxed_gc(10):
+            assert gc.get_threshold()[0] == PER_JOB * 50_000
+        raise ValueError
+    assert gc.get_threshold() == (700, 10, 10)
+    assert gc.get_freeze_count() == 0
+
+
+def test_disabled_or_higher_user_threshold_is_left_alone() -> None:
+    gc.set_threshold(0)
+    with relaxed_gc(10**6):
+        assert gc.get_threshold()[0] == 0
+    gc.set_threshold(MAX_THRESHOLD + 1)
+    with relaxed_gc(10**6):
+        assert gc.get_threshold()[0] == MAX_THRESHOLD + 1
+
+
+def test_objects_made_inside_end_in_the_oldest_generation_and_cycles_are_freed() -> None:
+    gc.collect()
+    with relaxed_gc():
+        kept = [Node() for _ in range(100)]
+        a, b = Node(), Node()
+        a.other, b.other = b, a  # a cycle that becomes garbage
+        probe = weakref.ref(a)
+        del a, b
+    assert gc.get_freeze_count() == 0
+    assert gc.get_count()[0] < 100  # not waiting in the young generation
+    assert probe() is not None  # freed only by a full collection
+    gc.collect()
+    assert probe() is None
+    assert all(isinstance(node, Node) for node in kept)
+
+
+def test_a_program_that_freezes_objects_itself_keeps_them_frozen() -> None:
+    gc.freeze()
+    try:
+        frozen = gc.get_freeze_count()
+        with relaxed_gc():
+            Node()
+        assert gc.get_freeze_count() == frozen
+    finally:
+        gc.unfreeze()
