@@ -215,9 +215,9 @@ def test_instances_without_cleanup_are_not_kept_after_their_attempt() -> None:
     made: dict[str, list[weakref.ref[Job]]] = {"A": [], "B": []}
 
     def init(name: str) -> Any:
-        def __init__(self: Job) -> None:
+        def remember(self: Job) -> None:
             made[name].append(weakref.ref(self))
-        return __init__
+        return remember
 
     a = make_job("A", fixed_after_runs=1, __init__=init("A"))
     b = make_job("B", [a], fixed_after_runs=1, __init__=init("B"),
