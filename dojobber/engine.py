@@ -91,6 +91,7 @@ class Engine:
         self._waiting = waiting
         self._ready = ready
         self._retry: list[tuple[float, int, int]] = []
+        self._failed: list[int] = []
         if self.bus:
             self.bus.emit(
                 "run_started",
@@ -180,6 +181,8 @@ class Engine:
             self._seq += 1
             due = time.monotonic() + self.graph.delays[i]
             heapq.heappush(self._retry, (due, self._seq, i))
+        else:
+            self._failed.append(i)
         if self._tell_attempts:
             bus.emit("attempt_finished", res.name, out.attempt, False, retry)
         if self._tell_jobs and not retry:
@@ -253,19 +256,23 @@ class Engine:
     def _finish(self, target: int, started: float, interrupted: bool) -> RunResult:
         graph = self.graph
         results = self.results
-        failed = [i for i, r in enumerate(results) if r is not None and r.status is _FAILED]
+        # Failed for good, or waiting for a retry when the run ended.
+        failed = self._failed + [i for _, _, i in self._retry]
         blocked = graph.upstream_of(failed) if failed else None
-        jobs: dict[str, JobResult] = {}
-        bus = self.bus
-        for i, name in enumerate(graph.names):
-            res = results[i]
-            if res is None:
-                res = JobResult(name, graph.classes[i])
-                if blocked is not None and blocked[i] and self._in_run[i]:
-                    res.status = JobStatus.BLOCKED
-                    if self._tell_jobs:
-                        bus.emit("job_finished", res)
-            jobs[name] = res
+        if None not in results:  # every job was attempted: the usual end
+            jobs: dict[str, JobResult] = dict(zip(graph.names, results))  # type: ignore[arg-type]
+        else:
+            jobs = {}
+            bus = self.bus
+            for i, name in enumerate(graph.names):
+                res = results[i]
+                if res is None:
+                    res = JobResult(name, graph.classes[i])
+                    if blocked is not None and blocked[i] and self._in_run[i]:
+                        res.status = JobStatus.BLOCKED
+                        if self._tell_jobs:
+                            bus.emit("job_finished", res)
+                jobs[name] = res
         return RunResult(
             graph=graph,
             jobs=jobs,

@@ -50,16 +50,19 @@ class JobGraph:
     #: Tries and retry delay of each job, defaults applied.
     tries: list[int]
     delays: list[float]
-    index: dict[str, int] = field(init=False, repr=False)
     dependants: list[list[int]] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
-        self.index = {name: i for i, name in enumerate(self.names)}
         dependants: list[list[int]] = [[] for _ in self.names]
         for i, deps in enumerate(self.deps):
             for d in deps:
                 dependants[d].append(i)
         self.dependants = dependants
+
+    @cached_property
+    def index(self) -> dict[str, int]:
+        """Graph index of each job name."""
+        return {name: i for i, name in enumerate(self.names)}
 
     def __len__(self) -> int:
         return len(self.names)
@@ -203,6 +206,7 @@ def _walk(root: type[Job], default_tries: int, default_delay: float) -> JobGraph
     by_name: dict[str, type[Job]] = {}
     order: dict[type[Job], int] = {}
     classes: list[type[Job]] = []
+    names: list[str] = []
     dep_lists: list[list[type[Job]]] = []
     tries: list[int] = []
     delays: list[float] = []
@@ -228,6 +232,7 @@ def _walk(root: type[Job], default_tries: int, default_delay: float) -> JobGraph
             _check_options(cls)
         order[cls] = len(classes)
         classes.append(cls)
+        names.append(cls.__name__)
         dep_lists.append(deps)
         job_tries = cls.TRIES
         if job_tries is None:
@@ -252,7 +257,8 @@ def _walk(root: type[Job], default_tries: int, default_delay: float) -> JobGraph
                 raise DependencyCycleError([c.__name__ for c in path[on_path[dep]:]])
             dep_deps = _deps_of(dep)
             if not dep_deps:  # a leaf: done at once, no trip through the stack
-                if setdefault(dep.__name__, dep) is not dep:
+                name = dep.__name__
+                if setdefault(name, dep) is not dep:
                     named(dep)  # raises
                 if dep._required_options or dep.TRIES is not None \
                         or dep.RETRY_DELAY is not None:
@@ -260,6 +266,7 @@ def _walk(root: type[Job], default_tries: int, default_delay: float) -> JobGraph
                     continue
                 order[dep] = len(classes)  # as finish(), for the usual leaf
                 classes.append(dep)
+                names.append(name)
                 dep_lists.append(dep_deps)
                 tries.append(default_tries)
                 delays.append(default_delay)
@@ -278,7 +285,7 @@ def _walk(root: type[Job], default_tries: int, default_delay: float) -> JobGraph
     return JobGraph(
         root=root,
         classes=classes,
-        names=[c.__name__ for c in classes],
+        names=names,
         deps=dep_index,
         tries=tries,
         delays=delays,
