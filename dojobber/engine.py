@@ -260,7 +260,7 @@ class Engine:
         failed = self._failed + [i for _, _, i in self._retry]
         blocked = graph.upstream_of(failed) if failed else None
         if None not in results:  # every job was attempted: the usual end
-            jobs: dict[str, JobResult] = dict(zip(graph.names, results))  # type: ignore[arg-type]
+            jobs: dict[str, JobResult] = dict(zip(graph.names, results, strict=True))  # type: ignore[arg-type]
         else:
             jobs = {}
             bus = self.bus
