@@ -25,7 +25,7 @@ import queue
 import time
 from typing import TYPE_CHECKING, Any
 
-from .attempt import Outcome, attempt_function, run_attempt_remote
+from .attempt import Outcome, attempt_function, run_attempts_remote
 from .errors import JobNotSendableError, WorkerLostError
 from .results import phase_tuples
 
@@ -39,6 +39,12 @@ log = logging.getLogger("dojobber")
 #: How often one job's attempt may be lost with its worker before the job
 #: fails with WorkerLostError (a job that kills every worker it runs on).
 MAX_LOST_ATTEMPTS = 3
+#: Most attempts sent in one task (see :func:`_batch_size`).
+MAX_BATCH = 64
+#: Batches start when more than this many jobs per worker are ready.
+BATCH_SPREAD = 4
+#: Workers assumed for an executor that does not say (dask, your own).
+UNKNOWN_WORKERS = 16
 #: After Ctrl-C, how long to let running attempts finish before going on.
 INTERRUPT_GRACE = 5.0
 
@@ -49,6 +55,40 @@ _WORKER_LOST = frozenset({"KilledWorker", "WorkerLost", "CommClosedError"})
 
 def _worker_lost(err: BaseException) -> bool:
     return type(err).__name__ in _WORKER_LOST
+
+
+def _batch_size(ready: int, workers: int | None) -> int:
+    """How many ready attempts to send in one task.
+
+    One each while the ready jobs are few next to the workers (so slow jobs
+    spread over all of them); when many more are ready than can run at
+    once, up to :data:`MAX_BATCH` per task, so that instant jobs do not pay
+    a hand-off between threads (or a round trip to a cluster) each.
+    """
+    spread = BATCH_SPREAD * (workers or UNKNOWN_WORKERS)
+    return 1 if ready <= spread else min(MAX_BATCH, ready // spread)
+
+
+def _local_batch(
+    engine: Engine, attempt_fn: Any, items: list[tuple[int, int]], *rest: Any
+) -> list[Outcome]:
+    """Run attempts one after another on this (pool) thread.
+
+    Stops early when the run is asked to stop; an exception that is not an
+    ``Exception`` (SystemExit in job code) fails its job and ends the batch.
+    Attempts not started are simply missing from the list.
+    """
+    classes = engine.graph.classes
+    outcomes: list[Outcome] = []
+    for i, attempt in items:
+        if outcomes and engine.stopping:
+            break
+        try:
+            outcomes.append(attempt_fn(classes[i], i, attempt, *rest))
+        except BaseException as err:
+            outcomes.append(Outcome(i, attempt, False, False, None, err, [], None, final=True))
+            break
+    return outcomes
 
 
 def run_pooled(engine: Engine) -> None:
@@ -68,62 +108,74 @@ def run_pooled(engine: Engine) -> None:
     on_created = engine.instances.append
     attempt_fn = attempt_function(track)
     ready, retry = engine._ready, engine._retry
-    done: queue.SimpleQueue[cf.Future[Outcome]] = queue.SimpleQueue()
-    running: dict[cf.Future[Outcome], tuple[int, int]] = {}
+    done: queue.SimpleQueue[cf.Future[list[Outcome]]] = queue.SimpleQueue()
+    running: dict[cf.Future[list[Outcome]], list[tuple[int, int]]] = {}
     submissions = itertools.count(1)
 
-    def submit(i: int, attempt: int) -> None:
+    def submit(items: list[tuple[int, int]]) -> None:
         try:
             if local:
                 fut = executor.submit(
-                    attempt_fn, classes[i], i, attempt, args, kwargs, storage, local_cwd, no_act,
-                    emit, on_created, track,
+                    _local_batch, engine, attempt_fn, items, args, kwargs, storage, local_cwd,
+                    no_act, emit, on_created, track,
                 )
             else:
                 fut = executor.submit(
-                    run_attempt_remote, classes[i], i, attempt, args, kwargs, dict(storage),
-                    cwd, no_act, next(submissions),
+                    run_attempts_remote, [(classes[i], i, attempt) for i, attempt in items],
+                    args, kwargs, dict(storage), cwd, no_act, next(submissions),
                 )
         except cf.BrokenExecutor as err:
-            fail(i, attempt, WorkerLostError(names[i], 1, err))
+            for i, attempt in items:
+                fail(i, attempt, WorkerLostError(names[i], 1, err))
             return
         except Exception as err:
-            fail(i, attempt, JobNotSendableError(names[i], err))
+            for i, attempt in items:
+                fail(i, attempt, JobNotSendableError(names[i], err))
             return
-        running[fut] = (i, attempt)
+        running[fut] = items
         fut.add_done_callback(done.put)
 
     def fail(i: int, attempt: int, err: BaseException) -> None:
         engine._record(Outcome(i, attempt, False, False, None, err, [], None, final=True))
 
-    def finish(fut: cf.Future[Outcome], i: int, attempt: int) -> None:
-        if fut.cancelled():
-            return
-        err = fut.exception()
-        if err is None:
-            out = fut.result()
+    def keep(outcomes: list[Outcome]) -> None:
+        for out in outcomes:
             if not local:
                 if out.instance is not None:
                     engine.instances.append(out.instance)
                 if bus:
                     _replay(engine, out)
             engine._record(out)
+
+    def finish(fut: cf.Future[list[Outcome]], items: list[tuple[int, int]]) -> None:
+        if fut.cancelled():
+            return
+        err = fut.exception()
+        if err is None:
+            outcomes = fut.result()
+            keep(outcomes)
+            for i, _ in items[len(outcomes):]:  # not started: ready again
+                heapq.heappush(ready, i)
         elif _worker_lost(err):
-            lost = engine._lost(i)
-            if lost > MAX_LOST_ATTEMPTS:
-                fail(i, attempt, WorkerLostError(names[i], lost, err))
-            else:
-                log.warning("%s: its worker was lost (%s); running the attempt again",
-                            names[i], type(err).__name__)
-                submit(i, attempt)
+            for i, attempt in items:
+                lost = engine._lost(i)
+                if lost > MAX_LOST_ATTEMPTS:
+                    fail(i, attempt, WorkerLostError(names[i], lost, err))
+                else:
+                    log.warning("%s: its worker was lost (%s); running the attempt again",
+                                names[i], type(err).__name__)
+                    submit([(i, attempt)])
         elif isinstance(err, cf.BrokenExecutor):  # a process pool whose worker died
-            fail(i, attempt, WorkerLostError(names[i], 1, err))
+            for i, attempt in items:
+                fail(i, attempt, WorkerLostError(names[i], 1, err))
         else:
-            fail(i, attempt, JobNotSendableError(names[i], err))
+            for i, attempt in items:
+                fail(i, attempt, JobNotSendableError(names[i], err))
 
     def room() -> bool:
         return limit is None or len(running) < limit
 
+    heappop = heapq.heappop
     try:
         while True:
             if engine.stopping:
@@ -131,15 +183,16 @@ def run_pooled(engine: Engine) -> None:
                     return
                 ready, retry = [], []  # start nothing new; let the running end
             while ready and room():
-                submit(heapq.heappop(ready), 1)
+                size = _batch_size(len(ready), limit)
+                submit([(heappop(ready), 1) for _ in range(min(size, len(ready)))])
             timeout: float | None = None
             while retry and not ready and room():
                 pause = retry[0][0] - time.monotonic()
                 if pause > 0:
                     timeout = pause
                     break
-                i = heapq.heappop(retry)[2]
-                submit(i, engine._attempt_number(i))
+                i = heappop(retry)[2]
+                submit([(i, engine._attempt_number(i))])
             if not running:
                 if ready:
                     continue
@@ -151,8 +204,7 @@ def run_pooled(engine: Engine) -> None:
                 fut = done.get(timeout=timeout)
             except queue.Empty:
                 continue
-            i, attempt = running.pop(fut)
-            finish(fut, i, attempt)
+            finish(fut, running.pop(fut))
     except BaseException:
         # Ctrl-C (or an engine error): start nothing new; let what runs finish
         # for a while, and keep the outcomes that arrive.
@@ -160,9 +212,9 @@ def run_pooled(engine: Engine) -> None:
             fut.cancel()
         finished, _ = cf.wait(list(running), timeout=INTERRUPT_GRACE)
         for fut in finished:
-            i, attempt = running.pop(fut)
+            running.pop(fut)
             if not fut.cancelled() and fut.exception() is None:
-                engine._record(fut.result())
+                keep(fut.result())
         raise
     finally:
         if owned:

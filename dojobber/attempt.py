@@ -21,7 +21,9 @@ from .errors import RemoteError
 from .job import Job
 from .results import PHASE_FIELDS
 
-__all__ = ["Outcome", "attempt_function", "run_attempt"]
+__all__ = [
+    "Outcome", "attempt_function", "run_attempt", "run_attempt_remote", "run_attempts_remote",
+]
 
 #: ``emit(event, *args)``: the engine's event bus, or None for no live events.
 Emit = Callable[..., None]
@@ -269,3 +271,26 @@ def run_attempt_remote(
     }
     outcome.storage_deleted = [key for key in snapshot if key not in storage]
     return outcome
+
+
+def run_attempts_remote(
+    jobs: list[tuple[type[Job], int, int]],
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+    global_storage: dict[str, Any],
+    cwd: str,
+    no_act: bool = False,
+    submission: int = 0,
+) -> list[Outcome]:
+    """:func:`run_attempt_remote` for a batch of ``(job, index, attempt)``,
+    one after another in one task; each attempt sees what the ones before it
+    stored in (this copy of) global storage."""
+    outcomes = []
+    for job, index, attempt in jobs:
+        out = run_attempt_remote(job, index, attempt, args, kwargs, global_storage, cwd, no_act)
+        if out.storage_set:
+            global_storage.update(out.storage_set)
+        for key in out.storage_deleted or ():
+            global_storage.pop(key, None)
+        outcomes.append(out)
+    return outcomes

@@ -80,3 +80,12 @@ class OddFirstCheck(Job):
 
     def Run(self) -> None:
         self.storage["ran"] = True  # type: ignore[index]
+
+
+class ManyWrites(DummyJob):
+    """120 independent Write jobs (more than a batch's worth per worker)."""
+
+    DEPS = [Write.variant(f"Write k{i}", KEY=f"k{i}") for i in range(120)]
+
+    def Check(self) -> int:
+        return sum(1 for k in self.global_storage if k.startswith("k"))  # type: ignore[union-attr]

@@ -12,11 +12,12 @@ import threading
 import time
 from pathlib import Path
 from typing import Any
+from unittest.mock import patch
 
 import pytest
 from hypothesis import given, settings
 
-from dojobber import DoJobber, DummyJob, Job, JobNotSendableError, JobStatus, RemoteError
+from dojobber import DoJobber, DummyJob, Job, JobNotSendableError, JobStatus, RemoteError, _pool
 from dojobber.cluster import open_executor
 
 from . import parallel_jobs
@@ -62,8 +63,13 @@ def test_one_worker_does_not_overlap() -> None:
 def test_threads_give_the_sequential_results(script: Script) -> None:
     events: list[tuple[str, int]] = []
     dojob = DoJobber()
-    dojob.configure(build(script, events), default_tries=TRIES, default_retry_delay=0, workers=8)
-    dojob.checknrun()
+    # Odd sizes: two workers and batches from 2 ready jobs per worker on
+    # (these graphs are too small for the usual spread).
+    batched = len(script.deps) % 2 == 1
+    dojob.configure(build(script, events), default_tries=TRIES, default_retry_delay=0,
+                    workers=2 if batched else 8)
+    with patch.object(_pool, "BATCH_SPREAD", 1 if batched else _pool.BATCH_SPREAD):
+        dojob.checknrun()
     want = expected_status(script)
     assert [dojob.nodestatus[f"J{i}"] for i in range(len(want))] == want
     passed: set[int] = set()
@@ -143,6 +149,83 @@ def test_process_pool_merges_storage_and_runs_cleanup_here() -> None:
         assert dojob.noderesults["Write a"] != os.getpid()  # ran elsewhere
         converge(parallel_jobs.WithCleanup, executor=pool)
     assert [os.getpid()] == parallel_jobs.CLEANED
+
+
+class CountingPool(cf.ThreadPoolExecutor):
+    """A thread pool that counts the tasks it is given."""
+
+    def __init__(self, workers: int) -> None:
+        super().__init__(workers)
+        self.tasks = 0
+
+    def submit(self, *args: Any, **kwargs: Any) -> Any:  # type: ignore[override]
+        self.tasks += 1
+        return super().submit(*args, **kwargs)
+
+
+def instant_jobs(count: int, check: Any = None) -> type[Job]:
+    def passes(self: Job) -> str:
+        return type(self).__name__
+
+    leaves = [type(f"I{i}", (Job,), {"Check": check or passes}) for i in range(count)]
+    return type("Instant", (DummyJob,), {"DEPS": leaves})
+
+
+def test_batch_size_grows_only_when_far_more_jobs_are_ready_than_workers() -> None:
+    from dojobber._pool import BATCH_SPREAD, MAX_BATCH, UNKNOWN_WORKERS, _batch_size
+
+    assert _batch_size(50, 64) == 1  # slow jobs spread over every worker
+    assert _batch_size(BATCH_SPREAD * 4, 4) == 1
+    assert _batch_size(BATCH_SPREAD * 4 * 3, 4) == 3
+    assert _batch_size(20_000, 4) == MAX_BATCH
+    assert _batch_size(BATCH_SPREAD * UNKNOWN_WORKERS * 2, None) == 2
+
+
+def test_many_instant_jobs_go_in_batches_with_the_same_results() -> None:
+    with CountingPool(2) as pool:
+        dojob = converge(instant_jobs(600), executor=pool, workers=2)
+    assert dojob.success()
+    assert all(dojob.noderesults[f"I{i}"] == f"I{i}" for i in range(600))
+    assert pool.tasks < 600 // 4  # one task per attempt would be 601
+
+
+def test_process_pool_batches_share_storage_in_order() -> None:
+    with cf.ProcessPoolExecutor(2) as pool:
+        dojob = converge(parallel_jobs.ManyWrites, executor=pool)
+    assert dojob.noderesults["ManyWrites"] == 120
+    assert all(dojob.nodestatus[f"Write k{i}"] for i in range(120))
+
+
+def test_stop_inside_a_batch_starts_nothing_more() -> None:
+    started: list[float] = []
+    stopped_at: list[float] = []
+    dojob = DoJobber()
+
+    def check(self: Job) -> None:
+        started.append(time.monotonic())
+        if type(self).__name__ == "I40":
+            dojob.stop()
+            stopped_at.append(time.monotonic())
+
+    dojob.configure(instant_jobs(600, check), workers=2)
+    result = dojob.checknrun()
+    assert result.stopped and not dojob.success()
+    assert sum(1 for r in result.jobs.values() if r.status is JobStatus.PENDING) > 400
+    # at most the other worker's attempt, already under way, starts after
+    assert sum(1 for t in started if t > stopped_at[0]) <= 1
+
+
+def test_system_exit_in_a_batched_job_fails_it_and_the_rest_still_run() -> None:
+    def check(self: Job) -> None:
+        if type(self).__name__ == "I7":
+            raise SystemExit(3)
+
+    dojob = DoJobber()
+    dojob.configure(instant_jobs(300, check), workers=2)
+    dojob.checknrun()
+    assert isinstance(dojob.nodeexceptions["I7"], SystemExit)
+    assert all(dojob.nodestatus[f"I{i}"] for i in range(300) if i != 7)
+    assert dojob.nodestatus["Instant"] is None
 
 
 def test_job_that_cannot_be_sent_gets_the_named_error() -> None:
