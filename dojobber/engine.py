@@ -223,7 +223,14 @@ class Engine:
     def _run_inline(self) -> None:
         graph = self.graph
         classes = graph.classes
+        # The jobs ready at the start (ascending) are taken in order from a
+        # list; the heap holds only those that became ready since.  The
+        # lowest of both goes first, as from one heap, without a heap
+        # operation per leaf of a wide graph.
+        first, self._ready = self._ready, []
         ready = self._ready
+        n_first = len(first)
+        k = 0
         retry = self._retry
         emit, track = self.live_emitters()
         heappop = heapq.heappop
@@ -234,7 +241,11 @@ class Engine:
         record = self._record
         attempt_fn = attempt_function(track)
         while not self.stopping:
-            if ready:
+            if k < n_first and not (ready and ready[0] < first[k]):
+                i = first[k]
+                k += 1
+                attempt = 1
+            elif ready:
                 i = heappop(ready)
                 attempt = 1
             elif retry:
