@@ -54,6 +54,14 @@ class Outcome:
     #: The failure cannot go away by trying again (no retry).
     final: bool = False
 
+    def apply_storage(self, global_storage: dict[str, Any]) -> None:
+        """Make in ``global_storage`` the changes a remote attempt made in
+        its copy (keys set and deleted)."""
+        if self.storage_set:
+            global_storage.update(self.storage_set)
+        for key in self.storage_deleted or ():
+            global_storage.pop(key, None)
+
 
 def run_attempt(
     job: type[Job],
@@ -288,9 +296,6 @@ def run_attempts_remote(
     outcomes = []
     for job, index, attempt in jobs:
         out = run_attempt_remote(job, index, attempt, args, kwargs, global_storage, cwd, no_act)
-        if out.storage_set:
-            global_storage.update(out.storage_set)
-        for key in out.storage_deleted or ():
-            global_storage.pop(key, None)
+        out.apply_storage(global_storage)
         outcomes.append(out)
     return outcomes

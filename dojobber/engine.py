@@ -139,7 +139,7 @@ class Engine:
         i = out.index
         res = self.results[i]
         if out.storage_set is not None:
-            self._merge_storage(out)
+            out.apply_storage(self.global_storage)
         bus = self.bus
         if out.ok:
             if res is None:
@@ -187,13 +187,6 @@ class Engine:
             bus.emit("attempt_finished", res.name, out.attempt, False, retry)
         if self._tell_jobs and not retry:
             bus.emit("job_finished", res)
-
-    def _merge_storage(self, out: Outcome) -> None:
-        """Apply what a remote attempt changed in its copy of global storage."""
-        if out.storage_set:
-            self.global_storage.update(out.storage_set)
-        for key in out.storage_deleted or ():
-            self.global_storage.pop(key, None)
 
     def live_emitters(self) -> tuple[Any, Any]:
         """``(emit, track)`` for attempts in this process: ``emit`` when a
