@@ -4,6 +4,7 @@ conditional requests, resume, verification, redirects and xz."""
 from __future__ import annotations
 
 import fcntl
+import gzip
 import json
 import lzma
 import os
@@ -184,7 +185,7 @@ def test_interrupted_transfer_resumes_where_it_broke_off(obs: FakeObs, tmp_path:
     assert second.headers["Range"] == f"bytes={cut}-"
     assert second.headers["If-Range"] == obs.etag(PATH)
     assert leftovers(tmp_path) == []
-    assert not [t for t in threading.enumerate() if t.name == "dojobber-download-sink"]
+    assert not [t for t in threading.enumerate() if t.name == "dojobber-download-hash"]
 
 
 def test_resume_within_one_run_through_retries(obs: FakeObs, tmp_path: Path) -> None:
@@ -376,3 +377,70 @@ def test_a_second_concurrent_download_of_the_same_file_is_refused(obs: FakeObs,
         assert image_gets(obs) == []
     dj = run(get(obs, tmp_path))
     assert dj.success(), dj.nodeexceptions
+
+
+def test_chunked_body_is_downloaded_verified_and_resumed(obs: FakeObs, tmp_path: Path) -> None:
+    publish(obs, DATA)
+    obs.chunked.add(PATH)
+    cut = 1_000_000
+    obs.cut_after[PATH] = cut
+    obs.cut_once.add(PATH)
+    Get = get(obs, tmp_path)
+    err = run(Get).nodeexceptions["Get image"]
+    assert isinstance(err, DownloadInterruptedError) and "IncompleteRead" in str(err)
+    # every byte that arrived before the break is kept, even mid-buffer
+    assert (tmp_path / f".{IMAGE}.part").stat().st_size == cut
+    dj = run(Get)
+    assert dj.success(), dj.nodeexceptions
+    assert (tmp_path / IMAGE).read_bytes() == DATA
+    assert image_gets(obs) == [cut, len(DATA) - cut]
+    assert obs.requests_for(PATH, "GET")[1].headers["Range"] == f"bytes={cut}-"
+
+
+def test_content_encoded_body_is_stored_as_sent(obs: FakeObs, tmp_path: Path) -> None:
+    packed = gzip.compress(DATA)
+    gz_path = PATH + ".gz"
+    publish(obs, packed, path=gz_path)
+    obs.content_encoding[gz_path] = "gzip"
+    dj = run(get(obs, tmp_path, url=obs.url(gz_path)))
+    assert dj.success(), dj.nodeexceptions
+    assert (tmp_path / (IMAGE + ".gz")).read_bytes() == packed
+    assert dj.noderesults["Get image"]["sha256"] == sha(packed)
+
+
+FULL_DISK = """
+import resource, signal, sys
+from dojobber import DoJobber
+from dojobber.contrib.download import Download
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+resource.setrlimit(resource.RLIMIT_FSIZE, (1 << 20, resource.RLIM_INFINITY))
+url, dest, decompress = sys.argv[1], sys.argv[2], sys.argv[3] == "xz"
+dj = DoJobber()
+dj.configure(Download.variant("Get image", url=url, dest_dir=dest, decompress=decompress),
+             default_tries=1)
+dj.checknrun()
+print(repr(dj.nodeexceptions["Get image"]))
+"""
+
+
+@pytest.mark.parametrize("kind", ["plain", "xz"])
+def test_a_write_error_fails_cleanly_and_leaves_nothing(obs: FakeObs, tmp_path: Path,
+                                                        kind: str) -> None:
+    """Files may not grow past 1 MiB in the child (RLIMIT_FSIZE): writing the
+    3 MiB image fails with EFBIG, on the receiving thread (plain) or on the
+    hashing thread (xz)."""
+    path = PATH if kind == "plain" else PATH + ".xz"
+    publish(obs, DATA if kind == "plain" else lzma.compress(DATA), path=path)
+    done = subprocess.run([sys.executable, "-c", FULL_DISK, obs.url(path), str(tmp_path), kind],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert "DownloadError" in done.stdout and "cannot write" in done.stdout, done.stdout
+    assert "free some space" in done.stdout
+    assert not (tmp_path / IMAGE).exists() and leftovers(tmp_path) == []
+
+
+def test_a_bad_chunk_size_is_named(obs: FakeObs, tmp_path: Path) -> None:
+    publish(obs, DATA)
+    err = run(get(obs, tmp_path, chunk_size=0)).nodeexceptions["Get image"]
+    assert isinstance(err, DownloadError) and "chunk_size option 0" in str(err)
+    assert image_gets(obs) == []

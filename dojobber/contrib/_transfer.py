@@ -15,17 +15,15 @@ import hashlib
 import json
 import lzma
 import os
-import queue
 import re
-import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import requests
-import urllib3
 
 from .._context import report_progress
+from ._hashring import HashRing, body_readinto, read_some, write_all
 from ._http import check_status, redact, request
 from .errors import (
     ChecksumMismatchError,
@@ -77,67 +75,18 @@ def file_sha256(path: Path, hasher: Any = None, chunk: int = 1 << 20) -> str:
     return str(digest.hexdigest())
 
 
-def _chunks(response: requests.Response, size: int) -> Iterator[bytes]:
-    """The body as it arrives, keeping a short last read before a break.
-
-    (``iter_content`` drops the bytes of a read that a broken connection
-    cut short; reading raw keeps them, so a resume loses nothing.)
-    """
-    encoding = response.headers.get("Content-Encoding", "identity").strip().lower()
-    if encoding not in ("", "identity"):
-        yield from response.iter_content(size)
-        return
-    read = response.raw.read
-    while True:
-        chunk = read(size, decode_content=False)
-        if not chunk:
-            return
-        yield chunk
-
-
-class Sink:
-    """Hashes and writes chunks on another thread while the caller receives.
-
-    hashlib releases the GIL while hashing, and writing a chunk right after
-    hashing it finds it still in the CPU cache, so receiving on one core and
-    hashing + writing on another costs little more than curl's copy.  Chunks
-    must be immutable (``bytes``); at most ``depth`` wait.  An error in
-    ``consume`` (disk full, bad xz data) is raised by the next :meth:`feed`
-    or by :meth:`close`; the worker keeps draining so ``feed`` never blocks.
-    """
-
-    def __init__(self, consume: Callable[[bytes], None], depth: int = 16) -> None:
-        self._consume = consume
-        self.error: BaseException | None = None
-        self._queue: queue.Queue[bytes | None] = queue.Queue(depth)
-        self._thread = threading.Thread(target=self._work, name="dojobber-download-sink",
-                                        daemon=True)
-        self._thread.start()
-
-    def _work(self) -> None:
-        while True:
-            chunk = self._queue.get()
-            if chunk is None:
-                return
-            if self.error is None:
-                try:
-                    self._consume(chunk)
-                except BaseException as err:  # handed to the caller
-                    self.error = err
-
-    def feed(self, chunk: bytes) -> None:
-        """Queue ``chunk`` (blocks while the queue is full)."""
-        if self.error is not None:
-            raise self.error
-        self._queue.put(chunk)
-
-    def close(self) -> None:
-        """Wait until every queued chunk is consumed; raise its error if any."""
-        if self._thread.is_alive():
-            self._queue.put(None)
-            self._thread.join()
-        if self.error is not None:
-            raise self.error
+def _unpacker(hasher: Any, decomp: lzma.LZMADecompressor, out_hash: Any,
+              write: Callable[[memoryview], int | None],
+              flush: _Writeback | None) -> Callable[[memoryview], None]:
+    """Hash xz input, decompress it, hash and write the output (on the ring's thread)."""
+    def unpack(data: memoryview) -> None:
+        hasher.update(data)
+        out = decomp.decompress(data)
+        out_hash.update(out)
+        write_all(write, memoryview(out))
+        if flush is not None:
+            flush.wrote(len(out))
+    return unpack
 
 
 class _Writeback:
@@ -291,50 +240,52 @@ class Transfer:
 
     def _stream(self, response: requests.Response, offset: int, total: int | None,
                 hasher: Any) -> tuple[int, str | None]:
-        """Copy the body into the part file; returns (bytes received, output sha)."""
+        """Copy the body into the part file; returns (bytes received, output sha).
+
+        This thread receives into a :class:`HashRing` buffer and writes it,
+        the ring's worker hashes it meanwhile; with ``decompress`` the worker
+        also decompresses, hashes and writes the output.
+        """
         decomp = lzma.LZMADecompressor() if self.decompress else None
         out_hash = hashlib.sha256() if decomp is not None else None
         done = offset
         shown_total = total if total is not None else self.size
         next_report = done + _PROGRESS_STEP
         report_progress(done, shown_total, "B")
-        with open(self.part, "ab" if offset else "wb") as f:
+        readinto = body_readinto(response)
+        with open(self.part, "ab" if offset else "wb", buffering=0) as f:
             flush = _Writeback(f.fileno(), f.tell()) if self.fsync else None
+            write = f.write
 
-            def consume(chunk: bytes) -> None:
-                hasher.update(chunk)
-                if decomp is not None and out_hash is not None:
-                    data = decomp.decompress(chunk)
-                    out_hash.update(data)
-                    f.write(data)
-                else:
-                    data = chunk
-                    f.write(chunk)
-                if flush is not None:
-                    flush.wrote(len(data))
-
-            sink = Sink(consume)
+            digest: Callable[[memoryview], object] = hasher.update
+            if decomp is not None and out_hash is not None:
+                digest = _unpacker(hasher, decomp, out_hash, write, flush)
+            ring = HashRing(digest, self.chunk_size)
             broke: BaseException | None = None
             try:
                 try:
-                    for chunk in _chunks(response, self.chunk_size):
-                        sink.feed(chunk)
-                        done += len(chunk)
+                    while True:
+                        buffer = ring.take()
+                        n, broke = read_some(readinto, buffer)
+                        if not n:
+                            break
+                        ring.give(buffer, n)
+                        if decomp is None:
+                            write_all(write, buffer[:n])
+                            if flush is not None:
+                                flush.wrote(n)
+                        done += n
                         if done >= next_report:
                             report_progress(done, shown_total, "B")
                             next_report = done + _PROGRESS_STEP
-                except (requests.RequestException, urllib3.exceptions.HTTPError) as err:
-                    broke = err
-                except OSError as err:
-                    if sink.error is err:
-                        raise
-                    broke = err
+                        if broke is not None:
+                            break
                 finally:
-                    sink.close()  # everything received is written (and a resume is exact)
+                    ring.join()  # everything received is written (and a resume is exact)
+                ring.close()
                 if decomp is not None and not decomp.eof and broke is None:
                     raise DownloadError(self.job, f"{redact(self.url)}: the xz stream is "
                                         "truncated; rerun to download again")
-                f.flush()
                 if self.fsync and broke is None:
                     os.fsync(f.fileno())
             except lzma.LZMAError:

@@ -56,7 +56,8 @@ class Download(Job):
         Check asks the server whether it has a newer version (True).
     ``credentials``, ``timeout``, ``chunk_size``, ``fsync``
         Basic auth for the download server, seconds (or (connect, read)),
-        bytes per read (256 KiB), flush to disk before the final rename (True).
+        size of each receive buffer (256 KiB), flush to disk before the final
+        rename (True).
 
     Check passes when the file is at its final path with the expected size
     and sha256 (cached against size+mtime: reruns do not rehash) and the
@@ -152,6 +153,9 @@ class Download(Job):
         if self._check_phase == "recheck" and self._run_exception is not None:
             raise self._run_exception
         name = self._name()
+        if not isinstance(self.chunk_size, int) or self.chunk_size < 1:
+            raise DownloadError(self._name(), f"the chunk_size option {self.chunk_size!r} is "
+                                "not a positive number of bytes; leave it at 256 KiB")
         with make_session(self.credentials) as session:
             wanted = self._wanted(session)
             url = wanted["url"]
@@ -243,6 +247,9 @@ class Download(Job):
 
     def Run(self, *args: Any, **kwargs: Any) -> None:
         """Download (or resume), verify, and move into place."""
+        if not isinstance(self.chunk_size, int) or self.chunk_size < 1:
+            raise DownloadError(self._name(), f"the chunk_size option {self.chunk_size!r} is "
+                                "not a positive number of bytes; leave it at 256 KiB")
         with make_session(self.credentials) as session:
             wanted = self._wanted(session)
             url = wanted["url"]

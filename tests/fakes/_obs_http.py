@@ -272,7 +272,13 @@ class Handler(BaseHTTPRequestHandler):
         rec.status = status
         self.send_response(status)
         self.send_header("Content-Type", "application/octet-stream")
-        self.send_header("Content-Length", str(length))
+        chunked = path in owner.chunked
+        if chunked:
+            self.send_header("Transfer-Encoding", "chunked")
+        else:
+            self.send_header("Content-Length", str(length))
+        if path in owner.content_encoding:
+            self.send_header("Content-Encoding", owner.content_encoding[path])
         if status == 206:
             self.send_header("Content-Range", f"bytes {start}-{end}/{entry.size}")
         for key, value in validators.items():
@@ -289,7 +295,10 @@ class Handler(BaseHTTPRequestHandler):
             corrupt = path in owner.corrupt
         if cut is not None:
             limit = min(length, cut)
-        sent = self._body(entry.disk, start, limit, corrupt)
+        if chunked:
+            sent = self._chunked_body(entry.disk, start, limit)
+        else:
+            sent = self._body(entry.disk, start, limit, corrupt)
         rec.body_bytes = sent
         if sent < length:
             self.close_connection = True
@@ -308,6 +317,22 @@ class Handler(BaseHTTPRequestHandler):
                     break
                 self.wfile.write(bytes(b ^ 0xFF for b in chunk[:1]) + chunk[1:])
                 sent += len(chunk)
+            return sent
+
+    def _chunked_body(self, disk: Path, start: int, count: int) -> int:
+        """Send ``count`` bytes in chunked framing (64 KiB chunks, then the end
+        marker when all of the file was sent)."""
+        with open(disk, "rb") as f:
+            f.seek(start)
+            sent = 0
+            while sent < count:
+                chunk = f.read(min(1 << 16, count - sent))
+                if not chunk:
+                    break
+                self.wfile.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+                sent += len(chunk)
+            if start + sent == disk.stat().st_size:
+                self.wfile.write(b"0\r\n\r\n")
             return sent
 
     def _not_modified(self, entry: Entry) -> bool:

@@ -40,6 +40,13 @@ publish=True, details="")`` -> :class:`FakeBuild`
     ``put_file``) with full headers but close the connection after ``n`` body
     bytes, until the entry is removed; add ``path`` to the ``cut_once`` set
     to have the cut happen only once.
+``chunked.add(path)``
+    Send ``path``'s body with ``Transfer-Encoding: chunked`` instead of a
+    ``Content-Length`` (as servers that stream do).
+``content_encoding[path] = "gzip"``
+    Label ``path``'s body with that ``Content-Encoding`` (the bytes stay
+    the file's: what a web server configured to mark ``.gz`` files this
+    way sends).
 ``corrupt.add(path)``
     Serve wrong bytes (same length) for ``path``.
 ``redirect[path] = other_path``
@@ -123,6 +130,8 @@ class FakeObs:
         self.cut_after: dict[str, int] = {}
         self.cut_once: set[str] = set()
         self.corrupt: set[str] = set()
+        self.chunked: set[str] = set()
+        self.content_encoding: dict[str, str] = {}
         self.redirect: dict[str, str] = {}
         self.fail: dict[str, tuple[int, str, str]] = {}
         self.ignore_conditionals = False
