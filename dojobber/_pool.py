@@ -25,6 +25,7 @@ import queue
 import time
 from typing import TYPE_CHECKING, Any
 
+from ._context import set_current
 from .attempt import Outcome, attempt_function, run_attempts_remote
 from .errors import JobNotSendableError, WorkerLostError
 from .results import phase_tuples
@@ -86,6 +87,7 @@ def _local_batch(
         try:
             outcomes.append(attempt_fn(classes[i], i, attempt, *rest))
         except BaseException as err:
+            set_current(None)  # the attempt did not get to clear it
             outcomes.append(Outcome(i, attempt, False, False, None, err, [], None, final=True))
             break
     return outcomes
@@ -197,13 +199,18 @@ def run_pooled(engine: Engine) -> None:
                 if ready:
                     continue
                 if retry:
+                    engine.send_finished()
                     time.sleep(max(0.0, retry[0][0] - time.monotonic()))
                     continue
                 return
             try:
-                fut = done.get(timeout=timeout)
+                fut = done.get_nowait()
             except queue.Empty:
-                continue
+                engine.send_finished()  # before waiting for a worker
+                try:
+                    fut = done.get(timeout=timeout)
+                except queue.Empty:
+                    continue
             finish(fut, running.pop(fut))
     except BaseException:
         # Ctrl-C (or an engine error): start nothing new; let what runs finish

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ._context import set_current
+from ._context import thread_state as _here
 from .errors import RemoteError
 from .job import Job
 from .results import PHASE_FIELDS
@@ -94,9 +95,14 @@ def run_attempt(
 
 
 def attempt_function(track: Emit | None) -> Callable[..., Outcome]:
-    """:func:`run_attempt`, or when nothing is tracked the same attempt
-    without its wrapper (one call less per job in a big run)."""
-    return run_attempt if track is not None else _attempt
+    """The attempt without :func:`run_attempt`'s wrapper (one call less per
+    job in a big run), for the engine's own thread.
+
+    The attempt clears the thread's job when it returns; only an exception
+    that ends the run (KeyboardInterrupt) leaves it set, and the engine
+    clears it then (see :meth:`~dojobber.engine.Engine.run`).
+    """
+    return _attempt
 
 
 def _attempt(
@@ -120,7 +126,7 @@ def _attempt(
         emit("job_started", name, attempt)
         emit("phase_started", name, "init", attempt)
     if track is not None:
-        set_current((name, "init", attempt, track))
+        _here.job = (name, "init", attempt, track)
     start = _perf()
     try:
         obj = job()
@@ -128,6 +134,8 @@ def _attempt(
         now = _perf()
         if emit is not None:
             emit("phase_finished", name, "init", attempt, False, now - start, err)
+        if track is not None:
+            _here.job = None
         return Outcome(index, attempt, False, False, None, err,
                        ["init", attempt, start, now - start, False, err], None)
     if emit is not None:
@@ -144,7 +152,7 @@ def _attempt(
     if emit is not None:
         emit("phase_started", name, "check", attempt)
     if track is not None:
-        set_current((name, "check", attempt, track))
+        _here.job = (name, "check", attempt, track)
     start = _perf()
     os.chdir(cwd)
     try:
@@ -156,6 +164,8 @@ def _attempt(
         if emit is not None:
             emit("phase_finished", name, "check", attempt, False, now - start, err)
         if no_act:
+            if track is not None:
+                _here.job = None
             return Outcome(index, attempt, False, False, None, err, phases, obj)
         # A failing first Check is routine ("not converged yet"); dropping its
         # traceback frees the frames now instead of leaving a reference cycle
@@ -166,6 +176,8 @@ def _attempt(
         obj._check_results = result
         if emit is not None:
             emit("phase_finished", name, "check", attempt, True, now - start, None)
+        if track is not None:
+            _here.job = None
         return Outcome(index, attempt, True, False, result, None,
                        ["check", attempt, start, now - start, True, None], obj)
 
@@ -173,7 +185,7 @@ def _attempt(
     if emit is not None:
         emit("phase_started", name, "run", attempt)
     if track is not None:
-        set_current((name, "run", attempt, track))
+        _here.job = (name, "run", attempt, track)
     start = _perf() if emit is not None else now
     os.chdir(cwd)
     try:
@@ -195,7 +207,7 @@ def _attempt(
     if emit is not None:
         emit("phase_started", name, "recheck", attempt)
     if track is not None:
-        set_current((name, "recheck", attempt, track))
+        _here.job = (name, "recheck", attempt, track)
     start = _perf() if emit is not None else now
     os.chdir(cwd)
     try:
@@ -206,12 +218,16 @@ def _attempt(
         phases += "recheck", attempt, start, now - start, False, err
         if emit is not None:
             emit("phase_finished", name, "recheck", attempt, False, now - start, err)
+        if track is not None:
+            _here.job = None
         return Outcome(index, attempt, False, True, None, err, phases, obj)
     now = _perf()
     obj._recheck_results = result
     phases += "recheck", attempt, start, now - start, True, None
     if emit is not None:
         emit("phase_finished", name, "recheck", attempt, True, now - start, None)
+    if track is not None:
+        _here.job = None
     return Outcome(index, attempt, True, True, result, None, phases, obj)
 
 

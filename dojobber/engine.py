@@ -23,7 +23,7 @@ import time
 from contextlib import nullcontext
 from typing import Any
 
-from ._context import LogRouter
+from ._context import LogRouter, set_current
 from ._gc import relaxed_gc
 from ._pool import run_pooled
 from .attempt import Outcome, attempt_function
@@ -68,8 +68,10 @@ class Engine:
         #: Set (from any thread) to stop after the attempts now running.
         self.stopping = False
         # Which per-job events anyone listens to (the others are not made).
-        self._tell_attempts = self.bus.wants("attempt_finished")
-        self._tell_jobs = self.bus.wants("job_finished")
+        self._tell_attempts = self.bus.caller("attempt_finished")
+        self._tell_jobs = self.bus.caller("job_finished")
+        #: Results for listeners that take them in batches (jobs_finished).
+        self.finished = self.bus.batch("jobs_finished")
         self._names = graph.names
         self._classes = graph.classes
         self._dependants = graph.dependants
@@ -128,6 +130,7 @@ class Engine:
             interrupted = True
             raise
         finally:
+            set_current(None)  # an attempt ended by KeyboardInterrupt leaves it set
             if cwd_fd is not None:
                 os.close(cwd_fd)
             self.result = self._finish(target, started, interrupted)
@@ -140,7 +143,6 @@ class Engine:
         res = self.results[i]
         if out.storage_set is not None:
             out.apply_storage(self.global_storage)
-        bus = self.bus
         if out.ok:
             if res is None:
                 res = self.results[i] = JobResult(
@@ -155,10 +157,12 @@ class Engine:
                 res.result = out.result
                 res.exception = None
                 res._traceback = None
-            if self._tell_attempts:
-                bus.emit("attempt_finished", res.name, out.attempt, True, False)
-            if self._tell_jobs:
-                bus.emit("job_finished", res)
+            if self._tell_attempts is not None:
+                self._tell_attempts(res.name, out.attempt, True, False)
+            if self._tell_jobs is not None:
+                self._tell_jobs(res)
+            if self.finished is not None:
+                self.finished.add(res)
             waiting = self._waiting
             for d in self._dependants[i]:
                 count = waiting[d] - 1
@@ -183,10 +187,13 @@ class Engine:
             heapq.heappush(self._retry, (due, self._seq, i))
         else:
             self._failed.append(i)
-        if self._tell_attempts:
-            bus.emit("attempt_finished", res.name, out.attempt, False, retry)
-        if self._tell_jobs and not retry:
-            bus.emit("job_finished", res)
+        if self._tell_attempts is not None:
+            self._tell_attempts(res.name, out.attempt, False, retry)
+        if not retry:
+            if self._tell_jobs is not None:
+                self._tell_jobs(res)
+            if self.finished is not None:
+                self.finished.add(res)
 
     def live_emitters(self) -> tuple[Any, Any]:
         """``(emit, track)`` for attempts in this process: ``emit`` when a
@@ -199,6 +206,11 @@ class Engine:
         phases = any(bus.wants(e) for e in ("job_started", "phase_started", "phase_finished"))
         tracked = bus.wants("log") or bus.wants("progress")
         return (bus.emit if phases else None), (bus.emit if tracked else None)
+
+    def send_finished(self) -> None:
+        """Send the results batched for ``jobs_finished`` now (before a wait)."""
+        if self.finished is not None:
+            self.finished.send()
 
     def _lost(self, i: int) -> int:
         """Note an attempt of job ``i`` lost with its worker; return the count."""
@@ -245,6 +257,7 @@ class Engine:
                 due, _, i = heappop(retry)
                 pause = due - time.monotonic()
                 if pause > 0:
+                    self.send_finished()
                     time.sleep(pause)
                 attempt = self._attempt_number(i)
             else:
@@ -267,16 +280,18 @@ class Engine:
             jobs: dict[str, JobResult] = dict(zip(graph.names, results, strict=True))  # type: ignore[arg-type]
         else:
             jobs = {}
-            bus = self.bus
             for i, name in enumerate(graph.names):
                 res = results[i]
                 if res is None:
                     res = JobResult(name, graph.classes[i])
                     if blocked is not None and blocked[i] and self._in_run[i]:
                         res.status = JobStatus.BLOCKED
-                        if self._tell_jobs:
-                            bus.emit("job_finished", res)
+                        if self._tell_jobs is not None:
+                            self._tell_jobs(res)
+                        if self.finished is not None:
+                            self.finished.add(res)
                 jobs[name] = res
+        self.send_finished()
         return RunResult(
             graph=graph,
             jobs=jobs,

@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Iterable
+import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -23,9 +24,16 @@ if TYPE_CHECKING:
     from .graph import JobGraph
     from .results import JobResult, RunResult
 
-__all__ = ["EventBus", "Listener", "RunInfo"]
+__all__ = ["BATCH_SECONDS", "BATCH_SIZE", "Batch", "EventBus", "Listener", "RunInfo"]
+
+#: Most results in one :meth:`Listener.jobs_finished` call.
+BATCH_SIZE = 256
+#: Longest a finished job waits in a batch (while the engine keeps going).
+BATCH_SECONDS = 0.5
 
 log = logging.getLogger("dojobber")
+
+_monotonic = time.monotonic
 
 #: "No argument given" for :meth:`EventBus.emit` (None is a real argument).
 _NO: Any = object()
@@ -92,6 +100,19 @@ class Listener:
 
     def job_finished(self, result: JobResult) -> None:
         """A job's status is final for this run (passed, failed, blocked)."""
+
+    def jobs_finished(self, results: list[JobResult]) -> None:
+        """Several jobs' statuses are final: :meth:`job_finished`, batched.
+
+        Override this instead of :meth:`job_finished` when you handle jobs
+        in bulk (the records listener writes them to SQLite): it costs a
+        list append per job instead of a call.  Batches hold up to
+        :data:`BATCH_SIZE` results, in the order the jobs finished.  The
+        engine sends what it holds when a job finishes
+        :data:`BATCH_SECONDS` or more after the oldest one held, before it
+        waits (out a retry's delay, or for a worker), and before
+        :meth:`run_finished`.  The list is yours to keep.
+        """
 
     def log(self, job: str, phase: str, record: logging.LogRecord) -> None:
         """A log record was emitted while ``job`` ran ``phase``."""
@@ -190,6 +211,43 @@ class EventBus:
                 except Exception:
                     self._detach(listener, event)
 
+    def caller(self, event: str) -> Callable[..., None] | None:
+        """A function that sends ``event`` with its arguments, or None when
+        no listener overrides it.
+
+        What :meth:`emit` does, for an event the engine sends once or more
+        per job: the event's targets are looked up without building an
+        argument tuple to trim first.  Listeners added or detached later
+        are seen, as with :meth:`emit`.
+        """
+        if not self.wants(event):
+            return None
+        acquire, release = self._lock.acquire, self._lock.release
+        cached = self._targets
+
+        def call(*args: Any) -> None:
+            acquire()  # (bound methods: cheaper than "with" per job)
+            try:
+                targets = cached.get(event)
+                if targets is None:
+                    targets = self._targets_of(event)
+                for listener, method in targets:
+                    try:
+                        method(*args)
+                    except Exception:
+                        self._detach(listener, event)
+            finally:
+                release()
+
+        return call
+
+    def batch(self, event: str, size: int = BATCH_SIZE,
+              seconds: float = BATCH_SECONDS) -> Batch | None:
+        """A :class:`Batch` that sends ``event`` with lists of items, or
+        None when no listener overrides it."""
+        call = self.caller(event)
+        return None if call is None else Batch(call, size, seconds)
+
     def _detach(self, listener: Listener, event: str) -> None:
         if listener in self._listeners:
             self._listeners.remove(listener)
@@ -201,3 +259,36 @@ class EventBus:
             event,
             exc_info=True,
         )
+
+
+class Batch:
+    """Items collected for one event that takes a list (see
+    :meth:`Listener.jobs_finished`): :meth:`add` sends them when ``size``
+    are held or ``seconds`` passed since the oldest; :meth:`send` at once."""
+
+    __slots__ = ("_call", "_due", "items", "seconds", "size")
+
+    def __init__(self, call: Callable[[list[Any]], None], size: int, seconds: float) -> None:
+        self._call = call
+        self.size = size
+        self.seconds = seconds
+        self.items: list[Any] = []
+        self._due = 0.0
+
+    def add(self, item: Any) -> None:
+        items = self.items
+        items.append(item)
+        held = len(items)
+        if held >= self.size:
+            self.send()
+        elif held == 1:
+            self._due = _monotonic() + self.seconds
+        elif _monotonic() >= self._due:
+            self.send()
+
+    def send(self) -> None:
+        """Send what is held now (nothing when empty)."""
+        items = self.items
+        if items:
+            self.items = []
+            self._call(items)

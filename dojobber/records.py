@@ -15,10 +15,14 @@ the log records (and optionally printed lines) of each job's phases; and the
 graph (names and edges, stored once per distinct graph), so that a stored
 run can be drawn.
 
-Writes are batched: rows are kept in memory and written in one transaction
-every ``flush_rows`` rows or ``flush_interval`` seconds (checked as jobs
-finish and log), and at the end of the run.  A writer thread was tried and
-was slower: the rows are built under the GIL either way.
+Writes are batched: finished jobs arrive in batches
+(:meth:`~dojobber.Listener.jobs_finished`), are kept in memory and written
+in one transaction every ``flush_rows`` rows or ``flush_interval`` seconds
+(checked as batches and log records arrive), and at the end of the run.
+Statuses are bound as plain ``str`` (binding the ``JobStatus`` str subclass
+goes through sqlite3's adapter lookup and cost more than the insert).  A
+writer thread was tried and was slower: the rows are built and bound under
+the GIL either way.
 """
 
 from __future__ import annotations
@@ -131,6 +135,9 @@ def _error_text(error: BaseException | None) -> str | None:
     return f"{type(error).__name__}: {error}"
 
 
+#: Each status as a plain str, for binding.
+_STATUS_TEXT: dict[JobStatus, str] = {status: status.value for status in JobStatus}
+
 _DIGESTS: weakref.WeakKeyDictionary[JobGraph, tuple[str, str]] = weakref.WeakKeyDictionary()
 
 
@@ -152,8 +159,9 @@ def _graph_blob(graph: JobGraph) -> tuple[str, str]:
     """``(digest, json)`` of a graph's names and edges (cached per graph)."""
     cached = _DIGESTS.get(graph)
     if cached is None:
-        dummies = _subclasses(DummyJob)
-        dummy = [i for i, cls in enumerate(graph.classes) if cls in dummies]
+        index = graph.index  # names are unique per class in a graph
+        dummy = sorted(index[cls.__name__]
+                       for cls in _subclasses(DummyJob).intersection(graph.classes))
         data = json.dumps(
             {"names": graph.names, "deps": graph.deps, "dummy": dummy}, separators=(",", ":")
         )
@@ -205,7 +213,6 @@ class RecordsListener(Listener):
         self._graph_todo: JobGraph | None = None
         self._capture: OutputCapture | None = None
         self._due = 0.0
-        self._check_at = 0
 
     def __repr__(self) -> str:
         return f"RecordsListener({self.path!r})"
@@ -251,19 +258,11 @@ class RecordsListener(Listener):
         if self.capture_output:
             self._capture = OutputCapture().__enter__()
 
-    def job_finished(self, result: JobResult) -> None:
+    def jobs_finished(self, results: list[JobResult]) -> None:
         jobs = self._jobs
-        jobs.append(result)
-        if len(jobs) >= self._check_at:
-            self._maybe_flush()
-
-    def _maybe_flush(self) -> None:
-        """Flush when enough rows wait or the interval is over; else look
-        again after a few more jobs (reading the clock per job costs)."""
-        if len(self._jobs) >= self.flush_rows or time.monotonic() >= self._due:
+        jobs.extend(results)
+        if len(jobs) >= self.flush_rows or time.monotonic() >= self._due:
             self.flush()
-        else:
-            self._check_at = len(self._jobs) + 32
 
     def log(self, job: str, phase: str, record: logging.LogRecord) -> None:
         if self.log_level is not None and record.levelno < self.log_level:
@@ -314,23 +313,26 @@ class RecordsListener(Listener):
         jobs, self._jobs = self._jobs, []
         logs, self._logs = self._logs, []
         self._due = time.monotonic() + self.flush_interval
-        self._check_at = 32
         rid = self.run_id
         index = self._index
-        rows: list[tuple[Any, ...]] = []
+        # One flat list of parameters, seven per job; statuses as plain
+        # str (sqlite3 binds a str *subclass* such as JobStatus through its
+        # adapter lookup, which costs more than the insert itself).
+        rows: list[Any] = []
+        add = rows.extend
+        text = _STATUS_TEXT
         details: list[tuple[Any, ...]] = []
         for res in jobs:
             phases = res._phases
-            i = index.get(res.name, -1)
+            name = res.name
             if len(phases) == PHASE_FIELDS and res.result is None and res.exception is None:
-                # JobStatus is a str enum: sqlite stores its value.
-                rows.append((rid, i, res.name, res.status, res.tries, phases[2], phases[3]))
+                add((rid, index.get(name, -1), name, text[res.status], res.tries, phases[2],
+                     phases[3]))
                 continue
-            rows.append(
-                (rid, i, res.name, res.status.value, res.tries,
+            i = index.get(name, -1)
+            add((rid, i, name, text[res.status], res.tries,
                  phases[2] if phases else None,
-                 sum(phases[3::PHASE_FIELDS]) if phases else None)
-            )
+                 sum(phases[3::PHASE_FIELDS]) if phases else None))
             details.append(
                 (rid, i,
                  None if res.result is None else _short_repr(res.result),
@@ -352,7 +354,7 @@ class RecordsListener(Listener):
                     "WHERE id = ?",
                     (blob[0], rid),
                 )
-            _insert_many(conn, "INSERT OR REPLACE INTO jobs VALUES ", 7, rows)
+            _insert_flat(conn, "INSERT OR REPLACE INTO jobs VALUES ", 7, rows)
             _insert_many(conn, "INSERT OR REPLACE INTO job_details VALUES ", 6, details)
             _insert_many(
                 conn,
@@ -373,17 +375,23 @@ _CHUNK = 100
 def _insert_many(
     conn: sqlite3.Connection, head: str, width: int, rows: list[tuple[Any, ...]]
 ) -> None:
-    """Insert ``rows`` with ``head`` + ``VALUES`` lists of ``_CHUNK`` rows at a
-    time: a third faster than ``executemany`` (less per-row work)."""
-    if not rows:
+    """Insert ``rows`` (tuples of ``width`` values); see :func:`_insert_flat`."""
+    _insert_flat(conn, head, width, list(itertools.chain.from_iterable(rows)))
+
+
+def _insert_flat(conn: sqlite3.Connection, head: str, width: int, values: list[Any]) -> None:
+    """Insert rows given as one flat list of ``width`` values per row, with
+    ``head`` + ``VALUES`` lists of ``_CHUNK`` rows at a time: a third faster
+    than ``executemany`` (less per-row work)."""
+    if not values:
         return
     one = "(" + ", ".join("?" * width) + ")"
-    full = len(rows) - len(rows) % _CHUNK
+    step = _CHUNK * width
+    full = len(values) - len(values) % step
     if full:
         stmt = head + ", ".join([one] * _CHUNK)
-        chain = itertools.chain.from_iterable
-        for start in range(0, full, _CHUNK):
-            conn.execute(stmt, list(chain(rows[start : start + _CHUNK])))
-    if full < len(rows):
-        rest = rows[full:]
-        conn.execute(head + ", ".join([one] * len(rest)), list(itertools.chain(*rest)))
+        for start in range(0, full, step):
+            conn.execute(stmt, values[start : start + step])
+    if full < len(values):
+        rest = values[full:]
+        conn.execute(head + ", ".join([one] * (len(rest) // width)), rest)

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from dojobber import DoJobber, Job, Listener
+from dojobber._context import current
 from dojobber.events import EventBus
 from dojobber.records import RecordsListener, RecordStore
 from dojobber.results import JobResult, RunResult
@@ -245,3 +246,149 @@ def test_rich_progress_shows_a_bar_per_job_reporting_progress() -> None:
     assert "Fetch" in seen[0] and "3.0 MiB / 12.0 MiB" in seen[0]
     console.print(display.render())
     assert "MiB" not in console.export_text()  # gone once the job finished
+
+
+def test_log_attribution_ends_with_the_phase_even_after_ctrl_c() -> None:
+    """Attempts note the running job per phase and clear it on return; a
+    KeyboardInterrupt out of a phase leaves the run, which clears it too, so
+    records logged afterwards are not attributed to that job."""
+    class Interrupted(Job):
+        def Check(self) -> None:
+            logging.getLogger("t").warning("inside")
+            raise KeyboardInterrupt
+
+    collector = Collector()
+    dj = DoJobber()
+    dj.configure(Interrupted, listeners=[collector])
+    with pytest.raises(KeyboardInterrupt):
+        dj.checknrun()
+    assert current() is None
+    dj = DoJobber()
+    dj.configure(Root, listeners=[collector])
+    assert dj.checknrun().success()
+    assert current() is None
+    logging.getLogger("t").warning("after the run")
+    assert [m for *_, m in collector.logs] == ["inside"]
+
+
+class Batched(Listener):
+    """Takes finished jobs in batches, and notes what else happened when."""
+
+    def __init__(self) -> None:
+        self.batches: list[list[str]] = []
+        self.order: list[tuple[str, ...]] = []
+
+    def job_started(self, job: str, attempt: int) -> None:
+        self.order.append(("started", job, str(attempt)))
+
+    def jobs_finished(self, results: list[JobResult]) -> None:
+        names = [r.name for r in results]
+        self.batches.append(names)
+        self.order.append(("finished", *names))
+
+    def run_finished(self, result: RunResult) -> None:
+        self.order.append(("run_finished",))
+
+
+def wide(n: int) -> type[Job]:
+    leaves = [type(f"W{i}", (Job,), {"Check": lambda self: None}) for i in range(n)]
+    return type("WideRoot", (Job,), {"DEPS": leaves, "Check": lambda self: None})
+
+
+@pytest.mark.parametrize("workers", [1, 4])
+def test_jobs_finished_gets_every_job_once_in_batches_before_run_finished(
+        workers: int) -> None:
+    from dojobber.events import BATCH_SIZE
+
+    listener = Batched()
+    dj = DoJobber()
+    dj.configure(wide(BATCH_SIZE * 2 + 10), listeners=[listener], workers=workers)
+    result = dj.checknrun()
+    assert result.success()
+    sent = [name for batch in listener.batches for name in batch]
+    assert sorted(sent) == sorted(result.jobs) and len(sent) == len(set(sent))
+    assert sent[-1] == "WideRoot"
+    assert all(len(batch) <= BATCH_SIZE for batch in listener.batches)
+    assert len(listener.batches) >= 3
+    assert listener.order[-1] == ("run_finished",)
+    # the batches come in the order the jobs finished
+    finished_order = [o[1] for o in listener.order if o[0] == "started"]
+    if workers == 1:
+        assert sent == finished_order
+
+
+def test_jobs_finished_are_sent_before_waiting_out_a_retry_delay() -> None:
+    runs: list[int] = []
+
+    class Early(Job):
+        def Check(self) -> None:
+            pass
+
+    class Flaky(Job):
+        RETRY_DELAY = 0.3
+
+        def Check(self) -> None:
+            if len(runs) < 2:
+                raise RuntimeError("not yet")
+
+        def Run(self) -> None:
+            runs.append(1)
+
+    class Top(Job):
+        DEPS = [Early, Flaky]
+
+        def Check(self) -> None:
+            pass
+
+    listener = Batched()
+    dj = DoJobber()
+    dj.configure(Top, listeners=[listener], default_retry_delay=0.3)
+    assert dj.checknrun().success()
+    early = listener.order.index(("finished", "Early"))
+    assert early < listener.order.index(("started", "Flaky", "2"))
+
+
+def test_blocked_jobs_reach_jobs_finished() -> None:
+    class Broken(Job):
+        def Check(self) -> None:
+            raise RuntimeError("no")
+
+        def Run(self) -> None:
+            pass
+
+    class Above(Job):
+        DEPS = [Broken]
+
+        def Check(self) -> None:
+            pass
+
+    listener = Batched()
+    dj = DoJobber()
+    dj.configure(Above, listeners=[listener], default_tries=1)
+    result = dj.checknrun()
+    assert not result.success()
+    statuses = {name: result.jobs[name].status.value
+                for batch in listener.batches for name in batch}
+    assert statuses == {"Broken": "failed", "Above": "blocked"}
+
+
+def test_a_batch_is_sent_by_size_and_by_age() -> None:
+    from dojobber.events import Batch
+
+    got: list[list[int]] = []
+    by_size = Batch(got.append, size=3, seconds=3600)
+    for i in range(7):
+        by_size.add(i)
+    assert got == [[0, 1, 2], [3, 4, 5]]
+    by_size.send()
+    assert got[-1] == [6]
+    by_size.send()  # nothing held: nothing sent
+    assert len(got) == 3
+    got.clear()
+    by_age = Batch(got.append, size=100, seconds=0.05)
+    by_age.add("a")
+    by_age.add("b")
+    assert got == []
+    time.sleep(0.06)
+    by_age.add("c")
+    assert got == [["a", "b", "c"]]
