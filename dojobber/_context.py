@@ -6,10 +6,11 @@ installed for the run reads it to attribute log records to their job.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import sys
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any, TextIO, cast
 
 if TYPE_CHECKING:
@@ -20,26 +21,44 @@ __all__ = [
     "OutputCapture",
     "current",
     "original_stream",
+    "phase_slot",
     "report_progress",
-    "set_current",
 ]
-
-_local = threading.local()
-#: For the attempt's hot path, which sets ``thread_state.job`` itself
-#: (a function call less per phase than :func:`set_current`).
-thread_state = _local
 
 #: ``(job, phase, attempt, emit)`` of the phase running on this thread.
 Current = tuple[str, str, int, Callable[..., None]]
 
+#: The slot of each thread that runs attempts, by thread id: a list
+#: ``[job, phase, attempt, emit]`` that the attempt fills in (a store per
+#: phase, no object made), with ``job`` None between attempts.
+Slot = list[Any]
+_slots: dict[int, Slot] = {}
+
 
 def current() -> Current | None:
     """What this thread is running: ``(job, phase, attempt, emit)``, or None."""
-    return getattr(_local, "job", None)
+    slot = _slots.get(threading.get_ident())
+    if slot is None or slot[0] is None:
+        return None
+    return (slot[0], slot[1], slot[2], slot[3])
 
 
-def set_current(value: Current | None) -> None:
-    _local.job = value
+@contextlib.contextmanager
+def phase_slot(emit: Callable[..., None]) -> Iterator[Slot]:
+    """A slot for attempts run on this thread (``emit`` sends what they
+    log and report); the thread's previous slot, if any (a run inside a
+    job of another run), is back when the block ends."""
+    ident = threading.get_ident()
+    before = _slots.get(ident)
+    slot: Slot = [None, "", 0, emit]
+    _slots[ident] = slot
+    try:
+        yield slot
+    finally:
+        if before is None:
+            _slots.pop(ident, None)
+        else:
+            _slots[ident] = before
 
 
 def report_progress(done: float, total: float | None = None, unit: str = "") -> None:

@@ -23,9 +23,10 @@ import itertools
 import logging
 import queue
 import time
+from contextlib import nullcontext
 from typing import TYPE_CHECKING, Any
 
-from ._context import set_current
+from ._context import phase_slot
 from .attempt import Outcome, attempt_function, run_attempts_remote
 from .errors import JobNotSendableError, WorkerLostError
 from .results import phase_tuples
@@ -81,15 +82,17 @@ def _local_batch(
     """
     classes = engine.graph.classes
     outcomes: list[Outcome] = []
-    for i, attempt in items:
-        if outcomes and engine.stopping:
-            break
-        try:
-            outcomes.append(attempt_fn(classes[i], i, attempt, *rest))
-        except BaseException as err:
-            set_current(None)  # the attempt did not get to clear it
-            outcomes.append(Outcome(i, attempt, False, False, None, err, [], None, final=True))
-            break
+    *first, track = rest
+    with phase_slot(track) if track is not None else nullcontext() as slot:
+        for i, attempt in items:
+            if outcomes and engine.stopping:
+                break
+            try:
+                outcomes.append(attempt_fn(classes[i], i, attempt, *first, slot))
+            except BaseException as err:
+                outcomes.append(Outcome(i, attempt, False, False, None, err, [], None,
+                                        final=True))
+                break
     return outcomes
 
 
@@ -108,7 +111,7 @@ def run_pooled(engine: Engine) -> None:
     bus = engine.bus
     emit, track = engine.live_emitters()
     on_created = engine.instances.append
-    attempt_fn = attempt_function(track)
+    attempt_fn = attempt_function()
     ready, retry = engine._ready, engine._retry
     done: queue.SimpleQueue[cf.Future[list[Outcome]]] = queue.SimpleQueue()
     running: dict[cf.Future[list[Outcome]], list[tuple[int, int]]] = {}

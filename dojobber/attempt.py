@@ -16,8 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from ._context import set_current
-from ._context import thread_state as _here
+from ._context import Slot
 from .errors import RemoteError
 from .job import Job
 from .results import PHASE_FIELDS
@@ -75,14 +74,15 @@ def run_attempt(
     no_act: bool = False,
     emit: Emit | None = None,
     on_created: Callable[[Job], None] | None = None,
-    track: Emit | None = None,
+    track: Slot | None = None,
 ) -> Outcome:
     """Run one check -> run -> recheck attempt of ``job`` and report it.
 
     Only ``Exception`` is caught: KeyboardInterrupt and SystemExit go on.
-    With ``emit``, phases are announced live; with ``track``, the thread
-    notes which job and phase it runs, so that log records and progress made
-    meanwhile reach listeners (through ``track``) attributed to the job.
+    With ``emit``, phases are announced live; with ``track`` (this thread's
+    :func:`~dojobber._context.phase_slot`), the attempt notes in it which
+    job and phase it runs, so that log records and progress made meanwhile
+    reach listeners attributed to the job.
     """
     if track is None:
         return _attempt(job, index, attempt, args, kwargs, global_storage, cwd, no_act,
@@ -91,17 +91,14 @@ def run_attempt(
         return _attempt(job, index, attempt, args, kwargs, global_storage, cwd, no_act,
                         emit, on_created, track)
     finally:
-        set_current(None)
+        track[0] = None
 
 
-def attempt_function(track: Emit | None) -> Callable[..., Outcome]:
-    """The attempt without :func:`run_attempt`'s wrapper (one call less per
-    job in a big run), for the engine's own thread.
-
-    The attempt clears the thread's job when it returns; only an exception
-    that ends the run (KeyboardInterrupt) leaves it set, and the engine
-    clears it then (see :meth:`~dojobber.engine.Engine.run`).
-    """
+def attempt_function() -> Callable[..., Outcome]:
+    """:func:`run_attempt` without its wrapper (one call less per job in a
+    big run), for the engine and its threads: the attempt empties its
+    ``track`` slot when it returns; after an exception that ends it
+    (KeyboardInterrupt, SystemExit), the slot's owner does."""
     return _attempt
 
 
@@ -116,7 +113,7 @@ def _attempt(
     no_act: bool = False,
     emit: Emit | None = None,
     on_created: Callable[[Job], None] | None = None,
-    track: Emit | None = None,
+    track: Slot | None = None,
 ) -> Outcome:
     # Hot path of every run: one clock reading per phase boundary (a phase
     # starts when the one before it ended, unless events were sent between),
@@ -126,7 +123,7 @@ def _attempt(
         emit("job_started", name, attempt)
         emit("phase_started", name, "init", attempt)
     if track is not None:
-        _here.job = (name, "init", attempt, track)
+        track[0], track[1], track[2] = name, "init", attempt
     start = _perf()
     try:
         obj = job()
@@ -135,7 +132,7 @@ def _attempt(
         if emit is not None:
             emit("phase_finished", name, "init", attempt, False, now - start, err)
         if track is not None:
-            _here.job = None
+            track[0] = None
         return Outcome(index, attempt, False, False, None, err,
                        ["init", attempt, start, now - start, False, err], None)
     if emit is not None:
@@ -152,7 +149,7 @@ def _attempt(
     if emit is not None:
         emit("phase_started", name, "check", attempt)
     if track is not None:
-        _here.job = (name, "check", attempt, track)
+        track[1] = "check"
     start = _perf()
     os.chdir(cwd)
     try:
@@ -165,7 +162,7 @@ def _attempt(
             emit("phase_finished", name, "check", attempt, False, now - start, err)
         if no_act:
             if track is not None:
-                _here.job = None
+                track[0] = None
             return Outcome(index, attempt, False, False, None, err, phases, obj)
         # A failing first Check is routine ("not converged yet"); dropping its
         # traceback frees the frames now instead of leaving a reference cycle
@@ -177,7 +174,7 @@ def _attempt(
         if emit is not None:
             emit("phase_finished", name, "check", attempt, True, now - start, None)
         if track is not None:
-            _here.job = None
+            track[0] = None
         return Outcome(index, attempt, True, False, result, None,
                        ["check", attempt, start, now - start, True, None], obj)
 
@@ -185,7 +182,7 @@ def _attempt(
     if emit is not None:
         emit("phase_started", name, "run", attempt)
     if track is not None:
-        _here.job = (name, "run", attempt, track)
+        track[1] = "run"
     start = _perf() if emit is not None else now
     os.chdir(cwd)
     try:
@@ -207,7 +204,7 @@ def _attempt(
     if emit is not None:
         emit("phase_started", name, "recheck", attempt)
     if track is not None:
-        _here.job = (name, "recheck", attempt, track)
+        track[1] = "recheck"
     start = _perf() if emit is not None else now
     os.chdir(cwd)
     try:
@@ -219,7 +216,7 @@ def _attempt(
         if emit is not None:
             emit("phase_finished", name, "recheck", attempt, False, now - start, err)
         if track is not None:
-            _here.job = None
+            track[0] = None
         return Outcome(index, attempt, False, True, None, err, phases, obj)
     now = _perf()
     obj._recheck_results = result
@@ -227,7 +224,7 @@ def _attempt(
     if emit is not None:
         emit("phase_finished", name, "recheck", attempt, True, now - start, None)
     if track is not None:
-        _here.job = None
+        track[0] = None
     return Outcome(index, attempt, True, True, result, None, phases, obj)
 
 

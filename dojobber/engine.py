@@ -23,7 +23,7 @@ import time
 from contextlib import nullcontext
 from typing import Any
 
-from ._context import LogRouter, set_current
+from ._context import LogRouter, Slot, phase_slot
 from ._gc import relaxed_gc
 from ._pool import run_pooled
 from .attempt import Outcome, attempt_function
@@ -33,6 +33,8 @@ from .job import Job
 from .results import PHASE_FIELDS, JobResult, JobStatus, RunResult
 
 __all__ = ["Engine"]
+
+_perf = time.perf_counter
 
 _OK, _CHANGED, _FAILED = JobStatus.OK, JobStatus.CHANGED, JobStatus.FAILED
 
@@ -130,7 +132,6 @@ class Engine:
             interrupted = True
             raise
         finally:
-            set_current(None)  # an attempt ended by KeyboardInterrupt leaves it set
             if cwd_fd is not None:
                 os.close(cwd_fd)
             self.result = self._finish(target, started, interrupted)
@@ -161,8 +162,12 @@ class Engine:
                 self._tell_attempts(res.name, out.attempt, True, False)
             if self._tell_jobs is not None:
                 self._tell_jobs(res)
-            if self.finished is not None:
-                self.finished.add(res)
+            finished = self.finished
+            if finished is not None:
+                # The end of the attempt's last phase, as the attempt read the
+                # clock (no second reading), unless it ran in another process.
+                finished.add(res, out.phases[-4] + out.phases[-3]
+                             if out.storage_set is None else _perf())
             waiting = self._waiting
             for d in self._dependants[i]:
                 count = waiting[d] - 1
@@ -193,7 +198,9 @@ class Engine:
             if self._tell_jobs is not None:
                 self._tell_jobs(res)
             if self.finished is not None:
-                self.finished.add(res)
+                phases = out.phases
+                self.finished.add(res, phases[-4] + phases[-3]
+                                  if phases and out.storage_set is None else _perf())
 
     def live_emitters(self) -> tuple[Any, Any]:
         """``(emit, track)`` for attempts in this process: ``emit`` when a
@@ -226,25 +233,29 @@ class Engine:
 
     # ------------------------------------------------------------------
     def _run_inline(self) -> None:
-        graph = self.graph
-        classes = graph.classes
+        emit, track = self.live_emitters()
         # The jobs ready at the start (ascending) are taken in order from a
-        # list; the heap holds only those that became ready since.  The
-        # lowest of both goes first, as from one heap, without a heap
-        # operation per leaf of a wide graph.
+        # list; the heap holds only those that became ready since.
         first, self._ready = self._ready, []
+        with phase_slot(track) if track is not None else nullcontext() as slot:
+            self._loop(first, emit, slot)
+
+    def _loop(self, first: list[int], emit: Any, slot: Slot | None) -> None:
+        """Attempts one at a time until nothing is left to try.  The lowest
+        of ``first`` and the ready heap goes first, as from one heap,
+        without a heap operation per leaf of a wide graph."""
         ready = self._ready
+        retry = self._retry
+        classes = self.graph.classes
+        heappop = heapq.heappop
         n_first = len(first)
         k = 0
-        retry = self._retry
-        emit, track = self.live_emitters()
-        heappop = heapq.heappop
         args, kwargs, storage, cwd, no_act = (
             self.args, self.kwargs, self.global_storage, self.local_cwd, self.no_act,
         )
         on_created = self.instances.append
         record = self._record
-        attempt_fn = attempt_function(track)
+        attempt_fn = attempt_function()
         while not self.stopping:
             if k < n_first and not (ready and ready[0] < first[k]):
                 i = first[k]
@@ -265,7 +276,7 @@ class Engine:
             record(
                 attempt_fn(
                     classes[i], i, attempt, args, kwargs, storage, cwd, no_act, emit,
-                    on_created, track,
+                    on_created, slot,
                 )
             )
 
@@ -289,7 +300,7 @@ class Engine:
                         if self._tell_jobs is not None:
                             self._tell_jobs(res)
                         if self.finished is not None:
-                            self.finished.add(res)
+                            self.finished.add(res, 0.0)  # all sent below
                 jobs[name] = res
         self.send_finished()
         return RunResult(

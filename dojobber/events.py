@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -32,8 +31,6 @@ BATCH_SIZE = 256
 BATCH_SECONDS = 0.5
 
 log = logging.getLogger("dojobber")
-
-_monotonic = time.monotonic
 
 #: "No argument given" for :meth:`EventBus.emit` (None is a real argument).
 _NO: Any = object()
@@ -275,15 +272,17 @@ class Batch:
         self.items: list[Any] = []
         self._due = 0.0
 
-    def add(self, item: Any) -> None:
+    def add(self, item: Any, now: float) -> None:
+        """Hold ``item``, which came at ``now`` (a :func:`time.perf_counter`
+        reading the caller has anyway); send all when due."""
         items = self.items
         items.append(item)
         held = len(items)
         if held >= self.size:
             self.send()
         elif held == 1:
-            self._due = _monotonic() + self.seconds
-        elif _monotonic() >= self._due:
+            self._due = now + self.seconds
+        elif now >= self._due:
             self.send()
 
     def send(self) -> None:

@@ -378,7 +378,7 @@ def test_a_batch_is_sent_by_size_and_by_age() -> None:
     got: list[list[int]] = []
     by_size = Batch(got.append, size=3, seconds=3600)
     for i in range(7):
-        by_size.add(i)
+        by_size.add(i, 0.0)
     assert got == [[0, 1, 2], [3, 4, 5]]
     by_size.send()
     assert got[-1] == [6]
@@ -386,9 +386,9 @@ def test_a_batch_is_sent_by_size_and_by_age() -> None:
     assert len(got) == 3
     got.clear()
     by_age = Batch(got.append, size=100, seconds=0.05)
-    by_age.add("a")
-    by_age.add("b")
+    by_age.add("a", time.perf_counter())
+    by_age.add("b", time.perf_counter())
     assert got == []
     time.sleep(0.06)
-    by_age.add("c")
+    by_age.add("c", time.perf_counter())
     assert got == [["a", "b", "c"]]
