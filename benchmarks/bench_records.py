@@ -53,6 +53,16 @@ class Counter(Listener):
         self.count += 1
 
 
+class BatchCounter(Listener):
+    """The same with batches (jobs_finished), as the records listener takes them."""
+
+    def __init__(self) -> None:
+        self.count = 0
+
+    def jobs_finished(self, results: list[object]) -> None:
+        self.count += len(results)
+
+
 def make_graph(jobs: int, check: Callable[[Job], None]) -> type[Job]:
     leaves = [type(f"J{i}", (Job,), {"Check": check}) for i in range(jobs - 1)]
     return type("Root", (Job,), {"DEPS": leaves, "Check": check})
@@ -64,6 +74,8 @@ def sample(jobs: int, check: Callable[[Job], None], records: str | None) -> floa
     start = time.perf_counter()
     if records == "counter":
         dj.configure(root, listeners=[Counter()])
+    elif records == "batches":
+        dj.configure(root, listeners=[BatchCounter()])
     else:
         dj.configure(root, records=records)
     result = dj.checknrun()
@@ -84,7 +96,8 @@ def main() -> None:
         db = os.path.join(tmp, "records.sqlite3")
         variants = {
             "no records": (_quiet, None),
-            "a listener counting jobs (event dispatch only)": (_quiet, "counter"),
+            "a listener counting jobs (job_finished: a call per job)": (_quiet, "counter"),
+            "a listener counting jobs (jobs_finished: batches)": (_quiet, "batches"),
             "records": (_quiet, db),
             "no records, 1 log line per job": (_chatty, None),
             "records, 1 log line per job": (_chatty, db),
@@ -98,7 +111,8 @@ def main() -> None:
     med = {name: statistics.median(values) for name, values in times.items()}
     ratio = med["records"] / med["no records"]
     ratio_log = med["records, 1 log line per job"] / med["no records, 1 log line per job"]
-    events = med["a listener counting jobs (event dispatch only)"] / med["no records"]
+    events = med["a listener counting jobs (jobs_finished: batches)"] / med["no records"]
+    per_job = med["a listener counting jobs (job_finished: a call per job)"] / med["no records"]
     lines = [
         f"Measured {time.strftime('%Y-%m-%d')} on CPython {platform.python_version()}, "
         f"{platform.machine()}, {os.cpu_count()} cores (shared); median of {opts.runs} "
@@ -114,8 +128,8 @@ def main() -> None:
         "",
         f"- Records cost **{ratio:.2f}x** the run without them (target <= 1.5x); "
         f"with a log line per job, {ratio_log:.2f}x.",
-        f"- Of that, {events:.2f}x is the engine announcing events to any listener at all "
-        "(a listener that only counts finished jobs).",
+        f"- Of that, {events:.2f}x is the engine handing finished jobs to a listener in "
+        f"batches, as records take them (a call per job instead: {per_job:.2f}x).",
         f"- The database held {opts.runs * 2 + 2} runs ({size / 1e6:.1f} MB with its WAL).",
     ]
     text = "\n".join(lines)
