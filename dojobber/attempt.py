@@ -119,6 +119,7 @@ def _attempt(
     # starts when the one before it ended, unless events were sent between),
     # and no call that nobody listens to.
     name = job.__name__ if emit is not None or track is not None else ""
+    plain = not (args or kwargs)  # a call without * and ** costs half as much
     if emit is not None:
         emit("job_started", name, attempt)
         emit("phase_started", name, "init", attempt)
@@ -153,7 +154,7 @@ def _attempt(
     start = _perf()
     os.chdir(cwd)
     try:
-        result = obj.Check(*args, **kwargs)
+        result = obj.Check() if plain else obj.Check(*args, **kwargs)
     except Exception as err:
         now = _perf()
         obj._check_exception = err
@@ -186,7 +187,7 @@ def _attempt(
     start = _perf() if emit is not None else now
     os.chdir(cwd)
     try:
-        obj._run_results = obj.Run(*args, **kwargs)
+        obj._run_results = obj.Run() if plain else obj.Run(*args, **kwargs)
     except Exception as err:
         now = _perf()
         obj._run_exception = err
@@ -208,7 +209,7 @@ def _attempt(
     start = _perf() if emit is not None else now
     os.chdir(cwd)
     try:
-        result = obj.Check(*args, **kwargs)
+        result = obj.Check() if plain else obj.Check(*args, **kwargs)
     except Exception as err:
         now = _perf()
         obj._recheck_exception = err

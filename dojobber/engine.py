@@ -74,6 +74,9 @@ class Engine:
         self._tell_jobs = self.bus.caller("job_finished")
         #: Results for listeners that take them in batches (jobs_finished).
         self.finished = self.bus.batch("jobs_finished")
+        #: Anyone wants to hear about finished attempts or jobs.
+        self._telling = not (self._tell_attempts is None and self._tell_jobs is None
+                             and self.finished is None)
         self._names = graph.names
         self._classes = graph.classes
         self._dependants = graph.dependants
@@ -158,16 +161,17 @@ class Engine:
                 res.result = out.result
                 res.exception = None
                 res._traceback = None
-            if self._tell_attempts is not None:
-                self._tell_attempts(res.name, out.attempt, True, False)
-            if self._tell_jobs is not None:
-                self._tell_jobs(res)
-            finished = self.finished
-            if finished is not None:
-                # The end of the attempt's last phase, as the attempt read the
-                # clock (no second reading), unless it ran in another process.
-                finished.add(res, out.phases[-4] + out.phases[-3]
-                             if out.storage_set is None else _perf())
+            if self._telling:
+                if self._tell_attempts is not None:
+                    self._tell_attempts(res.name, out.attempt, True, False)
+                if self._tell_jobs is not None:
+                    self._tell_jobs(res)
+                finished = self.finished
+                if finished is not None:
+                    # The end of the attempt's last phase, as the attempt read
+                    # the clock (no second reading), unless it ran elsewhere.
+                    finished.add(res, out.phases[-4] + out.phases[-3]
+                                 if out.storage_set is None else _perf())
             waiting = self._waiting
             for d in self._dependants[i]:
                 count = waiting[d] - 1

@@ -255,7 +255,12 @@ def _walk(root: type[Job], default_tries: int, default_delay: float) -> JobGraph
                 continue
             if dep in on_path:
                 raise DependencyCycleError([c.__name__ for c in path[on_path[dep]:]])
-            dep_deps = _deps_of(dep)
+            # An empty tuple or list (most leaves): no call.
+            raw = dep.DEPS
+            if not raw and (type(raw) is tuple or type(raw) is list):
+                dep_deps = _EMPTY
+            else:
+                dep_deps = _deps_of(dep)
             if not dep_deps:  # a leaf: done at once, no trip through the stack
                 name = dep.__name__
                 if setdefault(name, dep) is not dep:
