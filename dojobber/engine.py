@@ -21,6 +21,8 @@ import heapq
 import os
 import time
 from contextlib import nullcontext
+from itertools import compress
+from operator import not_
 from typing import Any
 
 from ._context import LogRouter, Slot, phase_slot
@@ -90,9 +92,13 @@ class Engine:
         in_run = graph.reachable(target)
         # Dependencies not passed yet, per job; -1 for a job outside this run,
         # so that it never counts down to ready.
-        waiting = [len(deps) if inside else -1
-                   for deps, inside in zip(graph.deps, in_run, strict=True)]
-        ready = [i for i, count in enumerate(waiting) if not count]  # ascending: a heap
+        if target == len(in_run) - 1:  # the root: every job is in the run
+            waiting = list(map(len, graph.deps))
+        else:
+            waiting = [len(deps) if inside else -1
+                       for deps, inside in zip(graph.deps, in_run, strict=True)]
+        # The jobs with nothing to wait for, ascending (so: a heap).
+        ready = list(compress(range(len(waiting)), map(not_, waiting)))
         jobs = len(waiting) - waiting.count(-1)
         self._in_run = in_run
         self._waiting = waiting

@@ -55,8 +55,9 @@ class JobGraph:
     def __post_init__(self) -> None:
         dependants: list[list[int]] = [[] for _ in self.names]
         for i, deps in enumerate(self.deps):
-            for d in deps:
-                dependants[d].append(i)
+            if deps:  # (most jobs of a wide graph have none)
+                for d in deps:
+                    dependants[d].append(i)
         self.dependants = dependants
 
     @cached_property
