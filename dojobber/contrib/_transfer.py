@@ -75,6 +75,15 @@ def file_sha256(path: Path, hasher: Any = None, chunk: int = 1 << 20) -> str:
     return str(digest.hexdigest())
 
 
+def _hash_then_flush(hasher: Any, flush: _Writeback) -> Callable[[memoryview], None]:
+    """Hash a written chunk, then start its writeback (on the ring's thread:
+    asking Linux to write back costs ~0.3 s per GiB on a disk)."""
+    def digest(data: memoryview) -> None:
+        hasher.update(data)
+        flush.wrote(len(data))
+    return digest
+
+
 def _unpacker(hasher: Any, decomp: lzma.LZMADecompressor, out_hash: Any,
               write: Callable[[memoryview], int | None],
               flush: _Writeback | None) -> Callable[[memoryview], None]:
@@ -242,9 +251,10 @@ class Transfer:
                 hasher: Any) -> tuple[int, str | None]:
         """Copy the body into the part file; returns (bytes received, output sha).
 
-        This thread receives into a :class:`HashRing` buffer and writes it,
-        the ring's worker hashes it meanwhile; with ``decompress`` the worker
-        also decompresses, hashes and writes the output.
+        This thread receives into a :class:`HashRing` buffer and writes it;
+        the ring's worker then hashes it and starts its writeback while this
+        thread receives the next.  With ``decompress`` the worker also
+        decompresses, hashes and writes the output.
         """
         decomp = lzma.LZMADecompressor() if self.decompress else None
         out_hash = hashlib.sha256() if decomp is not None else None
@@ -260,6 +270,8 @@ class Transfer:
             digest: Callable[[memoryview], object] = hasher.update
             if decomp is not None and out_hash is not None:
                 digest = _unpacker(hasher, decomp, out_hash, write, flush)
+            elif flush is not None:
+                digest = _hash_then_flush(hasher, flush)
             ring = HashRing(digest, self.chunk_size)
             broke: BaseException | None = None
             try:
@@ -269,11 +281,9 @@ class Transfer:
                         n, broke = read_some(readinto, buffer)
                         if not n:
                             break
-                        ring.give(buffer, n)
                         if decomp is None:
                             write_all(write, buffer[:n])
-                            if flush is not None:
-                                flush.wrote(n)
+                        ring.give(buffer, n)
                         done += n
                         if done >= next_report:
                             report_progress(done, shown_total, "B")
