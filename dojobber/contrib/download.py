@@ -97,7 +97,11 @@ class Download(Job):
         return type(self).__name__
 
     def _wanted(self, session: requests.Session) -> dict[str, Any]:
-        """url, sha256 and size (None when unknown) of what to download."""
+        """url, sha256 and size (None when unknown) of what to download;
+        the options are checked first."""
+        if not isinstance(self.chunk_size, int) or self.chunk_size < 1:
+            raise DownloadError(self._name(), f"the chunk_size option {self.chunk_size!r} is "
+                                "not a positive number of bytes; leave it at 256 KiB")
         cache = self.storage if self.storage is not None else {}
         if "wanted" in cache:
             return dict(cache["wanted"])
@@ -153,9 +157,6 @@ class Download(Job):
         if self._check_phase == "recheck" and self._run_exception is not None:
             raise self._run_exception
         name = self._name()
-        if not isinstance(self.chunk_size, int) or self.chunk_size < 1:
-            raise DownloadError(self._name(), f"the chunk_size option {self.chunk_size!r} is "
-                                "not a positive number of bytes; leave it at 256 KiB")
         with make_session(self.credentials) as session:
             wanted = self._wanted(session)
             url = wanted["url"]
@@ -247,9 +248,6 @@ class Download(Job):
 
     def Run(self, *args: Any, **kwargs: Any) -> None:
         """Download (or resume), verify, and move into place."""
-        if not isinstance(self.chunk_size, int) or self.chunk_size < 1:
-            raise DownloadError(self._name(), f"the chunk_size option {self.chunk_size!r} is "
-                                "not a positive number of bytes; leave it at 256 KiB")
         with make_session(self.credentials) as session:
             wanted = self._wanted(session)
             url = wanted["url"]
