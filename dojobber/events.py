@@ -134,8 +134,6 @@ class EventBus:
         #: Per event, ``(listener, bound method)`` of the listeners that
         #: override it; the others are skipped without a call.
         self._targets: dict[str, tuple[tuple[Listener, Any], ...]] = {}
-        #: ids of listeners detached after raising.
-        self._detached: set[int] = set()
 
     def __bool__(self) -> bool:
         return bool(self._listeners)
@@ -147,7 +145,6 @@ class EventBus:
     def add(self, listener: Listener) -> None:
         with self._lock:
             self._listeners.append(listener)
-            self._detached.discard(id(listener))
             self._targets.clear()
 
     def wants(self, event: str) -> bool:
@@ -198,43 +195,42 @@ class EventBus:
             while args[n] is not _NO:
                 n += 1
             args = args[:n]
-        with self._lock:
-            detached = self._detached
+        self._deliver(event, args)
+
+    def _deliver(self, event: str, args: tuple[Any, ...]) -> None:
+        """Call ``event`` with ``args`` on its listeners, one call at a time.
+
+        The targets are read under the lock, so a listener detached by
+        another thread meanwhile is not called.
+        """
+        acquire, release = self._lock.acquire, self._lock.release
+        acquire()  # (bound methods: cheaper than "with" per job)
+        try:
+            targets = self._targets.get(event)
+            if targets is None:
+                targets = self._targets_of(event)
             for listener, method in targets:
-                if detached and id(listener) in detached:
-                    continue  # raised earlier; detached
                 try:
                     method(*args)
                 except Exception:
                     self._detach(listener, event)
+        finally:
+            release()
 
     def caller(self, event: str) -> Callable[..., None] | None:
         """A function that sends ``event`` with its arguments, or None when
         no listener overrides it.
 
         What :meth:`emit` does, for an event the engine sends once or more
-        per job: the event's targets are looked up without building an
-        argument tuple to trim first.  Listeners added or detached later
-        are seen, as with :meth:`emit`.
+        per job, without building an argument tuple to trim first.
+        Listeners added or detached later are seen, as with :meth:`emit`.
         """
         if not self.wants(event):
             return None
-        acquire, release = self._lock.acquire, self._lock.release
-        cached = self._targets
+        deliver = self._deliver
 
         def call(*args: Any) -> None:
-            acquire()  # (bound methods: cheaper than "with" per job)
-            try:
-                targets = cached.get(event)
-                if targets is None:
-                    targets = self._targets_of(event)
-                for listener, method in targets:
-                    try:
-                        method(*args)
-                    except Exception:
-                        self._detach(listener, event)
-            finally:
-                release()
+            deliver(event, args)
 
         return call
 
@@ -248,7 +244,6 @@ class EventBus:
     def _detach(self, listener: Listener, event: str) -> None:
         if listener in self._listeners:
             self._listeners.remove(listener)
-        self._detached.add(id(listener))
         self._targets.clear()
         log.warning(
             "listener %r raised in %s(); it is detached for the rest of the run",
