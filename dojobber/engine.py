@@ -170,14 +170,7 @@ class Engine:
             if self._telling:
                 if self._tell_attempts is not None:
                     self._tell_attempts(res.name, out.attempt, True, False)
-                if self._tell_jobs is not None:
-                    self._tell_jobs(res)
-                finished = self.finished
-                if finished is not None:
-                    # The end of the attempt's last phase, as the attempt read
-                    # the clock (no second reading), unless it ran elsewhere.
-                    finished.add(res, out.phases[-4] + out.phases[-3]
-                                 if out.storage_set is None else _perf())
+                self._job_final(res, out)
             waiting = self._waiting
             for d in self._dependants[i]:
                 count = waiting[d] - 1
@@ -204,13 +197,19 @@ class Engine:
             self._failed.append(i)
         if self._tell_attempts is not None:
             self._tell_attempts(res.name, out.attempt, False, retry)
-        if not retry:
-            if self._tell_jobs is not None:
-                self._tell_jobs(res)
-            if self.finished is not None:
-                phases = out.phases
-                self.finished.add(res, phases[-4] + phases[-3]
-                                  if phases and out.storage_set is None else _perf())
+        if not retry and self._telling:
+            self._job_final(res, out)
+
+    def _job_final(self, res: JobResult, out: Outcome | None) -> None:
+        """Tell listeners that ``res`` is final; ``out`` is its last attempt."""
+        if self._tell_jobs is not None:
+            self._tell_jobs(res)
+        if self.finished is not None:
+            # Batches are timed by the end of the attempt's last phase, as the
+            # attempt read the clock (no second reading), unless it ran in
+            # another process or there was no attempt.
+            phases = out.phases if out is not None and out.storage_set is None else None
+            self.finished.add(res, phases[-4] + phases[-3] if phases else _perf())
 
     def live_emitters(self) -> tuple[Any, Any]:
         """``(emit, track)`` for attempts in this process: ``emit`` when a
@@ -307,10 +306,8 @@ class Engine:
                     res = JobResult(name, graph.classes[i])
                     if blocked is not None and blocked[i] and self._in_run[i]:
                         res.status = JobStatus.BLOCKED
-                        if self._tell_jobs is not None:
-                            self._tell_jobs(res)
-                        if self.finished is not None:
-                            self.finished.add(res, 0.0)  # all sent below
+                        if self._telling:
+                            self._job_final(res, None)
                 jobs[name] = res
         self.send_finished()
         return RunResult(
