@@ -7,6 +7,7 @@ import base64
 import email.utils
 import hashlib
 import sys
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -296,7 +297,7 @@ class Handler(BaseHTTPRequestHandler):
         if cut is not None:
             limit = min(length, cut)
         if chunked:
-            sent = self._chunked_body(entry.disk, start, limit)
+            sent = self._chunked_body(entry.disk, start, limit, corrupt)
         else:
             sent = self._body(entry.disk, start, limit, corrupt)
         rec.body_bytes = sent
@@ -306,34 +307,25 @@ class Handler(BaseHTTPRequestHandler):
             self.connection.shutdown(2)
 
     def _body(self, disk: Path, start: int, count: int, corrupt: bool) -> int:
-        with open(disk, "rb") as f:
-            if not corrupt:
+        if not corrupt:
+            with open(disk, "rb") as f:
                 return self.connection.sendfile(f, start, count) if count else 0
-            f.seek(start)
-            sent = 0
-            while sent < count:
-                chunk = f.read(min(1 << 16, count - sent))
-                if not chunk:
-                    break
-                self.wfile.write(bytes(b ^ 0xFF for b in chunk[:1]) + chunk[1:])
-                sent += len(chunk)
-            return sent
+        sent = 0
+        for piece in _pieces(disk, start, count, corrupt):
+            self.wfile.write(piece)
+            sent += len(piece)
+        return sent
 
-    def _chunked_body(self, disk: Path, start: int, count: int) -> int:
+    def _chunked_body(self, disk: Path, start: int, count: int, corrupt: bool) -> int:
         """Send ``count`` bytes in chunked framing (64 KiB chunks, then the end
         marker when all of the file was sent)."""
-        with open(disk, "rb") as f:
-            f.seek(start)
-            sent = 0
-            while sent < count:
-                chunk = f.read(min(1 << 16, count - sent))
-                if not chunk:
-                    break
-                self.wfile.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
-                sent += len(chunk)
-            if start + sent == disk.stat().st_size:
-                self.wfile.write(b"0\r\n\r\n")
-            return sent
+        sent = 0
+        for piece in _pieces(disk, start, count, corrupt):
+            self.wfile.write(b"%x\r\n%s\r\n" % (len(piece), piece))
+            sent += len(piece)
+        if start + sent == disk.stat().st_size:
+            self.wfile.write(b"0\r\n\r\n")
+        return sent
 
     def _not_modified(self, entry: Entry) -> bool:
         match = self.headers.get("If-None-Match")
@@ -374,3 +366,17 @@ def _parse_range(header: str, size: int) -> tuple[int, int] | None:
 
 def _esc(text: str) -> str:
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def _pieces(disk: Path, start: int, count: int, corrupt: bool) -> Iterator[bytes]:
+    """``count`` bytes of ``disk`` from ``start`` in pieces of up to 64 KiB;
+    with ``corrupt`` the first byte of each piece is flipped."""
+    with open(disk, "rb") as f:
+        f.seek(start)
+        left = count
+        while left:
+            piece = f.read(min(1 << 16, left))
+            if not piece:
+                return
+            yield bytes(b ^ 0xFF for b in piece[:1]) + piece[1:] if corrupt else piece
+            left -= len(piece)
