@@ -55,7 +55,7 @@ def stored_run(store: RecordStore, run_id: int | str) -> tuple[JobGraph, RunResu
         if i is None:
             continue
         res = JobResult(record.name, classes[i], status=JobStatus(record.status),
-                        tries=record.tries)
+                        tries=record.tries, index=i)
         if record.exception:
             kind, sep, message = record.exception.partition(": ")
             if not sep or not kind.isidentifier():
@@ -64,7 +64,7 @@ def stored_run(store: RecordStore, run_id: int | str) -> tuple[JobGraph, RunResu
             res._traceback = record.traceback
         jobs[record.name] = res
     for i, name in enumerate(names):
-        jobs.setdefault(name, JobResult(name, classes[i]))
+        jobs.setdefault(name, JobResult(name, classes[i], index=i))
     result = RunResult(
         graph=graph, jobs=jobs, target=run.target, no_act=run.no_act, started=run.started,
         finished=run.finished or run.started, interrupted=run.outcome == "interrupted",

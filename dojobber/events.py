@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -106,9 +107,10 @@ class Listener:
         list append per job instead of a call.  Batches hold up to
         :data:`BATCH_SIZE` results, in the order the jobs finished.  The
         engine sends what it holds when a job finishes
-        :data:`BATCH_SECONDS` or more after the oldest one held, before it
-        waits (out a retry's delay, or for a worker), and before
-        :meth:`run_finished`.  The list is yours to keep.
+        :data:`BATCH_SECONDS` or more after the previous batch was sent (or
+        the run started), before it waits (out a retry's delay, or for a
+        worker), and before :meth:`run_finished`.  The list is yours to
+        keep.
         """
 
     def log(self, job: str, phase: str, record: logging.LogRecord) -> None:
@@ -256,32 +258,32 @@ class EventBus:
 class Batch:
     """Items collected for one event that takes a list (see
     :meth:`Listener.jobs_finished`): :meth:`add` sends them when ``size``
-    are held or ``seconds`` passed since the oldest; :meth:`send` at once."""
+    are held or when an item comes ``seconds`` or more after the batch was
+    made or last sent (so a slow stream of items is not held for long, and
+    a fast one costs no clock reading per item); :meth:`send` at once."""
 
-    __slots__ = ("_call", "_due", "items", "seconds", "size")
+    __slots__ = ("_call", "due", "items", "seconds", "size")
 
     def __init__(self, call: Callable[[list[Any]], None], size: int, seconds: float) -> None:
         self._call = call
         self.size = size
         self.seconds = seconds
         self.items: list[Any] = []
-        self._due = 0.0
+        #: perf_counter reading from which :meth:`add` sends: ``seconds``
+        #: after the batch was started or last sent.
+        self.due = time.perf_counter() + seconds
 
     def add(self, item: Any, now: float) -> None:
         """Hold ``item``, which came at ``now`` (a :func:`time.perf_counter`
         reading the caller has anyway); send all when due."""
         items = self.items
         items.append(item)
-        held = len(items)
-        if held >= self.size:
-            self.send()
-        elif held == 1:
-            self._due = now + self.seconds
-        elif now >= self._due:
+        if len(items) >= self.size or now >= self.due:
             self.send()
 
     def send(self) -> None:
         """Send what is held now (nothing when empty)."""
+        self.due = time.perf_counter() + self.seconds
         items = self.items
         if items:
             self.items = []

@@ -32,6 +32,7 @@ import itertools
 import json
 import logging
 import os
+import pickle
 import re
 import sqlite3
 import sys
@@ -57,7 +58,7 @@ from ._records_store import (
 from .events import Listener, RunInfo
 from .graph import JobGraph
 from .job import DummyJob
-from .results import PHASE_FIELDS, JobResult, JobStatus, RunResult, phase_tuples
+from .results import _WALL_OFFSET, PHASE_FIELDS, JobResult, JobStatus, RunResult, phase_tuples
 
 __all__ = [
     "ENV_VAR",
@@ -138,7 +139,10 @@ def _error_text(error: BaseException | None) -> str | None:
 #: Each status as a plain str, for binding.
 _STATUS_TEXT: dict[JobStatus, str] = {status: status.value for status in JobStatus}
 
-_DIGESTS: weakref.WeakKeyDictionary[JobGraph, tuple[str, str]] = weakref.WeakKeyDictionary()
+#: Per graph: its digest, and the indices of its DummyJob jobs.
+_DIGESTS: weakref.WeakKeyDictionary[JobGraph, tuple[str, list[int]]] = (
+    weakref.WeakKeyDictionary()
+)
 
 
 def _subclasses(cls: type) -> set[type]:
@@ -155,18 +159,39 @@ def _subclasses(cls: type) -> set[type]:
     return found
 
 
-def _graph_blob(graph: JobGraph) -> tuple[str, str]:
-    """``(digest, json)`` of a graph's names and edges (cached per graph)."""
+def _graph_digest(graph: JobGraph) -> tuple[str, list[int]]:
+    """``(digest, dummy)``: a digest of the graph's names, edges and DummyJob
+    jobs (which ``dummy`` lists by index), cached per graph.
+
+    Cheaper than the JSON stored for a new graph (a run of an unchanged
+    graph makes no JSON): the names joined by NUL (exact unless a name holds
+    NUL; then their JSON) and the edges pickled.  Equal graphs that pickle
+    differently only cost a second stored copy; different graphs never share
+    a digest.
+    """
     cached = _DIGESTS.get(graph)
     if cached is None:
-        index = graph.index  # names are unique per class in a graph
-        dummy = sorted(index[cls.__name__]
-                       for cls in _subclasses(DummyJob).intersection(graph.classes))
-        data = json.dumps(
-            {"names": graph.names, "deps": graph.deps, "dummy": dummy}, separators=(",", ":")
-        )
-        cached = _DIGESTS[graph] = (hashlib.sha256(data.encode()).hexdigest(), data)
+        found = _subclasses(DummyJob).intersection(graph.classes)
+        if len(found) <= 16:  # the usual few: a C scan each beats building an index
+            dummy = sorted(map(graph.classes.index, found))
+        else:
+            index = graph.index  # names are unique per class in a graph
+            dummy = sorted(index[cls.__name__] for cls in found)
+        names = "\0".join(graph.names)
+        if names.count("\0") != len(graph.names) - 1:
+            names = json.dumps(graph.names)
+        digest = hashlib.sha256(b"dojobber graph 2\0%d\0" % len(graph.names))
+        digest.update(names.encode("utf-8", "surrogatepass"))
+        digest.update(pickle.dumps((graph.deps, dummy), 4))
+        cached = _DIGESTS[graph] = (digest.hexdigest(), dummy)
     return cached
+
+
+def _graph_json(graph: JobGraph, dummy: list[int]) -> str:
+    """The stored form of a graph, read back by :func:`stored_run`."""
+    return json.dumps(
+        {"names": graph.names, "deps": graph.deps, "dummy": dummy}, separators=(",", ":")
+    )
 
 
 class RecordsListener(Listener):
@@ -207,10 +232,12 @@ class RecordsListener(Listener):
         self.flush_interval = flush_interval
         self.run_id: int | None = None
         self.store: RecordStore | None = None
-        self._index: dict[str, int] = {}
+        self._run_jobs: tuple[str, ...] = ()
+        self._index: dict[str, int] | None = None
         self._jobs: list[JobResult] = []
         self._logs: list[tuple[Any, ...]] = []
         self._graph_todo: JobGraph | None = None
+        self._run_graph: JobGraph | None = None
         self._capture: OutputCapture | None = None
         self._due = 0.0
 
@@ -247,11 +274,9 @@ class RecordsListener(Listener):
                 ),
             )
             self.run_id = cursor.lastrowid
-        graph = self._graph_todo = run.graph if run.graph is not None else self.graph
-        if graph is not None and len(graph) >= len(run.jobs):
-            self._index = graph.index  # job numbers in the stored graph
-        else:
-            self._index = {name: i for i, name in enumerate(run.jobs)}
+        self._run_graph = self._graph_todo = run.graph if run.graph is not None else self.graph
+        self._run_jobs = run.jobs
+        self._index = None
         self._jobs = []
         self._logs = []
         self._due = time.monotonic() + self.flush_interval
@@ -304,6 +329,17 @@ class RecordsListener(Listener):
             ),
         )
 
+    def _job_index(self, name: str) -> int:
+        """Graph index of a job whose result does not carry it (made by
+        hand): its place in the stored graph, else in the run's job list."""
+        if self._index is None:
+            graph = self._run_graph
+            if graph is not None and len(graph) >= len(self._run_jobs):
+                self._index = graph.index  # job numbers in the stored graph
+            else:
+                self._index = {job: i for i, job in enumerate(self._run_jobs)}
+        return self._index.get(name, -1)
+
     # ------------------------------------------------------------------
     def flush(self, final_sql: str | None = None, final_params: tuple[Any, ...] = ()) -> None:
         """Write what is buffered (and ``final_sql``) in one transaction."""
@@ -314,46 +350,42 @@ class RecordsListener(Listener):
         logs, self._logs = self._logs, []
         self._due = time.monotonic() + self.flush_interval
         rid = self.run_id
-        index = self._index
         # One flat list of parameters, seven per job; statuses as plain
         # str (sqlite3 binds a str *subclass* such as JobStatus through its
-        # adapter lookup, which costs more than the insert itself).
+        # adapter lookup, which costs more than the insert itself); times
+        # turned from perf_counter readings into wall-clock seconds.
         rows: list[Any] = []
         add = rows.extend
         text = _STATUS_TEXT
+        wall = _WALL_OFFSET
         details: list[tuple[Any, ...]] = []
         for res in jobs:
             phases = res._phases
-            name = res.name
+            i = res.index if res.index >= 0 else self._job_index(res.name)
             if len(phases) == PHASE_FIELDS and res.result is None and res.exception is None:
-                add((rid, index.get(name, -1), name, text[res.status], res.tries, phases[2],
-                     phases[3]))
+                add((rid, i, res.name, text[res.status], res.tries, phases[2] + wall, phases[3]))
                 continue
-            i = index.get(name, -1)
-            add((rid, i, name, text[res.status], res.tries,
-                 phases[2] if phases else None,
+            add((rid, i, res.name, text[res.status], res.tries,
+                 phases[2] + wall if phases else None,
                  sum(phases[3::PHASE_FIELDS]) if phases else None))
             details.append(
                 (rid, i,
                  None if res.result is None else _short_repr(res.result),
                  _error_text(res.exception),
                  res.traceback if res.exception is not None else None,
-                 json.dumps([[p[0], p[1], p[2], p[3], p[4], _error_text(p[5])]
+                 json.dumps([[p[0], p[1], p[2] + wall, p[3], p[4], _error_text(p[5])]
                              for p in phase_tuples(phases)]))
             )
         graph, self._graph_todo = self._graph_todo, None
-        blob = _graph_blob(graph) if graph is not None else None
         with store.write() as conn:
-            if blob is not None and graph is not None:
-                conn.execute(
-                    "INSERT OR IGNORE INTO graphs (digest, root, data) VALUES (?, ?, ?)",
-                    (blob[0], graph.root_name, blob[1]),
-                )
-                conn.execute(
-                    "UPDATE runs SET graph_id = (SELECT id FROM graphs WHERE digest = ?) "
-                    "WHERE id = ?",
-                    (blob[0], rid),
-                )
+            if graph is not None:
+                digest, dummy = _graph_digest(graph)
+                row = conn.execute("SELECT id FROM graphs WHERE digest = ?", (digest,)).fetchone()
+                graph_id = row[0] if row is not None else conn.execute(
+                    "INSERT INTO graphs (digest, root, data) VALUES (?, ?, ?)",
+                    (digest, graph.root_name, _graph_json(graph, dummy)),
+                ).lastrowid
+                conn.execute("UPDATE runs SET graph_id = ? WHERE id = ?", (graph_id, rid))
             _insert_flat(conn, "INSERT OR REPLACE INTO jobs VALUES ", 7, rows)
             _insert_many(conn, "INSERT OR REPLACE INTO job_details VALUES ", 6, details)
             _insert_many(

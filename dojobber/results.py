@@ -96,6 +96,8 @@ class JobResult:
     #: Attempts run again because the worker running them was lost.
     lost_attempts: int = 0
     _traceback: str | None = field(default=None, repr=False)
+    #: Position of the job in its graph (dependencies first); -1 if unknown.
+    index: int = -1
 
     @property
     def nodestatus(self) -> bool | None:

@@ -7,6 +7,7 @@ import os
 import signal
 import sqlite3
 import textwrap
+import time
 from pathlib import Path
 
 import pytest
@@ -105,6 +106,35 @@ def test_reopen_reads_everything_back(tmp_path: Path) -> None:
         error = result["Broken"].exception
         assert (type(error).__name__, str(error)) == ("RuntimeError", "Broken is broken")
         assert store.run(-1).id == run.id
+        # Job and phase times are wall-clock seconds within the run.
+        for job in (fetch, broken):
+            assert job.started is not None
+            assert run.started <= job.started <= run.finished
+            for phase in job.phases:
+                assert run.started <= phase[2] <= run.finished
+
+
+def test_runs_of_one_graph_share_its_stored_copy(tmp_path: Path) -> None:
+    path = tmp_path / "records.sqlite3"
+    for _ in range(2):
+        _run(path).records.close()  # type: ignore[union-attr]
+
+    class Other(Job):
+        DEPS = [Fetch]
+
+        def Check(self, **kw: object) -> None:
+            pass
+
+    dj = DoJobber()
+    dj.configure(Other, records=path)
+    dj.checknrun()
+    dj.records.close()  # type: ignore[union-attr]
+    with RecordStore(path) as store:
+        rows = store.conn.execute("SELECT graph_id FROM runs ORDER BY id").fetchall()
+        assert rows[0] == rows[1] != rows[2]
+        assert store.conn.execute("SELECT COUNT(*) FROM graphs").fetchone()[0] == 2
+        assert store.graph_data(3) == {"names": ["Fetch", "Other"], "deps": [[], [0]],
+                                       "dummy": []}
 
 
 def test_runs_are_listed_newest_first_and_filtered_by_root(tmp_path: Path) -> None:
@@ -263,6 +293,8 @@ def test_killed_run_is_marked_interrupted_on_next_open(tmp_path: Path) -> None:
         assert run.outcome == "interrupted"
         assert run.pid == child.pid
         assert run.finished is not None
+        # The end of the last job recorded: a wall-clock time in the run.
+        assert run.started <= run.finished <= time.time()
         assert 100 <= run.ok < 2001
         assert len(store.jobs(run.id)) == run.ok
 

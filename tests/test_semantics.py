@@ -403,6 +403,10 @@ def test_blocked_jobs_have_blocked_status() -> None:
     assert dojob.result["Mid"].status is JobStatus.BLOCKED
     assert dojob.result["Root"].status is JobStatus.BLOCKED
     assert "1 failed, 2 blocked" in dojob.result.summary()
+    # Each result knows its job's place in the graph, dependencies first.
+    names = list(dojob.result.graph.names)
+    assert names == ["Bad", "Mid", "Root"]
+    assert [dojob.result[name].index for name in names] == [0, 1, 2]
 
 
 def test_dummy_job_always_passes() -> None:
