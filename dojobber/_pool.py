@@ -27,7 +27,7 @@ from contextlib import nullcontext
 from typing import TYPE_CHECKING, Any
 
 from ._context import phase_slot
-from .attempt import Outcome, attempt_function, run_attempts_remote
+from .attempt import Attempted, Outcome, attempt_function, run_attempts_remote
 from .errors import JobNotSendableError, WorkerLostError
 from .results import phase_tuples
 
@@ -73,15 +73,16 @@ def _batch_size(ready: int, workers: int | None) -> int:
 
 def _local_batch(
     engine: Engine, attempt_fn: Any, items: list[tuple[int, int]], *rest: Any
-) -> list[Outcome]:
+) -> list[Attempted | Outcome]:
     """Run attempts one after another on this (pool) thread.
 
     Stops early when the run is asked to stop; an exception that is not an
-    ``Exception`` (SystemExit in job code) fails its job and ends the batch.
-    Attempts not started are simply missing from the list.
+    ``Exception`` (SystemExit in job code) fails its job (an
+    :class:`Outcome` that forbids a retry) and ends the batch.  Attempts not
+    started are simply missing from the list.
     """
     classes = engine.graph.classes
-    outcomes: list[Outcome] = []
+    outcomes: list[Attempted | Outcome] = []
     *first, track = rest
     with phase_slot(track) if track is not None else nullcontext() as slot:
         for i, attempt in items:
@@ -90,10 +91,15 @@ def _local_batch(
             try:
                 outcomes.append(attempt_fn(classes[i], i, attempt, *first, slot))
             except BaseException as err:
-                outcomes.append(Outcome(i, attempt, False, False, None, err, [], None,
-                                        final=True))
+                outcomes.append(_failed(i, attempt, err))
                 break
     return outcomes
+
+
+def _failed(i: int, attempt: int, err: BaseException) -> Outcome:
+    """An attempt the engine fails without a retry (not sendable, worker
+    lost too often, ended by SystemExit)."""
+    return Outcome(i, attempt, False, False, None, err, [], None, final=True)
 
 
 def run_pooled(engine: Engine) -> None:
@@ -113,20 +119,22 @@ def run_pooled(engine: Engine) -> None:
     on_created = engine.instances.append
     attempt_fn = attempt_function()
     ready, retry = engine._ready, engine._retry
-    done: queue.SimpleQueue[cf.Future[list[Outcome]]] = queue.SimpleQueue()
-    running: dict[cf.Future[list[Outcome]], list[tuple[int, int]]] = {}
+    done: queue.SimpleQueue[cf.Future[list[Attempted | Outcome]]] = queue.SimpleQueue()
+    running: dict[cf.Future[list[Attempted | Outcome]], list[tuple[int, int]]] = {}
     submissions = itertools.count(1)
 
     def submit(items: list[tuple[int, int]]) -> None:
         try:
+            fut: cf.Future[list[Attempted | Outcome]]
             if local:
                 fut = executor.submit(
                     _local_batch, engine, attempt_fn, items, args, kwargs, storage, local_cwd,
                     no_act, emit, on_created, track,
                 )
-            else:
+            else:  # (a list of Outcome, which is a list of Attempted | Outcome to read)
                 fut = executor.submit(
-                    run_attempts_remote, [(classes[i], i, attempt) for i, attempt in items],
+                    run_attempts_remote,  # type: ignore[arg-type]
+                    [(classes[i], i, attempt) for i, attempt in items],
                     args, kwargs, dict(storage), cwd, no_act, next(submissions),
                 )
         except cf.BrokenExecutor as err:
@@ -141,18 +149,23 @@ def run_pooled(engine: Engine) -> None:
         fut.add_done_callback(done.put)
 
     def fail(i: int, attempt: int, err: BaseException) -> None:
-        engine._record(Outcome(i, attempt, False, False, None, err, [], None, final=True))
+        out = _failed(i, attempt, err)
+        engine._record(out.attempted(), out)
 
-    def keep(outcomes: list[Outcome]) -> None:
+    def keep(outcomes: list[Attempted | Outcome]) -> None:
         for out in outcomes:
+            if type(out) is tuple:
+                engine._record(out)
+                continue
+            assert isinstance(out, Outcome)
             if not local:
                 if out.instance is not None:
                     engine.instances.append(out.instance)
                 if bus:
                     _replay(engine, out)
-            engine._record(out)
+            engine._record(out.attempted(), out)
 
-    def finish(fut: cf.Future[list[Outcome]], items: list[tuple[int, int]]) -> None:
+    def finish(fut: cf.Future[list[Attempted | Outcome]], items: list[tuple[int, int]]) -> None:
         if fut.cancelled():
             return
         err = fut.exception()

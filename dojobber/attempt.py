@@ -3,7 +3,10 @@
 :func:`run_attempt` is a plain module-level function of picklable arguments
 returning a picklable :class:`Outcome`, so the engine can run it inline, on a
 thread, or send it to another process or host through any
-:class:`concurrent.futures.Executor`.
+:class:`concurrent.futures.Executor`.  Attempts in the engine's own process
+skip the object: :func:`attempt_function` gives the bare attempt, which
+returns an :data:`Attempted` tuple (one is made per job of a run, and a tuple
+is several times cheaper to make and to read than an object).
 """
 
 from __future__ import annotations
@@ -30,6 +33,10 @@ Emit = Callable[..., None]
 
 _perf = time.perf_counter
 
+#: What an attempt in this process returns: ``(index, attempt, ok, ran,
+#: result, exception, phases)``, as the fields of :class:`Outcome`.
+Attempted = tuple[int, int, bool, bool, Any, "BaseException | None", list[Any]]
+
 
 @dataclass(slots=True)
 class Outcome:
@@ -44,7 +51,7 @@ class Outcome:
     exception: BaseException | None
     #: Flat: six values per phase, in :class:`~dojobber.results.Phase` field order.
     phases: list[Any]
-    #: The job instance (for Cleanup); None when the constructor raised.
+    #: The job instance when it has a ``Cleanup()`` to run, else None.
     instance: Job | None
     #: Traceback text, filled in only for attempts run in another process.
     traceback: str | None = None
@@ -53,6 +60,16 @@ class Outcome:
     storage_deleted: list[str] | None = None
     #: The failure cannot go away by trying again (no retry).
     final: bool = False
+
+    @classmethod
+    def of(cls, attempted: Attempted, instance: Job | None = None) -> Outcome:
+        """The outcome of a bare attempt (see :func:`attempt_function`)."""
+        return cls(*attempted, instance)
+
+    def attempted(self) -> Attempted:
+        """The fields a bare attempt returns, as it returns them."""
+        return (self.index, self.attempt, self.ok, self.ran, self.result, self.exception,
+                self.phases)
 
     def apply_storage(self, global_storage: dict[str, Any]) -> None:
         """Make in ``global_storage`` the changes a remote attempt made in
@@ -79,26 +96,31 @@ def run_attempt(
     """Run one check -> run -> recheck attempt of ``job`` and report it.
 
     Only ``Exception`` is caught: KeyboardInterrupt and SystemExit go on.
+    The instance comes back in the outcome when it has a ``Cleanup()``
+    (unless ``on_created`` took it).
     With ``emit``, phases are announced live; with ``track`` (this thread's
     :func:`~dojobber._context.phase_slot`), the attempt notes in it which
     job and phase it runs, so that log records and progress made meanwhile
     reach listeners attributed to the job.
     """
-    if track is None:
-        return _attempt(job, index, attempt, args, kwargs, global_storage, cwd, no_act,
-                        emit, on_created, None)
+    made: list[Job] = []
+    keep = made.append if on_created is None else on_created
     try:
-        return _attempt(job, index, attempt, args, kwargs, global_storage, cwd, no_act,
-                        emit, on_created, track)
+        attempted = _attempt(job, index, attempt, args, kwargs, global_storage, cwd, no_act,
+                             emit, keep, track)
     finally:
-        track[0] = None
+        if track is not None:
+            track[0] = None
+    return Outcome.of(attempted, made[0] if made else None)
 
 
-def attempt_function() -> Callable[..., Outcome]:
+def attempt_function() -> Callable[..., Attempted]:
     """:func:`run_attempt` without its wrapper (one call less per job in a
-    big run), for the engine and its threads: the attempt empties its
-    ``track`` slot when it returns; after an exception that ends it
-    (KeyboardInterrupt, SystemExit), the slot's owner does."""
+    big run), for the engine and its threads: it returns an
+    :data:`Attempted` tuple, hands an instance with a ``Cleanup()`` to
+    ``on_created``, and empties its ``track`` slot when it returns; after an
+    exception that ends it (KeyboardInterrupt, SystemExit), the slot's owner
+    does."""
     return _attempt
 
 
@@ -114,10 +136,12 @@ def _attempt(
     emit: Emit | None = None,
     on_created: Callable[[Job], None] | None = None,
     track: Slot | None = None,
-) -> Outcome:
+) -> Attempted:
     # Hot path of every run: one clock reading per phase boundary (a phase
     # starts when the one before it ended, unless events were sent between),
-    # and no call that nobody listens to.
+    # and no call that nobody listens to.  Without phase events the first
+    # Check's phase includes making the instance (its own "init" phase is
+    # recorded only when the constructor raises).
     name = job.__name__ if emit is not None or track is not None else ""
     plain = not (args or kwargs)  # a call without * and ** costs half as much
     if emit is not None:
@@ -134,8 +158,8 @@ def _attempt(
             emit("phase_finished", name, "init", attempt, False, now - start, err)
         if track is not None:
             track[0] = None
-        return Outcome(index, attempt, False, False, None, err,
-                       ["init", attempt, start, now - start, False, err], None)
+        return (index, attempt, False, False, None, err,
+                ["init", attempt, start, now - start, False, err])
     if emit is not None:
         emit("phase_finished", name, "init", attempt, True, _perf() - start, None)
     if on_created is not None and getattr(obj, "Cleanup", None) is not None:
@@ -149,9 +173,11 @@ def _attempt(
     obj._check_phase = "check"
     if emit is not None:
         emit("phase_started", name, "check", attempt)
+        start = _perf()
+    # (Else the first Check's time counts from the attempt's start: making
+    # the instance is part of it, and that is one clock reading less.)
     if track is not None:
         track[1] = "check"
-    start = _perf()
     os.chdir(cwd)
     try:
         result = obj.Check() if plain else obj.Check(*args, **kwargs)
@@ -164,7 +190,7 @@ def _attempt(
         if no_act:
             if track is not None:
                 track[0] = None
-            return Outcome(index, attempt, False, False, None, err, phases, obj)
+            return index, attempt, False, False, None, err, phases
         # A failing first Check is routine ("not converged yet"); dropping its
         # traceback frees the frames now instead of leaving a reference cycle
         # (exception -> frame -> job -> exception) for the garbage collector.
@@ -176,8 +202,8 @@ def _attempt(
             emit("phase_finished", name, "check", attempt, True, now - start, None)
         if track is not None:
             track[0] = None
-        return Outcome(index, attempt, True, False, result, None,
-                       ["check", attempt, start, now - start, True, None], obj)
+        return (index, attempt, True, False, result, None,
+                ["check", attempt, start, now - start, True, None])
 
     # Run; its exception is recorded, the recheck decides.
     if emit is not None:
@@ -218,7 +244,7 @@ def _attempt(
             emit("phase_finished", name, "recheck", attempt, False, now - start, err)
         if track is not None:
             track[0] = None
-        return Outcome(index, attempt, False, True, None, err, phases, obj)
+        return index, attempt, False, True, None, err, phases
     now = _perf()
     obj._recheck_results = result
     phases += "recheck", attempt, start, now - start, True, None
@@ -226,7 +252,7 @@ def _attempt(
         emit("phase_finished", name, "recheck", attempt, True, now - start, None)
     if track is not None:
         track[0] = None
-    return Outcome(index, attempt, True, True, result, None, phases, obj)
+    return index, attempt, True, True, result, None, phases
 
 
 def _roundtrips(value: object) -> bool:

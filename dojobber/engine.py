@@ -28,7 +28,7 @@ from typing import Any
 from ._context import LogRouter, Slot, phase_slot
 from ._gc import relaxed_gc
 from ._pool import run_pooled
-from .attempt import Outcome, attempt_function
+from .attempt import Attempted, Outcome, attempt_function
 from .events import EventBus, RunInfo
 from .graph import JobGraph
 from .job import Job
@@ -79,10 +79,6 @@ class Engine:
         #: Anyone wants to hear about finished attempts or jobs.
         self._telling = not (self._tell_attempts is None and self._tell_jobs is None
                              and self.finished is None)
-        #: ``final(result, now)``: tells listeners a job is final; straight
-        #: to the batch when that is all anyone wants (one call less per job).
-        self._final = (self.finished.add if self._tell_jobs is None and self.finished is not None
-                       else self._job_final)
         self._names = graph.names
         self._classes = graph.classes
         self._dependants = graph.dependants
@@ -151,69 +147,96 @@ class Engine:
         return self.result
 
     # ------------------------------------------------------------------
-    def _record(self, out: Outcome) -> None:
-        """Fold an outcome into the job's result; schedule what follows."""
-        i = out.index
+    def _record(self, out: Attempted, extra: Outcome | None = None) -> None:
+        """Fold an attempt into the job's result; schedule what follows.
+
+        ``extra``: the :class:`Outcome` when the attempt ran in another
+        process or was failed by the engine (its storage changes are merged
+        here; it may forbid a retry and carry a formatted traceback).
+        """
+        i, attempt, ok, ran, result, exception, phases = out
         res = self.results[i]
-        if out.storage_set is not None:
-            out.apply_storage(self.global_storage)
-        if out.ok:
+        if extra is not None and extra.storage_set is not None:
+            extra.apply_storage(self.global_storage)
+        if ok:
             if res is None:
                 res = self.results[i] = JobResult(
-                    self._names[i], self._classes[i], _CHANGED if out.ran else _OK, 1,
-                    out.result, None, out.phases, 0, None, i,
+                    self._names[i], self._classes[i], _CHANGED if ran else _OK, 1,
+                    result, None, phases, 0, None, i,
                 )
             else:
                 res.tries += 1
-                res._phases.extend(out.phases)
-                ran = out.ran or "run" in res._phases[::PHASE_FIELDS]
+                res._phases.extend(phases)
+                ran = ran or "run" in res._phases[::PHASE_FIELDS]
                 res.status = _CHANGED if ran else _OK
-                res.result = out.result
+                res.result = result
                 res.exception = None
                 res._traceback = None
-            if self._telling:
-                if self._tell_attempts is not None:
-                    self._tell_attempts(res.name, out.attempt, True, False)
-                # Timed by the start of the attempt's last phase, as read by
-                # the attempt (no second clock reading), unless it ran in
-                # another process (another clock).
-                self._final(res, out.phases[-4] if out.storage_set is None else _perf())
             waiting = self._waiting
             for d in self._dependants[i]:
                 count = waiting[d] - 1
                 waiting[d] = count
                 if not count:
                     heapq.heappush(self._ready, d)
-            return
-        if res is None:
-            res = self.results[i] = JobResult(
-                self._names[i], self._classes[i], _FAILED, 1, None, out.exception, out.phases,
-                0, None, i,
-            )
+            if not self._telling:
+                return
+            retry = False
         else:
-            res.tries += 1
-            res._phases.extend(out.phases)
-            res.status = _FAILED
-            res.exception = out.exception
-        res._traceback = out.traceback
-        retry = not (self.no_act or out.final) and res.tries < self.graph.tries[i]
-        if retry:
-            self._seq += 1
-            due = time.monotonic() + self.graph.delays[i]
-            heapq.heappush(self._retry, (due, self._seq, i))
-        else:
-            self._failed.append(i)
+            if res is None:
+                res = self.results[i] = JobResult(
+                    self._names[i], self._classes[i], _FAILED, 1, None, exception, phases,
+                    0, None, i,
+                )
+            else:
+                res.tries += 1
+                res._phases.extend(phases)
+                res.status = _FAILED
+                res.exception = exception
+            res._traceback = extra.traceback if extra is not None else None
+            final = extra is not None and extra.final
+            retry = not (self.no_act or final) and res.tries < self.graph.tries[i]
+            if retry:
+                self._seq += 1
+                due = time.monotonic() + self.graph.delays[i]
+                heapq.heappush(self._retry, (due, self._seq, i))
+            else:
+                self._failed.append(i)
+            if not self._telling:
+                return
+        # Listeners: the attempt, and the job when it is final.
         if self._tell_attempts is not None:
-            self._tell_attempts(res.name, out.attempt, False, retry)
-        if not retry and self._telling:
-            self._final(res, out.phases[-4] if out.storage_set is None else _perf())
+            self._tell_attempts(res.name, attempt, ok, retry)
+        if retry:
+            return
+        if self._tell_jobs is not None:
+            self._tell_jobs(res)
+        batch = self.finished
+        if batch is not None:
+            # Batch.add(res, when the attempt ended), inlined: a call less
+            # per job.  The attempt's end is the start of its last phase as
+            # the attempt read the clock (no second reading).
+            held = batch.items
+            held.append(res)
+            if len(held) >= batch.size or (
+                phases[-4] if extra is None else self._clock(phases, extra)
+            ) >= batch.due:
+                batch.send()
 
-    def _job_final(self, res: JobResult, now: float) -> None:
-        """Tell listeners that ``res`` is final (at perf_counter ``now``)."""
+    @staticmethod
+    def _clock(phases: list[Any], extra: Outcome) -> float:
+        """When an attempt that :class:`Outcome` ``extra`` describes ended,
+        for batching: the start of its last phase, unless it ran in another
+        process (another clock) or had none (the engine failed it)."""
+        if phases and extra.storage_set is None:
+            return phases[-4]  # type: ignore[no-any-return]
+        return _perf()
+
+    def _job_final(self, res: JobResult) -> None:
+        """Tell listeners that ``res`` is final without an attempt (blocked)."""
         if self._tell_jobs is not None:
             self._tell_jobs(res)
         if self.finished is not None:
-            self.finished.add(res, now)
+            self.finished.add(res, _perf())
 
     def live_emitters(self) -> tuple[Any, Any]:
         """``(emit, track)`` for attempts in this process: ``emit`` when a
@@ -311,7 +334,7 @@ class Engine:
                     if blocked is not None and blocked[i] and self._in_run[i]:
                         res.status = JobStatus.BLOCKED
                         if self._telling:
-                            self._final(res, _perf())
+                            self._job_final(res)
                 jobs[name] = res
         self.send_finished()
         return RunResult(

@@ -275,7 +275,8 @@ class Batch:
 
     def add(self, item: Any, now: float) -> None:
         """Hold ``item``, which came at ``now`` (a :func:`time.perf_counter`
-        reading the caller has anyway); send all when due."""
+        reading the caller has anyway); send all when due.  (The engine's
+        per-job path does the same inline.)"""
         items = self.items
         items.append(item)
         if len(items) >= self.size or now >= self.due:

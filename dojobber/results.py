@@ -56,8 +56,10 @@ _WALL_OFFSET = time.time() - time.perf_counter()
 
 
 class Phase(NamedTuple):
-    """One phase of one attempt: ``init`` (constructor), ``check``, ``run``
-    or ``recheck``."""
+    """One phase of one attempt: ``init`` (the constructor; listed only
+    when it raised), ``check``, ``run`` or ``recheck``.  An attempt's
+    ``check`` includes making the instance, unless a listener hears phase
+    events (they time ``init`` apart)."""
 
     name: str
     attempt: int

@@ -17,7 +17,17 @@ from unittest.mock import patch
 import pytest
 from hypothesis import given, settings
 
-from dojobber import DoJobber, DummyJob, Job, JobNotSendableError, JobStatus, RemoteError, _pool
+from dojobber import (
+    DoJobber,
+    DummyJob,
+    Job,
+    JobNotSendableError,
+    JobResult,
+    JobStatus,
+    Listener,
+    RemoteError,
+    _pool,
+)
 from dojobber.cluster import open_executor
 
 from . import parallel_jobs
@@ -221,11 +231,29 @@ def test_system_exit_in_a_batched_job_fails_it_and_the_rest_still_run() -> None:
             raise SystemExit(3)
 
     dojob = DoJobber()
-    dojob.configure(instant_jobs(300, check), workers=2)
+    heard = Finals()
+    dojob.configure(instant_jobs(300, check), workers=2, listeners=[heard])
     dojob.checknrun()
     assert isinstance(dojob.nodeexceptions["I7"], SystemExit)
     assert all(dojob.nodestatus[f"I{i}"] for i in range(300) if i != 7)
     assert dojob.nodestatus["Instant"] is None
+    # Listeners hear of the job the engine failed, one by one and in batches.
+    assert heard.one_by_one["I7"] == heard.batched["I7"] == "failed"
+    assert heard.batched == heard.one_by_one and len(heard.batched) == 301
+
+
+class Finals(Listener):
+    """Final statuses as job_finished and as jobs_finished tell them."""
+
+    def __init__(self) -> None:
+        self.one_by_one: dict[str, str] = {}
+        self.batched: dict[str, str] = {}
+
+    def job_finished(self, result: JobResult) -> None:
+        self.one_by_one[result.name] = result.status.value
+
+    def jobs_finished(self, results: list[JobResult]) -> None:
+        self.batched.update((r.name, r.status.value) for r in results)
 
 
 def test_job_that_cannot_be_sent_gets_the_named_error() -> None:
@@ -233,9 +261,11 @@ def test_job_that_cannot_be_sent_gets_the_named_error() -> None:
         def Check(self) -> None:
             pass
 
+    heard = Finals()
     with open_executor("processes:1") as pool:
-        dojob = converge(Local, executor=pool)
+        dojob = converge(Local, executor=pool, listeners=[heard])
     err = dojob.nodeexceptions["Local"]
+    assert heard.batched == heard.one_by_one == {"Local": "failed"}
     assert isinstance(err, JobNotSendableError)
     assert "Local" in str(err) and "pickle" in str(err)
     assert dojob.results["Local"].tries == 1  # not retried: it cannot get better
