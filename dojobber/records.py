@@ -248,7 +248,7 @@ class RecordsListener(Listener):
         """Open (and create or migrate) the database now; raises
         :class:`RecordsError` when it cannot be used."""
         if self.store is None:
-            self.store = RecordStore(self.path)
+            self.store = RecordStore(self.path, foreign_keys=False)
         return self.store
 
     def close(self) -> None:

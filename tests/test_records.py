@@ -114,6 +114,23 @@ def test_reopen_reads_everything_back(tmp_path: Path) -> None:
                 assert run.started <= phase[2] <= run.finished
 
 
+def test_deleting_a_run_deletes_its_jobs_and_logs(tmp_path: Path) -> None:
+    path = tmp_path / "records.sqlite3"
+    dj = _run(path)
+    assert dj.records is not None and dj.records.store is not None
+    # The listener's own connection does not check foreign keys ...
+    assert dj.records.store.conn.execute("PRAGMA foreign_keys").fetchone()[0] == 0
+    dj.records.close()
+    # ... a store opened to read and tidy up does: a run takes its rows along.
+    with RecordStore(path) as store:
+        (run,) = store.runs()
+        assert store.jobs(run.id) and store.logs(run.id)
+        with store.write() as conn:
+            conn.execute("DELETE FROM runs WHERE id = ?", (run.id,))
+        for table in ("jobs", "job_details", "logs"):
+            assert store.conn.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0] == 0
+
+
 def test_runs_of_one_graph_share_its_stored_copy(tmp_path: Path) -> None:
     path = tmp_path / "records.sqlite3"
     for _ in range(2):
