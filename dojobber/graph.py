@@ -11,7 +11,7 @@ rendering.
 from __future__ import annotations
 
 import numbers
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import TYPE_CHECKING
@@ -209,8 +209,9 @@ def _walk(root: type[Job], default_tries: int, default_delay: float) -> JobGraph
     classes: list[type[Job]] = []
     names: list[str] = []
     dep_lists: list[list[type[Job]]] = []
-    tries: list[int] = []
-    delays: list[float] = []
+    # Jobs with an option of their own (TRIES, RETRY_DELAY, REQUIRED ones),
+    # by index: checked after the walk; the rest take the defaults.
+    special: list[int] = []
     path: list[type[Job]] = []
     on_path: dict[type[Job], int] = {}
     setdefault = by_name.setdefault
@@ -220,35 +221,15 @@ def _walk(root: type[Job], default_tries: int, default_delay: float) -> JobGraph
         if other is not cls:
             raise DuplicateJobNameError(cls.__name__, other, cls)
 
-    def enter(
-        cls: type[Job], deps: list[type[Job]]
-    ) -> tuple[type[Job], list[type[Job]], Iterator[type[Job]]]:
-        named(cls)
-        on_path[cls] = len(path)
-        path.append(cls)
-        return cls, deps, iter(deps)
-
-    def finish(cls: type[Job], deps: list[type[Job]]) -> None:
-        if cls._required_options:
-            _check_options(cls)
-        order[cls] = len(classes)
-        classes.append(cls)
-        names.append(cls.__name__)
-        dep_lists.append(deps)
-        job_tries = cls.TRIES
-        if job_tries is None:
-            job_tries = default_tries
-        elif type(job_tries) is not int or job_tries < 1:
-            job_tries = _tries_of(cls, default_tries)
-        tries.append(job_tries)
-        delay = cls.RETRY_DELAY
-        if delay is None:
-            delay = default_delay
-        elif type(delay) is not float or delay < 0:
-            delay = _delay_of(cls, default_delay)
-        delays.append(delay)
-
-    stack = [enter(root, _deps_of(root))]
+    # Each job is numbered when its dependencies are: order, classes, names
+    # and dep_lists are appended to together, written out inline twice
+    # below (leaves, and jobs whose dependencies are done) to spare a call
+    # per job.
+    root_deps = _deps_of(root)
+    named(root)
+    on_path[root] = 0
+    path.append(root)
+    stack = [(root, root_deps, iter(root_deps))]
     while stack:
         cls, deps, pending = stack[-1]
         for dep in pending:
@@ -262,29 +243,41 @@ def _walk(root: type[Job], default_tries: int, default_delay: float) -> JobGraph
                 dep_deps = _EMPTY
             else:
                 dep_deps = _deps_of(dep)
+            name = dep.__name__
+            if setdefault(name, dep) is not dep:
+                named(dep)  # raises
             if not dep_deps:  # a leaf: done at once, no trip through the stack
-                name = dep.__name__
-                if setdefault(name, dep) is not dep:
-                    named(dep)  # raises
                 if dep._required_options or dep.TRIES is not None \
                         or dep.RETRY_DELAY is not None:
-                    finish(dep, dep_deps)
-                    continue
-                order[dep] = len(classes)  # as finish(), for the usual leaf
+                    special.append(len(classes))
+                order[dep] = len(classes)
                 classes.append(dep)
                 names.append(name)
                 dep_lists.append(dep_deps)
-                tries.append(default_tries)
-                delays.append(default_delay)
                 continue
-            stack.append(enter(dep, dep_deps))
+            on_path[dep] = len(path)
+            path.append(dep)
+            stack.append((dep, dep_deps, iter(dep_deps)))
             break
         else:
             stack.pop()
             path.pop()
             del on_path[cls]
-            finish(cls, deps)
+            if cls._required_options or cls.TRIES is not None or cls.RETRY_DELAY is not None:
+                special.append(len(classes))
+            order[cls] = len(classes)
+            classes.append(cls)
+            names.append(cls.__name__)
+            dep_lists.append(deps)
 
+    tries = [default_tries] * len(classes)
+    delays = [default_delay] * len(classes)
+    for i in special:
+        cls = classes[i]
+        if cls._required_options:
+            _check_options(cls)
+        tries[i] = _tries_of(cls, default_tries)
+        delays[i] = _delay_of(cls, default_delay)
     dep_index: list[tuple[int, ...]] = [
         tuple(dict.fromkeys([order[d] for d in deps])) if deps else () for deps in dep_lists
     ]
