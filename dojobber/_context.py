@@ -29,8 +29,8 @@ __all__ = [
 Current = tuple[str, str, int, Callable[..., None]]
 
 #: The slot of each thread that runs attempts, by thread id: a list
-#: ``[job, phase, attempt, emit]`` that the attempt fills in (a store per
-#: phase, no object made), with ``job`` None between attempts.
+#: ``[job class, phase, attempt, emit]`` that the attempt fills in (a store
+#: per phase, no object made), with the class None between attempts.
 Slot = list[Any]
 _slots: dict[int, Slot] = {}
 
@@ -40,7 +40,7 @@ def current() -> Current | None:
     slot = _slots.get(threading.get_ident())
     if slot is None or slot[0] is None:
         return None
-    return (slot[0], slot[1], slot[2], slot[3])
+    return (slot[0].__name__, slot[1], slot[2], slot[3])
 
 
 @contextlib.contextmanager

@@ -142,13 +142,13 @@ def _attempt(
     # and no call that nobody listens to.  Without phase events the first
     # Check's phase includes making the instance (its own "init" phase is
     # recorded only when the constructor raises).
-    name = job.__name__ if emit is not None or track is not None else ""
+    name = job.__name__ if emit is not None else ""
     plain = not (args or kwargs)  # a call without * and ** costs half as much
     if emit is not None:
         emit("job_started", name, attempt)
         emit("phase_started", name, "init", attempt)
     if track is not None:
-        track[0], track[1], track[2] = name, "init", attempt
+        track[0], track[1], track[2] = job, "init", attempt  # (named when read)
     start = _perf()
     try:
         obj = job()
