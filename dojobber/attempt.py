@@ -32,6 +32,7 @@ __all__ = [
 Emit = Callable[..., None]
 
 _perf = time.perf_counter
+_chdir = os.chdir  # (restores the working directory before each phase)
 
 #: What an attempt in this process returns: ``(index, attempt, ok, ran,
 #: result, exception, phases)``, as the fields of :class:`Outcome`.
@@ -178,7 +179,7 @@ def _attempt(
     # the instance is part of it, and that is one clock reading less.)
     if track is not None:
         track[1] = "check"
-    os.chdir(cwd)
+    _chdir(cwd)
     try:
         result = obj.Check() if plain else obj.Check(*args, **kwargs)
     except Exception as err:
@@ -211,7 +212,7 @@ def _attempt(
     if track is not None:
         track[1] = "run"
     start = _perf() if emit is not None else now
-    os.chdir(cwd)
+    _chdir(cwd)
     try:
         obj._run_results = obj.Run() if plain else obj.Run(*args, **kwargs)
     except Exception as err:
@@ -233,7 +234,7 @@ def _attempt(
     if track is not None:
         track[1] = "recheck"
     start = _perf() if emit is not None else now
-    os.chdir(cwd)
+    _chdir(cwd)
     try:
         result = obj.Check() if plain else obj.Check(*args, **kwargs)
     except Exception as err:
