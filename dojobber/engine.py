@@ -213,22 +213,22 @@ class Engine:
         batch = self.finished
         if batch is not None:
             # Batch.add(res, when the attempt ended), inlined: a call less
-            # per job.  The attempt's end is the start of its last phase as
+            # per job.  The attempt's end is the end of its last phase as
             # the attempt read the clock (no second reading).
             held = batch.items
             held.append(res)
             if len(held) >= batch.size or (
-                phases[-4] if extra is None else self._clock(phases, extra)
+                phases[-4] + phases[-3] if extra is None else self._clock(phases, extra)
             ) >= batch.due:
                 batch.send()
 
     @staticmethod
     def _clock(phases: list[Any], extra: Outcome) -> float:
         """When an attempt that :class:`Outcome` ``extra`` describes ended,
-        for batching: the start of its last phase, unless it ran in another
+        for batching: the end of its last phase, unless it ran in another
         process (another clock) or had none (the engine failed it)."""
         if phases and extra.storage_set is None:
-            return phases[-4]  # type: ignore[no-any-return]
+            return phases[-4] + phases[-3]  # type: ignore[no-any-return]
         return _perf()
 
     def _job_final(self, res: JobResult) -> None:

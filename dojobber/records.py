@@ -164,10 +164,10 @@ def _graph_digest(graph: JobGraph) -> tuple[str, list[int]]:
     jobs (which ``dummy`` lists by index), cached per graph.
 
     Cheaper than the JSON stored for a new graph (a run of an unchanged
-    graph makes no JSON): the names joined by NUL (exact unless a name holds
-    NUL; then their JSON) and the edges pickled.  Equal graphs that pickle
-    differently only cost a second stored copy; different graphs never share
-    a digest.
+    graph makes no JSON): the names joined by NUL and the edges pickled,
+    after a header with their counts and length, so that different graphs
+    never share a digest.  Equal graphs that pickle differently would only
+    cost a second stored copy.
     """
     cached = _DIGESTS.get(graph)
     if cached is None:
@@ -177,11 +177,12 @@ def _graph_digest(graph: JobGraph) -> tuple[str, list[int]]:
         else:
             index = graph.index  # names are unique per class in a graph
             dummy = sorted(index[cls.__name__] for cls in found)
-        names = "\0".join(graph.names)
-        if names.count("\0") != len(graph.names) - 1:
-            names = json.dumps(graph.names)
-        digest = hashlib.sha256(b"dojobber graph 2\0%d\0" % len(graph.names))
-        digest.update(names.encode("utf-8", "surrogatepass"))
+        # (Python refuses NUL in a class name, so the join is unambiguous.)
+        names = "\0".join(graph.names).encode("utf-8", "surrogatepass")
+        digest = hashlib.sha256(
+            b"dojobber graph 2\0%d\0%d\0" % (len(graph.names), len(names))
+        )
+        digest.update(names)
         digest.update(pickle.dumps((graph.deps, dummy), 4))
         cached = _DIGESTS[graph] = (digest.hexdigest(), dummy)
     return cached
@@ -377,9 +378,9 @@ class RecordsListener(Listener):
                              for p in phase_tuples(phases)]))
             )
         graph, self._graph_todo = self._graph_todo, None
+        digest, dummy = _graph_digest(graph) if graph is not None else ("", [])
         with store.write() as conn:
             if graph is not None:
-                digest, dummy = _graph_digest(graph)
                 row = conn.execute("SELECT id FROM graphs WHERE digest = ?", (digest,)).fetchone()
                 graph_id = row[0] if row is not None else conn.execute(
                     "INSERT INTO graphs (digest, root, data) VALUES (?, ?, ?)",

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from dojobber import DoJobber, Job
+from dojobber import DoJobber, DummyJob, Job
 from dojobber._records_schema import SCHEMA_VERSION, migrate
 from dojobber.records import (
     RecordsError,
@@ -142,16 +142,25 @@ def test_runs_of_one_graph_share_its_stored_copy(tmp_path: Path) -> None:
         def Check(self, **kw: object) -> None:
             pass
 
-    dj = DoJobber()
-    dj.configure(Other, records=path)
-    dj.checknrun()
-    dj.records.close()  # type: ignore[union-attr]
+    class Lone(Job):  # the same names as Other's graph, but no edge
+        def Check(self, **kw: object) -> None:
+            pass
+
+    Loner = type("Other", (Job,), {"DEPS": [type("Fetch", (DummyJob,), {}), Lone],
+                                   "Check": Lone.Check})
+    for root in (Other, Loner):
+        dj = DoJobber()
+        dj.configure(root, records=path)
+        dj.checknrun()
+        dj.records.close()  # type: ignore[union-attr]
     with RecordStore(path) as store:
         rows = store.conn.execute("SELECT graph_id FROM runs ORDER BY id").fetchall()
-        assert rows[0] == rows[1] != rows[2]
-        assert store.conn.execute("SELECT COUNT(*) FROM graphs").fetchone()[0] == 2
+        assert rows[0] == rows[1] != rows[2] != rows[3] != rows[0]
+        assert store.conn.execute("SELECT COUNT(*) FROM graphs").fetchone()[0] == 3
         assert store.graph_data(3) == {"names": ["Fetch", "Other"], "deps": [[], [0]],
                                        "dummy": []}
+        assert store.graph_data(4) == {"names": ["Fetch", "Lone", "Other"],
+                                       "deps": [[], [], [0, 1]], "dummy": [0]}
 
 
 def test_runs_are_listed_newest_first_and_filtered_by_root(tmp_path: Path) -> None:
@@ -260,7 +269,7 @@ def test_newer_schema_is_refused_and_steps_apply_in_order(tmp_path: Path) -> Non
 _CHILD = textwrap.dedent(
     """
     import sys, time
-    from dojobber import DoJobber, Job
+    from dojobber import DoJobber, DummyJob, Job
     from dojobber.records import RecordsListener
 
     path, count, pause, go = sys.argv[1], int(sys.argv[2]), float(sys.argv[3]), sys.argv[4]
