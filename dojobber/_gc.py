@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -44,9 +45,12 @@ def relaxed_gc(jobs: int = 0, *, no_garbage: bool = False) -> Iterator[None]:
     # Objects that exist now (job classes, the graph) outlive the run: move
     # them out of the collector's sight so a full collection does not scan
     # them again.  Skipped when the program manages frozen objects itself.
-    freeze = gc.get_freeze_count() == 0
-    if freeze:
-        gc.freeze()
+    global _frozen_by_us
+    with _lock:
+        freeze = _may_freeze()
+        if freeze:
+            _frozen_by_us += 1
+            gc.freeze()
     try:
         yield
     finally:
@@ -56,6 +60,30 @@ def relaxed_gc(jobs: int = 0, *, no_garbage: bool = False) -> Iterator[None]:
             # first: freeze() then unfreeze() sends everything to the oldest
             # generation.  Cyclic garbage among it (at most a threshold's
             # worth) is freed by the next full collection.
-            gc.freeze()
-            gc.unfreeze()
+            with _lock:
+                gc.freeze()
+                gc.unfreeze()
+                _frozen_by_us -= 1
         gc.set_threshold(*before)
+
+
+_lock = threading.Lock()
+#: relaxed_gc blocks (in any thread) whose freeze() is in force.
+_frozen_by_us = 0
+#: The program has frozen objects itself (gc.freeze(), as pre-fork servers
+#: do): seen once, never asked again, for the question costs a walk over
+#: every frozen object (gc.get_freeze_count() counts them one by one).
+_program_freezes = False
+
+
+def _may_freeze() -> bool:
+    """Whether relaxed_gc may freeze (and later unfreeze) everything: not
+    inside another block that did, nor when the program freezes objects
+    itself (unfreezing would undo its freeze)."""
+    global _program_freezes
+    if _frozen_by_us or _program_freezes:
+        return False
+    if gc.get_freeze_count() == 0:  # nothing frozen: an empty list, at once
+        return True
+    _program_freezes = True
+    return False

@@ -6,9 +6,11 @@ from __future__ import annotations
 import gc
 import weakref
 from collections.abc import Iterator
+from unittest.mock import patch
 
 import pytest
 
+from dojobber import _gc
 from dojobber._gc import MAX_THRESHOLD, PER_JOB, RELAXED_THRESHOLD, relaxed_gc
 
 
@@ -70,6 +72,17 @@ def test_objects_made_inside_end_in_the_oldest_generation_and_cycles_are_freed()
     assert all(isinstance(node, Node) for node in kept)
 
 
+@pytest.fixture
+def program_freezes() -> Iterator[None]:
+    """The program froze what exists (as a pre-fork server does)."""
+    gc.freeze()
+    try:
+        yield
+    finally:
+        gc.unfreeze()
+        _gc._program_freezes = False  # forget it, for the tests that follow
+
+
 def test_a_program_that_freezes_objects_itself_keeps_them_frozen() -> None:
     mine = Node()
     gc.freeze()
@@ -84,3 +97,24 @@ def test_a_program_that_freezes_objects_itself_keeps_them_frozen() -> None:
         assert gc.get_freeze_count() > 0
     finally:
         gc.unfreeze()
+        _gc._program_freezes = False
+
+
+def test_frozen_objects_are_counted_once_not_per_run(program_freezes: None) -> None:
+    # Counting frozen objects walks them all: a program that froze a
+    # million pays that once, not on every configure() and run.
+    with patch.object(gc, "get_freeze_count", wraps=gc.get_freeze_count) as count:
+        for jobs in (10, 100_000, 10):
+            with relaxed_gc(jobs):
+                pass
+    assert count.call_count == 1
+    assert gc.get_freeze_count() > 0  # still the program's
+
+
+def test_nested_blocks_freeze_once() -> None:
+    with patch.object(gc, "freeze", wraps=gc.freeze) as freeze:
+        with relaxed_gc(10), relaxed_gc(no_garbage=True):
+            assert gc.get_threshold()[0] == MAX_THRESHOLD
+        assert freeze.call_count == 2  # the outer block's, at its start and its end
+    assert gc.get_freeze_count() == 0
+    assert not _gc._program_freezes  # its own freeze is not taken for the program's
