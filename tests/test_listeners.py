@@ -348,6 +348,34 @@ def test_jobs_finished_are_sent_before_waiting_out_a_retry_delay() -> None:
     assert early < listener.order.index(("started", "Flaky", "2"))
 
 
+def test_a_job_finishing_late_sends_what_is_held() -> None:
+    from dojobber.events import BATCH_SECONDS
+
+    class Quick(Job):
+        def Check(self) -> None:
+            pass
+
+    class Slow(Job):
+        def Check(self) -> None:
+            time.sleep(BATCH_SECONDS + 0.1)
+
+    class Last(Job):
+        DEPS = [Quick, Slow]
+
+        def Check(self) -> None:
+            pass
+
+    listener = Batched()
+    dj = DoJobber()
+    dj.configure(Last, listeners=[listener])
+    assert dj.checknrun().success()
+    # Slow ended more than BATCH_SECONDS after the run started: what was held
+    # went then, before Last was tried, not at the end of the run.
+    assert listener.batches == [["Quick", "Slow"], ["Last"]]
+    assert listener.order.index(("finished", "Quick", "Slow")) < \
+        listener.order.index(("started", "Last", "1"))
+
+
 def test_blocked_jobs_reach_jobs_finished() -> None:
     class Broken(Job):
         def Check(self) -> None:
