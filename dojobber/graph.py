@@ -14,7 +14,7 @@ import numbers
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ._gc import relaxed_gc
 from .errors import (
@@ -134,8 +134,8 @@ class JobGraph:
 _EMPTY: list[type[Job]] = []
 
 
-def _deps_of(cls: type[Job]) -> list[type[Job]]:
-    raw = getattr(cls, "DEPS", ())
+def _deps_of(cls: type[Job], raw: Any) -> list[type[Job]]:
+    """``cls``'s dependencies, from its ``DEPS`` value ``raw``, checked."""
     kind = type(raw)
     if kind is tuple or kind is list:
         if not raw:
@@ -144,7 +144,7 @@ def _deps_of(cls: type[Job]) -> list[type[Job]]:
         return _EMPTY
     elif isinstance(raw, (str, bytes)) or not isinstance(raw, Iterable):
         raise DepsNotIterableError(cls.__name__, raw)
-    deps = list(raw)
+    deps: list[type[Job]] = list(raw)
     for dep in deps:
         # type() is JobMeta for nearly every job: one C-level test.
         if type(dep) is not JobMeta and not (isinstance(dep, type) and issubclass(dep, Job)):
@@ -168,6 +168,11 @@ def _delay_of(cls: type[Job], default: float) -> float:
     if isinstance(delay, bool) or not isinstance(delay, numbers.Real) or delay < 0:
         raise InvalidRetryDelayError(cls.__name__, delay)
     return float(delay)
+
+
+def _own_options(cls: type[Job]) -> bool:
+    """Whether ``cls`` has TRIES, RETRY_DELAY or REQUIRED options to check."""
+    return bool(cls._required_options or cls.TRIES is not None or cls.RETRY_DELAY is not None)
 
 
 def _check_options(cls: type[Job]) -> None:
@@ -212,8 +217,7 @@ def _walk(root: type[Job], default_tries: int, default_delay: float) -> JobGraph
     # Jobs with an option of their own (TRIES, RETRY_DELAY, REQUIRED ones),
     # by index: checked after the walk; the rest take the defaults.
     special: list[int] = []
-    path: list[type[Job]] = []
-    on_path: dict[type[Job], int] = {}
+    on_path: dict[type[Job], int] = {}  # jobs on the stack: their depth
     setdefault = by_name.setdefault
 
     def named(cls: type[Job]) -> None:
@@ -224,50 +228,53 @@ def _walk(root: type[Job], default_tries: int, default_delay: float) -> JobGraph
     # Each job is numbered when its dependencies are: order, classes, names
     # and dep_lists are appended to together, written out inline twice
     # below (leaves, and jobs whose dependencies are done) to spare a call
-    # per job.
-    root_deps = _deps_of(root)
+    # per job.  A job's name and whether it has options of its own are read
+    # when it is first met, while its class is in the CPU's caches, and kept
+    # on the stack: numbering it later, after its dependencies (thousands of
+    # other classes, in a long chain), then touches no class memory.
+    root_deps = _deps_of(root, getattr(root, "DEPS", ()))
     named(root)
     on_path[root] = 0
-    path.append(root)
-    stack = [(root, root_deps, iter(root_deps))]
+    stack = [(root, root_deps, iter(root_deps), root.__name__, _own_options(root))]
     while stack:
-        cls, deps, pending = stack[-1]
+        cls, deps, pending, name, own = stack[-1]
         for dep in pending:
             if dep in order:
                 continue
             if dep in on_path:
-                raise DependencyCycleError([c.__name__ for c in path[on_path[dep]:]])
+                raise DependencyCycleError(
+                    [entry[0].__name__ for entry in stack[on_path[dep]:]]
+                )
             # An empty tuple or list (most leaves): no call.
             raw = dep.DEPS
             if not raw and (type(raw) is tuple or type(raw) is list):
                 dep_deps = _EMPTY
             else:
-                dep_deps = _deps_of(dep)
-            name = dep.__name__
-            if setdefault(name, dep) is not dep:
+                dep_deps = _deps_of(dep, raw)
+            dep_name = dep.__name__
+            if setdefault(dep_name, dep) is not dep:
                 named(dep)  # raises
+            dep_own = bool(dep._required_options or dep.TRIES is not None  # _own_options(),
+                           or dep.RETRY_DELAY is not None)  # inline: one call less per job
             if not dep_deps:  # a leaf: done at once, no trip through the stack
-                if dep._required_options or dep.TRIES is not None \
-                        or dep.RETRY_DELAY is not None:
+                if dep_own:
                     special.append(len(classes))
                 order[dep] = len(classes)
                 classes.append(dep)
-                names.append(name)
+                names.append(dep_name)
                 dep_lists.append(dep_deps)
                 continue
-            on_path[dep] = len(path)
-            path.append(dep)
-            stack.append((dep, dep_deps, iter(dep_deps)))
+            on_path[dep] = len(stack)
+            stack.append((dep, dep_deps, iter(dep_deps), dep_name, dep_own))
             break
         else:
             stack.pop()
-            path.pop()
             del on_path[cls]
-            if cls._required_options or cls.TRIES is not None or cls.RETRY_DELAY is not None:
+            if own:
                 special.append(len(classes))
             order[cls] = len(classes)
             classes.append(cls)
-            names.append(cls.__name__)
+            names.append(name)
             dep_lists.append(deps)
 
     tries = [default_tries] * len(classes)
