@@ -61,7 +61,7 @@ $(UPSTREAM_VENV)/.installed:
 	touch $@
 
 bench: $(VENV)/.test-installed $(UPSTREAM_VENV)/.installed
-	$(PY) benchmarks/bench_engine.py --upstream-python $(UPSTREAM_VENV)/bin/python \
+	$(PY) benchmarks/bench_engine.py --upstream-python $(UPSTREAM_VENV)/bin/python --upstream-repeat 5 \
 	    --write benchmarks/README.md
 
 clean:

@@ -11,7 +11,11 @@ costs one full attempt.  Shapes:
 Each measurement runs in a fresh subprocess (``--child``) so that
 implementations do not share a heap; the parent prints (and with
 ``--write`` stores) medians.  ``--upstream-python`` names the interpreter of
-a venv with upstream DoJobber 0.6.3, for a side-by-side table.
+a venv with upstream DoJobber 0.6.3, for a side-by-side table.  Compared
+figures (ours against upstream, a small graph against one 10x as big) are
+measured in ``--upstream-repeat`` rounds, both sides back to back in each,
+and the ratio is the median of the rounds' ratios: this shared machine's
+speed drifts by several percent within a minute.
 """
 
 from __future__ import annotations
@@ -43,6 +47,8 @@ CASES = [
     ("chain", 12_000, False),
     ("chain", 100_000, False),
 ]
+#: (shape, small, big): 10x the jobs should cost at most 12x the time.
+SCALING = [("wide", 10_000, 100_000), ("layered", 4_000, 40_000), ("chain", 1_200, 12_000)]
 
 
 # --- child side: runs with whichever dojobber the interpreter imports -----
@@ -95,6 +101,7 @@ def child(shape: str, n: int, repeat: int) -> None:
     times = []
     for _ in range(repeat):
         root = make_graph(shape, n)
+        _cool_caches()
         start = time.perf_counter()
         dojob = dojobber.DoJobber()
         dojob.configure(root, default_retry_delay=0)
@@ -104,6 +111,16 @@ def child(shape: str, n: int, repeat: int) -> None:
         assert len(dojob.nodestatus) == n, (len(dojob.nodestatus), n)
         del dojob, root
     print(json.dumps({"times": times}))
+
+
+def _cool_caches() -> None:
+    """Write 32 MiB, more than this machine's per-core caches and its TLBs
+    cover, so that each sample starts as a run after other work does: the
+    graph's classes, just made, are no longer in them.  Otherwise a small
+    graph is timed from the cache and a 10x bigger one is not, and the
+    scaling ratio measures the cache rather than the engine."""
+    junk = bytearray(b"\x01") * (32 << 20)
+    del junk
 
 
 # --- parent side -----------------------------------------------------------
@@ -123,46 +140,74 @@ def main() -> int:
     parser.add_argument("--child", nargs=3, metavar=("SHAPE", "N", "REPEAT"))
     parser.add_argument("--upstream-python", help="interpreter with dojobber 0.6.3")
     parser.add_argument("--repeat", type=int, default=5)
-    parser.add_argument("--upstream-repeat", type=int, default=3)
+    parser.add_argument("--upstream-repeat", type=int, default=3,
+                        help="rounds for compared figures (upstream runs once a round)")
     parser.add_argument("--write", type=Path, help="update this Markdown file's table")
     args = parser.parse_args()
     if args.child:
         child(args.child[0], int(args.child[1]), int(args.child[2]))
         return 0
 
-    rows = []
-    ours: dict[tuple[str, int], float] = {}
-    for shape, n, compare in CASES:
+    # Figures that are compared are measured round by round, close in time
+    # (the machine's speed drifts over a minute): each round runs our child
+    # (median of --repeat) and then upstream's (one run), or the small and
+    # the big graph of a scaling pair; a ratio is taken per round, and the
+    # table gives the median of those ratios.
+    rounds = max(1, args.upstream_repeat)
+    times: dict[tuple[str, int], list[float]] = {}
+    upstream: dict[tuple[str, int], list[float]] = {}
+    speedup: dict[tuple[str, int], float] = {}
+    scaling: dict[str, float] = {}
+
+    def ours_once(shape: str, n: int) -> float:
         t = measure(sys.executable, shape, n, args.repeat)
-        ours[(shape, n)] = t
-        up = None
+        times.setdefault((shape, n), []).append(t)
+        return t
+
+    for shape, n, compare in CASES:
         if compare and args.upstream_python:
-            up = measure(args.upstream_python, shape, n, args.upstream_repeat)
-        rows.append((shape, n, t, up))
-        print(f"{shape:8} {n:>7}  ours {t * 1e3:9.1f} ms  {t / n * 1e6:6.2f} us/job"
-              + (f"  upstream {up * 1e3:10.1f} ms  speed-up {up / t:7.1f}x" if up else ""),
-              flush=True)
+            ratios = []
+            for _ in range(rounds):
+                t = ours_once(shape, n)
+                up = measure(args.upstream_python, shape, n, 1)
+                upstream.setdefault((shape, n), []).append(up)
+                ratios.append(up / t)
+            speedup[(shape, n)] = statistics.median(ratios)
+            print(f"{shape:8} {n:>7}  ours {statistics.median(times[(shape, n)]) * 1e3:9.1f} ms"
+                  f"  upstream {statistics.median(upstream[(shape, n)]) * 1e3:10.1f} ms"
+                  f"  speed-up {speedup[(shape, n)]:7.1f}x (per-round ratios "
+                  f"{', '.join(f'{r:.1f}' for r in ratios)})", flush=True)
+    for shape, small, big in SCALING:
+        ratios = [ours_once(shape, big) / ours_once(shape, small) for _ in range(rounds)]
+        scaling[shape] = statistics.median(ratios)
+        print(f"{shape:8} {small:>7} -> {big:>7}: {scaling[shape]:.1f}x the time (per round "
+              f"{', '.join(f'{r:.1f}' for r in ratios)})", flush=True)
+    for shape, n, _ in CASES:
+        if (shape, n) not in times:
+            ours_once(shape, n)
 
     table = [
         "| shape | jobs | dojobber (ms) | µs/job | upstream 0.6.3 (ms) | speed-up |",
         "|---|---:|---:|---:|---:|---:|",
     ]
-    for shape, n, t, up in rows:
+    for shape, n, _ in CASES:
+        t = statistics.median(times[(shape, n)])
+        up = upstream.get((shape, n))
         table.append(
             f"| {shape} | {n:,} | {t * 1e3:.1f} | {t / n * 1e6:.2f} | "
-            + (f"{up * 1e3:,.0f} | {up / t:,.0f}x |" if up else "- | - |")
+            + (f"{statistics.median(up) * 1e3:,.0f} | {speedup[(shape, n)]:,.1f}x |"
+               if up else "- | - |")
         )
     scale = [
-        f"- {shape}: {small:,} → {big:,} jobs costs "
-        f"{ours[(shape, big)] / ours[(shape, small)]:.1f}x the time"
-        for shape, small, big in (("wide", 10_000, 100_000), ("layered", 4_000, 40_000),
-                                  ("chain", 1_200, 12_000))
+        f"- {shape}: {small:,} → {big:,} jobs costs {scaling[shape]:.1f}x the time"
+        for shape, small, big in SCALING
     ]
     text = "\n".join([
         f"Measured {time.strftime('%Y-%m-%d')} on {platform.python_implementation()} "
-        f"{platform.python_version()}, {platform.machine()}; median of {args.repeat} runs "
-        f"(upstream: {args.upstream_repeat}), each in a fresh process; "
-        "configure() + checknrun(), class creation not timed.",
+        f"{platform.python_version()}, {platform.machine()}; each figure the median over "
+        f"{rounds} rounds of a fresh process running {args.repeat} samples (upstream: one); "
+        "configure() + checknrun(), class creation not timed.  Speed-up and scaling are "
+        "the median of the ratios taken in each round (both sides measured back to back).",
         "",
         *table,
         "",
