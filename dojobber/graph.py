@@ -241,21 +241,23 @@ def _walk(root: type[Job], default_tries: int, default_delay: float) -> JobGraph
         for dep in pending:
             if dep in order:
                 continue
-            if dep in on_path:
-                raise DependencyCycleError(
-                    [entry[0].__name__ for entry in stack[on_path[dep]:]]
-                )
-            # An empty tuple or list (most leaves): no call.
+            # An empty tuple or list (most leaves): no call, and no cycle
+            # check (only jobs with dependencies are ever on the stack).
             raw = dep.DEPS
             if not raw and (type(raw) is tuple or type(raw) is list):
                 dep_deps = _EMPTY
             else:
+                if dep in on_path:
+                    raise DependencyCycleError(
+                        [entry[0].__name__ for entry in stack[on_path[dep]:]]
+                    )
                 dep_deps = _deps_of(dep, raw)
             dep_name = dep.__name__
             if setdefault(dep_name, dep) is not dep:
                 named(dep)  # raises
-            dep_own = bool(dep._required_options or dep.TRIES is not None  # _own_options(),
-                           or dep.RETRY_DELAY is not None)  # inline: one call less per job
+            # _own_options(dep), inline (a call less per job); any true value
+            dep_own = (dep._required_options or dep.TRIES is not None
+                       or dep.RETRY_DELAY is not None)
             if not dep_deps:  # a leaf: done at once, no trip through the stack
                 if dep_own:
                     special.append(len(classes))
