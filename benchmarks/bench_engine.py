@@ -15,7 +15,11 @@ a venv with upstream DoJobber 0.6.3, for a side-by-side table.  Compared
 figures (ours against upstream, a small graph against one 10x as big) are
 measured in ``--upstream-repeat`` rounds, both sides back to back in each,
 and the ratio is the median of the rounds' ratios: this shared machine's
-speed drifts by several percent within a minute.
+speed drifts by several percent within a minute.  Samples are timed right
+after their graph's classes are made, as in a script; the scaling pairs
+first push those classes out of the per-core caches (``_cool_caches``),
+which would otherwise favour the small graph (the chain 1 200 case runs
+~15% faster from the cache) and make the ratio measure the cache.
 """
 
 from __future__ import annotations
@@ -94,14 +98,15 @@ def make_graph(shape: str, n: int) -> Any:
     raise SystemExit(f"unknown shape {shape}")
 
 
-def child(shape: str, n: int, repeat: int) -> None:
+def child(shape: str, n: int, repeat: int, cool: bool) -> None:
     import dojobber
 
     sys.setrecursionlimit(max(sys.getrecursionlimit(), 20 * n + 1000))  # upstream recurses
     times = []
     for _ in range(repeat):
         root = make_graph(shape, n)
-        _cool_caches()
+        if cool:
+            _cool_caches()
         start = time.perf_counter()
         dojob = dojobber.DoJobber()
         dojob.configure(root, default_retry_delay=0)
@@ -115,19 +120,20 @@ def child(shape: str, n: int, repeat: int) -> None:
 
 def _cool_caches() -> None:
     """Write 32 MiB, more than this machine's per-core caches and its TLBs
-    cover, so that each sample starts as a run after other work does: the
-    graph's classes, just made, are no longer in them.  Otherwise a small
-    graph is timed from the cache and a 10x bigger one is not, and the
-    scaling ratio measures the cache rather than the engine."""
+    cover, so that the graph's classes, just made, are no longer in them.
+    For the scaling pairs: otherwise a small graph is timed from the cache
+    and a 10x bigger one is not, and the ratio measures the cache rather
+    than the engine."""
     junk = bytearray(b"\x01") * (32 << 20)
     del junk
 
 
 # --- parent side -----------------------------------------------------------
-def measure(python: str, shape: str, n: int, repeat: int) -> float:
+def measure(python: str, shape: str, n: int, repeat: int, cool: bool = False) -> float:
     python = os.path.abspath(python)  # not resolve(): a venv's python is a symlink
     out = subprocess.run(
-        [python, str(Path(__file__).resolve()), "--child", shape, str(n), str(repeat)],
+        [python, str(Path(__file__).resolve()), "--child", shape, str(n), str(repeat),
+         *(["--cool"] if cool else [])],
         capture_output=True, text=True, cwd="/", timeout=3600,
     )
     if out.returncode:
@@ -138,6 +144,7 @@ def measure(python: str, shape: str, n: int, repeat: int) -> float:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--child", nargs=3, metavar=("SHAPE", "N", "REPEAT"))
+    parser.add_argument("--cool", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--upstream-python", help="interpreter with dojobber 0.6.3")
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--upstream-repeat", type=int, default=3,
@@ -145,7 +152,7 @@ def main() -> int:
     parser.add_argument("--write", type=Path, help="update this Markdown file's table")
     args = parser.parse_args()
     if args.child:
-        child(args.child[0], int(args.child[1]), int(args.child[2]))
+        child(args.child[0], int(args.child[1]), int(args.child[2]), args.cool)
         return 0
 
     # Figures that are compared are measured round by round, close in time
@@ -164,6 +171,9 @@ def main() -> int:
         times.setdefault((shape, n), []).append(t)
         return t
 
+    def cooled(shape: str, n: int) -> float:
+        return measure(sys.executable, shape, n, args.repeat, cool=True)
+
     for shape, n, compare in CASES:
         if compare and args.upstream_python:
             ratios = []
@@ -178,7 +188,7 @@ def main() -> int:
                   f"  speed-up {speedup[(shape, n)]:7.1f}x (per-round ratios "
                   f"{', '.join(f'{r:.1f}' for r in ratios)})", flush=True)
     for shape, small, big in SCALING:
-        ratios = [ours_once(shape, big) / ours_once(shape, small) for _ in range(rounds)]
+        ratios = [cooled(shape, big) / cooled(shape, small) for _ in range(rounds)]
         scaling[shape] = statistics.median(ratios)
         print(f"{shape:8} {small:>7} -> {big:>7}: {scaling[shape]:.1f}x the time (per round "
               f"{', '.join(f'{r:.1f}' for r in ratios)})", flush=True)
@@ -206,8 +216,11 @@ def main() -> int:
         f"Measured {time.strftime('%Y-%m-%d')} on {platform.python_implementation()} "
         f"{platform.python_version()}, {platform.machine()}; each figure the median over "
         f"{rounds} rounds of a fresh process running {args.repeat} samples (upstream: one); "
-        "configure() + checknrun(), class creation not timed.  Speed-up and scaling are "
-        "the median of the ratios taken in each round (both sides measured back to back).",
+        "configure() + checknrun(), timed right after the graph's classes are made (as "
+        "a script does), class creation not timed.  Speed-up and scaling are the median "
+        "of the ratios taken in each round (both sides measured back to back); for the "
+        "scaling pairs each sample starts with the per-core caches cooled, so that the "
+        "small graph is not timed from the cache while the big one is not.",
         "",
         *table,
         "",
