@@ -237,8 +237,9 @@ class RecordsListener(Listener):
         self._index: dict[str, int] | None = None
         self._jobs: list[JobResult] = []
         self._logs: list[tuple[Any, ...]] = []
-        self._graph_todo: JobGraph | None = None
+        #: The running run's graph, and whether its run row points to it yet.
         self._run_graph: JobGraph | None = None
+        self._graph_linked = False
         self._capture: OutputCapture | None = None
         self._due = 0.0
 
@@ -275,7 +276,8 @@ class RecordsListener(Listener):
                 ),
             )
             self.run_id = cursor.lastrowid
-        self._run_graph = self._graph_todo = run.graph if run.graph is not None else self.graph
+        self._run_graph = run.graph if run.graph is not None else self.graph
+        self._graph_linked = False
         self._run_jobs = run.jobs
         self._index = None
         self._jobs = []
@@ -377,7 +379,8 @@ class RecordsListener(Listener):
                  json.dumps([[p[0], p[1], p[2] + wall, p[3], p[4], _error_text(p[5])]
                              for p in phase_tuples(phases)]))
             )
-        graph, self._graph_todo = self._graph_todo, None
+        graph = None if self._graph_linked else self._run_graph
+        self._graph_linked = True
         digest, dummy = _graph_digest(graph) if graph is not None else ("", [])
         with store.write() as conn:
             if graph is not None:
