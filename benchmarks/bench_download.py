@@ -18,6 +18,7 @@ ratio; ``--write benchmarks/README.md`` replaces the ``## Download`` section.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
 import os
 import platform
@@ -28,6 +29,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -43,6 +45,20 @@ def serve(path: str) -> None:
         url = obs.put_file("repositories/bench/images/big.raw", Path(path))
         print(url, flush=True)
         sys.stdin.read()
+
+
+@contextlib.contextmanager
+def served(source: Path) -> Iterator[str]:
+    """Serve ``source`` from a child process (:func:`serve`); yield its URL."""
+    server = subprocess.Popen([sys.executable, __file__, "--serve", str(source)],
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert server.stdout is not None
+        yield server.stdout.readline().strip()
+    finally:
+        assert server.stdin is not None
+        server.stdin.close()
+        server.wait(timeout=30)
 
 
 def make_file(path: Path, size: int) -> str:
@@ -97,12 +113,8 @@ def measure(where: str | None, size: int, runs: int) -> dict[str, list[tuple[flo
     with tempfile.TemporaryDirectory(prefix="bench-download-", dir=where) as tmp:
         source = Path(tmp) / "big.raw"
         sha256 = make_file(source, size)
-        server = subprocess.Popen([sys.executable, __file__, "--serve", str(source)],
-                                  stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
         found: dict[str, list[tuple[float, float]]] = {k: [] for k in CLIENTS}
-        try:
-            assert server.stdout is not None
-            url = server.stdout.readline().strip()
+        with served(source) as url:
             for i in range(runs):
                 for kind in CLIENTS[i % 3:] + CLIENTS[:i % 3]:
                     dest = Path(tmp) / "dest"
@@ -112,10 +124,6 @@ def measure(where: str | None, size: int, runs: int) -> dict[str, list[tuple[flo
                     else:
                         found[kind].append(run_ours(url, sha256, dest, kind == "fsync"))
                     shutil.rmtree(dest)
-        finally:
-            assert server.stdin is not None
-            server.stdin.close()
-            server.wait(timeout=30)
     return found
 
 

@@ -28,7 +28,6 @@ import os
 import platform
 import resource
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -40,7 +39,7 @@ import requests
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 from _readme import write_section  # noqa: E402  (benchmarks/ is on sys.path)
-from bench_download import make_file, run_ours  # noqa: E402
+from bench_download import make_file, run_curl, run_ours, served  # noqa: E402
 
 from dojobber.contrib._hashring import body_readinto, write_all  # noqa: E402
 
@@ -59,12 +58,9 @@ def _stream(session: requests.Session, url: str,
 
 
 def stages(url: str, sha256: str, dest: Path,
-           size: int) -> dict[str, Callable[[], None]]:
+           size: int) -> dict[str, Callable[[], object]]:
     """The timed parts, by name (each makes its own connection)."""
     session = requests.Session()
-
-    def curl() -> None:
-        subprocess.run(["curl", "-sS", "-f", "-o", str(dest / "out"), url], check=True)
 
     def receive() -> None:
         _stream(session, url, lambda chunk: None)
@@ -84,9 +80,9 @@ def stages(url: str, sha256: str, dest: Path,
     def download() -> None:
         run_ours(url, sha256, dest, fsync=False)
 
-    return {"curl": curl, "receive": receive, "receive + write": receive_write,
-            "receive + sha256": receive_hash, "sha256 from cache": hash_cached,
-            "Download job": download}
+    return {"curl": lambda: run_curl(url, dest), "receive": receive,
+            "receive + write": receive_write, "receive + sha256": receive_hash,
+            "sha256 from cache": hash_cached, "Download job": download}
 
 
 def _cpu() -> float:
@@ -101,14 +97,9 @@ def measure(where: str, size: int, runs: int) -> dict[str, list[tuple[float, flo
     with tempfile.TemporaryDirectory(prefix="bench-floor-", dir=where) as tmp:
         source = Path(tmp) / "big.raw"
         sha256 = make_file(source, size)
-        server = subprocess.Popen(
-            [sys.executable, str(Path(__file__).with_name("bench_download.py")), "--serve",
-             str(source)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-        try:
-            assert server.stdout is not None
-            url = server.stdout.readline().strip()
-            dest = Path(tmp) / "dest"
-            dest.mkdir()
+        dest = Path(tmp) / "dest"
+        dest.mkdir()
+        with served(source) as url:
             parts = stages(url, sha256, dest, size)
             names = list(parts)
             found: dict[str, list[tuple[float, float]]] = {k: [] for k in names}
@@ -119,10 +110,6 @@ def measure(where: str, size: int, runs: int) -> dict[str, list[tuple[float, flo
                     cpu, start = _cpu(), time.perf_counter()
                     parts[name]()
                     found[name].append((time.perf_counter() - start, _cpu() - cpu))
-        finally:
-            assert server.stdin is not None
-            server.stdin.close()
-            server.wait(timeout=30)
     return found
 
 
