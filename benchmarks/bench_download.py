@@ -95,17 +95,18 @@ def run_ours(url: str, sha256: str, dest: Path, fsync: bool) -> tuple[float, flo
     return took, cpu
 
 
-def _children_cpu() -> float:
+def children_cpu() -> float:
+    """CPU seconds used by this process's finished children."""
     usage = resource.getrusage(resource.RUSAGE_CHILDREN)
     return usage.ru_utime + usage.ru_stime
 
 
 def run_curl(url: str, dest: Path) -> tuple[float, float]:
     """Wall and CPU seconds of one curl run."""
-    cpu = _children_cpu()
+    cpu = children_cpu()
     start = time.perf_counter()
     subprocess.run(["curl", "-sS", "-f", "-o", str(dest / "big.raw"), url], check=True)
-    return time.perf_counter() - start, _children_cpu() - cpu
+    return time.perf_counter() - start, children_cpu() - cpu
 
 
 def measure(where: str | None, size: int, runs: int) -> dict[str, list[tuple[float, float]]]:

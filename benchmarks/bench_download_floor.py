@@ -7,15 +7,17 @@ verifying client does, alone, over one loopback connection each:
 * ``curl -o`` (receive + write, no verification);
 * receive only: ``readinto`` a 256 KiB buffer and drop it;
 * receive + write: curl's work, in Python, as ``Download`` does it;
-* receive + sha256 in one thread, no write: the least work of the core that
-  hashes.  Bytes reach a core's cache only through a copy that core makes,
-  and sha256 from memory is ~50% slower than from cache, so whichever
-  thread hashes does at least this much;
+* receive + sha256 in one thread, no write: what the hashing core does when
+  it also receives.  Bytes reach a core's cache only through a copy that
+  core makes, so a core that hashes without receiving reads them from the
+  other core's cache instead, at about the speed of sha256 from memory
+  (~50% slower than from cache);
 * sha256 of the same number of bytes from a buffer in cache;
 * the ``Download`` job (fsync=False) through a ``DoJobber`` graph.
 
-The last column bounds the target: no arrangement of the passes can beat
-curl by more than curl's time over the hashing core's least work.
+The last column, for receive + sha256, is the best ratio a client can reach
+when one core both receives and hashes; benchmarks/README.md discusses the
+other arrangements.
 
     .venv/bin/python benchmarks/bench_download_floor.py [--size-mib 512] [--runs 7]
 """
@@ -26,7 +28,6 @@ import argparse
 import hashlib
 import os
 import platform
-import resource
 import statistics
 import sys
 import tempfile
@@ -39,7 +40,13 @@ import requests
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 from _readme import write_section  # noqa: E402  (benchmarks/ is on sys.path)
-from bench_download import make_file, run_curl, run_ours, served  # noqa: E402
+from bench_download import (  # noqa: E402
+    children_cpu,
+    make_file,
+    run_curl,
+    run_ours,
+    served,
+)
 
 from dojobber.contrib._hashring import body_readinto, write_all  # noqa: E402
 
@@ -87,9 +94,7 @@ def stages(url: str, sha256: str, dest: Path,
 
 def _cpu() -> float:
     """CPU seconds used so far by this process and its finished children."""
-    own, kids = (resource.getrusage(who) for who in
-                 (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN))
-    return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
+    return time.process_time() + children_cpu()
 
 
 def measure(where: str, size: int, runs: int) -> dict[str, list[tuple[float, float]]]:
@@ -123,7 +128,8 @@ def main() -> None:
                         help="replace its 'download-floor' section")
     args = parser.parse_args()
     size = args.size_mib << 20
-    found = measure(args.dir or tempfile.gettempdir(), size, args.runs)
+    where = args.dir or tempfile.gettempdir()
+    found = measure(where, size, args.runs)
     curl = [wall for wall, _ in found["curl"]]
     rows = []
     for name, runs in found.items():
@@ -136,7 +142,7 @@ def main() -> None:
         f"`{' '.join(['benchmarks/bench_download_floor.py', *sys.argv[1:]])}` on "
         f"{platform.python_implementation()} {platform.python_version()}, "
         f"{os.cpu_count()} cores, {time.strftime('%Y-%m-%d')}: {args.size_mib} MiB from the "
-        f"fake OBS download area on 127.0.0.1 into {args.dir}, each part alone, "
+        f"fake OBS download area on 127.0.0.1 into {where}, each part alone, "
         f"{args.runs} rounds in rotating order; wall seconds, and CPU seconds of the "
         "client (all its threads; the server is another process).",
         "",
