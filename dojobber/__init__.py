@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from ._context import report_progress
 from ._main import main
+from ._version import __version__
 from .dojobber import DoJobber
 from .errors import (
     CleanupError,
@@ -35,8 +36,6 @@ from .events import Listener, RunInfo
 from .graph import JobGraph
 from .job import REQUIRED, DummyJob, Job, RunonlyJob
 from .results import JobResult, JobStatus, Phase, RunResult
-
-__version__ = "0.7.0"
 
 __all__ = [
     "REQUIRED",

@@ -28,6 +28,7 @@ import urllib.parse
 import urllib.request
 from typing import TYPE_CHECKING, Any
 
+from ._version import __version__
 from .errors import ConfigurationError
 from .events import Listener
 from .results import JobStatus, RunResult
@@ -134,8 +135,6 @@ class WebhookNotifier(Listener):
 
     def send(self, payload: dict[str, Any]) -> bool:
         """POST ``payload``; True when the endpoint answered 2xx."""
-        from . import __version__
-
         request = urllib.request.Request(
             self.url,
             data=json.dumps(payload).encode(),

@@ -3,7 +3,7 @@
 # As root it runs apt-get; otherwise it says what to install and goes on
 # (tests that need a missing program then fail with a message naming it).
 set -eu
-packages="graphviz libvirt-dev pkg-config openssh-server openssh-client xz-utils curl postgresql chromium"
+packages="graphviz libvirt-dev pkg-config openssh-server openssh-client xz-utils curl postgresql chromium qemu-utils"
 missing=""
 for p in $packages; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"

@@ -13,6 +13,8 @@ import logging
 import os
 import pathlib
 import pickle
+import shutil
+import subprocess
 from collections.abc import Iterator
 from typing import Any
 
@@ -49,10 +51,13 @@ def conn() -> Iterator[Any]:
 
 @pytest.fixture
 def image(tmp_path: pathlib.Path) -> str:
-    """A small qcow2-looking image (header with a 10 GiB virtual size)."""
+    """A real (empty) qcow2 image with a 10 GiB virtual size, made by qemu-img
+    (Debian's qemu-utils, installed by scripts/system-deps.sh)."""
     path = tmp_path / "images" / "base.qcow2"
     path.parent.mkdir()
-    path.write_bytes(b"QFI\xfb" + bytes(20) + (10 << 30).to_bytes(8, "big") + os.urandom(4000))
+    qemu_img = shutil.which("qemu-img")
+    assert qemu_img, "qemu-img is missing: run scripts/system-deps.sh (package qemu-utils)"
+    subprocess.run([qemu_img, "create", "-q", "-f", "qcow2", str(path), "10G"], check=True)
     return str(path)
 
 
@@ -67,6 +72,7 @@ def statuses(result: RunResult) -> dict[str, JobStatus]:
 
 
 def vm(image: str, name: str = "vm1", **options: Any) -> Any:
+    options.setdefault("disk_mode", "copy")  # the overlay mode has its own test
     return CreateDomain.variant(name, uri=URI, name=name, image=image, **options)
 
 
@@ -177,7 +183,8 @@ def test_image_from_a_job_result(conn: Any, image: str) -> None:
             publish(self.global_storage, "Download", {"path": image}, {})
             return image
 
-    Vm = CreateDomain.variant("vm1", uri=URI, name="vm1", image=Download)
+    Vm = CreateDomain.variant("vm1", uri=URI, name="vm1", image=Download,
+                              disk_mode="copy")
     assert list(Vm.DEPS) == [Download]
     result = run(Vm)
     assert result.jobs["vm1"].status is JobStatus.CHANGED
@@ -218,12 +225,13 @@ def test_unknown_template_placeholder_is_named(conn: Any, image: str) -> None:
     assert "nonsense" in str(err) and "${memory_kib}" in str(err)
 
 
-def test_pool_without_upload_support_falls_back_to_a_copy(
+def test_pool_without_upload_support_falls_back_to_a_per_domain_disk(
     conn: Any, image: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.WARNING, "dojobber.contrib.libvirt")
-    result = run(vm(image, pool="default-pool"))
-    assert result.jobs["vm1"].result["disk_mode"] == "copy"
+    result = run(vm(image, pool="default-pool", disk_mode="auto"))
+    # auto: an overlay, since qemu-img is installed (scripts/system-deps.sh)
+    assert result.jobs["vm1"].result["disk_mode"] == "overlay"
     assert "cannot upload to pool default-pool" in caplog.text
     # the volume made for the upload attempt is gone again
     pool = conn.storagePoolLookupByName("default-pool")
@@ -237,6 +245,16 @@ def test_volume_mode_without_upload_support_is_an_error(conn: Any, image: str) -
     assert pool.listAllVolumes() == []
     with pytest.raises(libvirt.libvirtError):
         conn.lookupByName("vm1")
+
+
+def test_overlay_mode_makes_a_qcow2_backed_by_the_image(conn: Any, image: str) -> None:
+    result = run(vm(image, disk_mode="overlay"))
+    disk = result.jobs["vm1"].result["disk"]
+    assert disk.endswith("vm1-overlay.qcow2")
+    info = subprocess.run(["qemu-img", "info", "--output=json", disk], check=True,
+                          capture_output=True, text=True).stdout
+    assert f'"backing-filename": "{image}"' in info
+    assert run(vm(image, disk_mode="overlay")).jobs["vm1"].status is JobStatus.OK
 
 
 def test_overlay_mode_needs_qemu_img(

@@ -13,7 +13,6 @@ from pathlib import Path
 import pytest
 
 from dojobber import DoJobber, DummyJob, Job
-from dojobber._records_schema import SCHEMA_VERSION, migrate
 from dojobber.records import (
     RecordsError,
     RecordsListener,
@@ -23,6 +22,7 @@ from dojobber.records import (
     mask_secrets,
     stored_run,
 )
+from dojobber.records._schema import SCHEMA_VERSION, migrate
 from tests.fakes.procs import read_line, start_python, wait_until
 
 log = logging.getLogger("tests.records")

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import gc
 import importlib.util
-import os
 import pathlib
+import subprocess
 from collections.abc import Iterator
 from types import ModuleType
 from typing import Any
@@ -54,7 +54,9 @@ def test_example_converges_in_one_run_and_a_rerun_does_nothing(
     world: tuple[FakeObs, Sshd, Any], tmp_path: pathlib.Path
 ) -> None:
     obs, sshd, conn = world
-    image = b"QFI\xfb" + bytes(20) + (4 << 30).to_bytes(8, "big") + os.urandom(64 * 1024)
+    made = tmp_path / "made.qcow2"  # a real qcow2 (qemu-img, from scripts/system-deps.sh)
+    subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", str(made), "4G"], check=True)
+    image = made.read_bytes()
     obs.add_build("devel:kanku:images", "leap", files={IMAGE: image})
     known = tmp_path / "known_hosts"
     known.write_text(sshd.known_hosts_line())
@@ -86,7 +88,7 @@ def test_example_converges_in_one_run_and_a_rerun_does_nothing(
     assert (images / IMAGE).read_bytes() == image
     dom = conn.lookupByName("kanku-test")
     assert dom.isActive() and dom.maxMemory() == 1 << 20
-    assert first.noderesults["Create domain"]["disk"] == str(images / "kanku-test-disk.qcow2")
+    assert first.noderesults["Create domain"]["disk"] == str(images / "kanku-test-overlay.qcow2")
     assert marker.read_text() == "provisioned by dojobber\n"
     assert first.noderesults["Provision"]["host"] == "127.0.0.1"
     assert first.noderesults["Wait for address"]["ip"] != "127.0.0.1"

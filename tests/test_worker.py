@@ -123,7 +123,7 @@ def test_killed_worker_request_is_claimed_again_after_its_lease(
 
 def test_cancel_while_claimed_stops_after_the_current_job(
         setup: tuple[Path, SQLiteBoard, Path]) -> None:
-    from dojobber._cli_load import load_root
+    from dojobber.loader import load_root
 
     jobs, board, tmp = setup
     rid = board.post(f"{jobs}:AfterSlow", (), {"where": str(tmp)}).id

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from ._records_store import RecordsError, RecordStore
-from .graph import JobGraph
-from .job import DummyJob, Job
-from .results import JobResult, JobStatus, RunResult
+from ..graph import JobGraph
+from ..job import DummyJob, Job
+from ..results import JobResult, JobStatus, RunResult
+from .store import RecordsError, Store
 
 __all__ = ["StoredError", "stored_run"]
 
@@ -25,7 +25,7 @@ def _stored_error(kind: str) -> type[StoredError]:
     return cls
 
 
-def stored_run(store: RecordStore, run_id: int | str) -> tuple[JobGraph, RunResult]:
+def stored_run(store: Store, run_id: int | str) -> tuple[JobGraph, RunResult]:
     """A stored run as a :class:`JobGraph` and :class:`RunResult` (job
     classes are stand-ins named like the originals), for drawing it.
 

@@ -9,19 +9,24 @@ dojobber needs anyway, is imported only for ``focus`` and ``max_nodes``).
 
 from __future__ import annotations
 
+import re
 import textwrap
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
-from .graph import JobGraph
-from .job import DummyJob
-from .results import JobResult, JobStatus, RunResult
+from ..graph import JobGraph
+from ..job import DummyJob
+from ..results import JobResult, JobStatus, RunResult
 
-__all__ = ["FOCUS_FAILURES", "STYLES", "NodeView", "Picture", "Style", "build_picture"]
+__all__ = [
+    "CONTROL_CHARS",
+    "FOCUS_FAILURES", "STYLES", "NodeView", "Picture", "Style", "build_picture"]
 
 #: ``focus=`` value drawing the failed jobs, the jobs they block and the
 #: path from them up to the root.
+#: Control characters, replaced by a space in every label.
+CONTROL_CHARS = re.compile(r"[\x00-\x1f\x7f]+")
 FOCUS_FAILURES = "failures"
 
 #: Exception text in a node label: wrapped at this width, at most this many

@@ -33,101 +33,25 @@ import json
 import logging
 import os
 import pickle
-import re
 import sqlite3
 import sys
 import time
 import weakref
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from typing import Any
 
-from ._context import OutputCapture, current
-from ._records_graph import StoredError, stored_run
-from ._records_store import (
-    ENV_VAR,
-    JobRecord,
-    LogLine,
-    RecordsError,
-    RecordStore,
-    RunRecord,
-    default_path,
-    process_start,
-    this_host,
-    this_user,
-)
-from .events import Listener, RunInfo
-from .graph import JobGraph
-from .job import DummyJob
-from .results import _WALL_OFFSET, PHASE_FIELDS, JobResult, JobStatus, RunResult, phase_tuples
+from .._context import OutputCapture, current
+from ..events import Listener, RunInfo
+from ..graph import JobGraph
+from ..job import DummyJob
+from ..results import _WALL_OFFSET, PHASE_FIELDS, JobResult, JobStatus, RunResult, phase_tuples
+from .masking import mask_argv, mask_secrets, short_repr
+from .sqlite import RecordStore
+from .store import default_path, process_start, this_host, this_user
 
-__all__ = [
-    "ENV_VAR",
-    "JobRecord",
-    "LogLine",
-    "RecordStore",
-    "RecordsError",
-    "RecordsListener",
-    "RunRecord",
-    "StoredError",
-    "default_path",
-    "mask_argv",
-    "mask_secrets",
-    "stored_run",
-]
+__all__ = ["RecordsListener"]
 
-#: Argument names whose values are never stored (matched anywhere, any case).
-SECRET_NAMES = re.compile(
-    r"pass|secret|token|key|auth|cred|private|cookie|session|signature", re.IGNORECASE
-)
-MASK = "***"
 log = logging.getLogger("dojobber.records")
-#: Longest repr of a job's result that is stored.
-MAX_REPR = 2000
-
-
-def mask_secrets(value: Any) -> Any:
-    """``value`` made JSON-safe, with values of secret-looking keys masked."""
-    if isinstance(value, Mapping):
-        return {
-            str(k): MASK if SECRET_NAMES.search(str(k)) else mask_secrets(v)
-            for k, v in value.items()
-        }
-    if isinstance(value, (list, tuple)):
-        return [mask_secrets(v) for v in value]
-    if value is None or isinstance(value, (bool, int, float, str)):
-        return value
-    return _short_repr(value)
-
-
-def mask_argv(argv: Iterable[str]) -> list[str]:
-    """Command-line words with secrets masked: ``KEY=VALUE`` and
-    ``--KEY=VALUE`` with a secret-looking KEY, and the word after a
-    secret-looking ``--option``."""
-    out: list[str] = []
-    hide_next = False
-    for word in argv:
-        if hide_next and not word.startswith("-"):
-            out.append(MASK)
-            hide_next = False
-            continue
-        hide_next = False
-        key, eq, _ = word.partition("=")
-        if eq and SECRET_NAMES.search(key):
-            out.append(f"{key}={MASK}")
-        elif word.startswith("-") and not eq and SECRET_NAMES.search(word):
-            out.append(word)
-            hide_next = True
-        else:
-            out.append(word)
-    return out
-
-
-def _short_repr(value: Any) -> str:
-    try:
-        text = repr(value)
-    except Exception as err:  # a broken __repr__ must not break recording
-        text = f"<unrepresentable {type(value).__name__}: {err}>"
-    return text if len(text) <= MAX_REPR else text[: MAX_REPR - 3] + "..."
 
 
 def _error_text(error: BaseException | None) -> str | None:
@@ -373,7 +297,7 @@ class RecordsListener(Listener):
                  sum(phases[3::PHASE_FIELDS]) if phases else None))
             details.append(
                 (rid, i,
-                 None if res.result is None else _short_repr(res.result),
+                 None if res.result is None else short_repr(res.result),
                  _error_text(res.exception),
                  res.traceback if res.exception is not None else None,
                  json.dumps([[p[0], p[1], p[2] + wall, p[3], p[4], _error_text(p[5])]

@@ -1,9 +1,4 @@
-"""Run records in SQLite: every run, every job, every log line.
-
-:class:`RecordStore` is the database (stdlib :mod:`sqlite3`, WAL mode, one
-file); :class:`RecordsListener` writes a run into it while the run goes on.
-``configure(records=path)`` attaches one; the ``dojobber`` command line does
-so by default at :func:`default_path`.
+"""The SQLite records backend: stdlib :mod:`sqlite3`, WAL mode, one file.
 
 Writes are batched (one transaction per few thousand rows or per second),
 so recording costs little even for very large graphs.  Several processes
@@ -15,162 +10,23 @@ and marks it ``interrupted``.
 
 from __future__ import annotations
 
-import getpass
 import json
 import os
-import socket
 import sqlite3
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from typing import Any
 
-from ._paths import user_state_file
-from ._records_schema import MIGRATIONS, migrate
-from .errors import DojobberError
+from ._schema import MIGRATIONS, migrate
+from .store import JobRecord, LogLine, RecordsError, RunRecord, process_alive, this_host
 
-__all__ = [
-    "ENV_VAR",
-    "JobRecord",
-    "LogLine",
-    "RecordStore",
-    "RecordsError",
-    "RunRecord",
-    "default_path",
-]
-
-#: Environment variable naming the records database (the CLI's default).
-ENV_VAR = "DOJOBBER_RECORDS"
-
-#: Outcomes a run can have in the records.
-OUTCOMES = ("running", "converged", "failed", "interrupted")
-
-
-class RecordsError(DojobberError):
-    """The records database cannot be opened, read or written."""
-
-    def __init__(self, path: str, reason: str, hint: str | None = None) -> None:
-        self.path = path
-        self.reason = reason
-        if hint is None:
-            hint = (
-                f"pass another path (records=... / --records PATH, or set {ENV_VAR}) "
-                "or fix the file's permissions"
-            )
-        super().__init__(f"run records at {path}: {reason}; {hint}")
-
-
-def default_path() -> str:
-    """Where the CLI keeps records: ``$DOJOBBER_RECORDS`` if set, else
-    ``$XDG_STATE_HOME/dojobber/records.sqlite3`` (``~/.local/state`` when
-    ``XDG_STATE_HOME`` is unset)."""
-    return user_state_file(ENV_VAR, "records.sqlite3")
-
-
-@dataclass
-class RunRecord:
-    """One run as stored."""
-
-    id: int
-    root: str
-    target: str
-    script: str | None
-    argv: list[str]
-    args: Any
-    host: str
-    user: str
-    pid: int
-    no_act: bool
-    workers: int
-    started: float
-    finished: float | None
-    outcome: str
-    jobs: int
-    ok: int
-    changed: int
-    failed: int
-    blocked: int
-
-    @property
-    def duration(self) -> float | None:
-        return None if self.finished is None else self.finished - self.started
-
-
-@dataclass
-class JobRecord:
-    """One job of one run as stored."""
-
-    run_id: int
-    name: str
-    status: str
-    tries: int
-    started: float | None
-    duration: float | None
-    result: str | None = None
-    exception: str | None = None
-    traceback: str | None = None
-    #: ``[phase, attempt, started, duration, ok, error]`` per phase.
-    phases: list[list[Any]] = field(default_factory=list)
-
-
-@dataclass
-class LogLine:
-    """One log record (or captured output line) of a job's phase."""
-
-    job: str
-    phase: str
-    attempt: int
-    created: float
-    level: int
-    logger: str
-    message: str
-
+__all__ = ["RecordStore"]
 
 _RUN_COLUMNS = (
     "id, root, target, script, argv, args, host, user, pid, no_act, workers, "
     "started, finished, outcome, jobs, ok, changed, failed, blocked"
 )
-
-
-def this_host() -> str:
-    return socket.gethostname()
-
-
-def this_user() -> str:
-    try:
-        return getpass.getuser()
-    except Exception:  # no passwd entry (containers)
-        return str(os.getuid())
-
-
-def process_start(pid: int) -> int | None:
-    """Start time of ``pid`` in clock ticks since boot (Linux), else None;
-    tells a live process from a later one that reuses its pid."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            stat = f.read()
-    except OSError:
-        return None
-    fields = stat[stat.rfind(b")") + 2 :].split()
-    if fields[0] == b"Z":  # zombie: dead, not yet reaped
-        return -1
-    return int(fields[19])
-
-
-def process_alive(pid: int, start: int | None) -> bool:
-    """Whether the process that wrote a run (``pid`` started at ``start``)
-    still runs on this host."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        pass
-    now = process_start(pid)
-    if now == -1:
-        return False
-    return start is None or now is None or now == start
 
 
 class RecordStore:

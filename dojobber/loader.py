@@ -1,4 +1,5 @@
-"""Finding the root job a command line names: ``FILE.py:Root`` or ``module:Root``.
+"""Loading the root job a target names: ``FILE.py:Root`` or ``pkg.module:Root``
+(used by the command line and by board workers).
 
 Every problem is a :class:`TargetError` with a one-line message that says
 what to do; the CLI prints it and exits with status 2.
@@ -18,7 +19,7 @@ from typing import Any
 from .errors import DojobberError
 from .job import Job
 
-__all__ = ["TargetError", "load_root", "parse_args"]
+__all__ = ["TargetError", "absolute_target", "load_root", "parse_args"]
 
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 
@@ -146,3 +147,14 @@ def _only_root(module: ModuleType, source: str) -> type[Job]:
     raise TargetError(
         f"{source} has several root jobs ({', '.join(roots)}); name one: {source}:{roots[0]}"
     )
+
+
+def absolute_target(target: str) -> str:
+    """``site.py:Root`` -> ``/abs/path/site.py:Root``, so that a worker in any
+    directory finds the file; module targets stay as they are."""
+    source, sep, name = target.rpartition(":")
+    if not sep:
+        source, name = target, ""
+    if _looks_like_file(source):
+        source = os.path.abspath(source)
+    return f"{source}:{name}" if name else source

@@ -12,7 +12,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from .records import RecordStore, RunRecord
+from ..records import RunRecord, Store
 
 __all__ = ["print_history", "print_job", "print_run", "trend"]
 
@@ -55,7 +55,7 @@ def trend(runs: Sequence[RunRecord]) -> str:
 
 
 def print_history(
-    store: RecordStore, root: str | None, limit: int, console: Console, as_json: bool
+    store: Store, root: str | None, limit: int, console: Console, as_json: bool
 ) -> None:
     runs = store.runs(root=root, limit=limit)
     roots = list(dict.fromkeys(r.root for r in runs))
@@ -90,7 +90,7 @@ def print_history(
 
 
 def print_run(
-    store: RecordStore,
+    store: Store,
     run_id: str,
     console: Console,
     as_json: bool,
@@ -135,7 +135,7 @@ def print_run(
         console.print(f"({hidden} jobs were already fine; --all lists them)", style="dim")
 
 
-def print_job(store: RecordStore, run_id: str, name: str, console: Console, as_json: bool) -> None:
+def print_job(store: Store, run_id: str, name: str, console: Console, as_json: bool) -> None:
     job = store.job(run_id, name)
     logs = store.logs(job.run_id, name)
     if as_json:

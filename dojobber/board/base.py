@@ -1,0 +1,142 @@
+"""A run queue: post run requests, let workers claim and carry them out.
+
+The job-board model: a request is *posted* (``waiting``), *claimed* by one
+worker under a lease that its heartbeat renews (``claimed``), and *consumed*
+(``done`` or ``failed``); a worker that dies stops renewing, its lease
+expires, and the next worker claims the request again — safe, because every
+job of a dojobber graph checks before it runs.  A failed request can be
+retried automatically (``max_attempts``, ``retry_delay``); ``cancel`` stops
+a waiting request at once and a claimed one after its current job.
+
+:class:`Board` (this module) is the interface every backend implements;
+:func:`dojobber.board.open_board` picks the backend from a location.  The
+embedded default is :class:`~dojobber.board.sqlite.SQLiteBoard`; a server
+database can stand behind the same interface to serve several hosts (a new
+backend is one new module in this package).
+"""
+
+from __future__ import annotations
+
+import abc
+import os
+import socket
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from ..errors import DojobberError
+
+__all__ = [
+    "STATES",
+    "Board",
+    "BoardError",
+    "Posted",
+    "Request",
+    "UnknownRequestError",
+    "worker_name",
+]
+
+#: Every state a request can be in.
+STATES = ("waiting", "claimed", "done", "failed", "cancelled")
+
+
+class BoardError(DojobberError):
+    """The board cannot be opened or used (path, permissions, corruption)."""
+
+
+class UnknownRequestError(BoardError, KeyError):
+    def __init__(self, request_id: int) -> None:
+        super().__init__(request_id)
+        self.request_id = request_id
+
+    def __str__(self) -> str:
+        return f"no request {self.request_id} on this board; 'dojobber board' lists them"
+
+
+@dataclass(frozen=True)
+class Posted:
+    """What :meth:`Board.post` did."""
+
+    id: int
+    #: True when an identical request was already waiting (nothing new queued).
+    duplicate: bool
+
+
+@dataclass(frozen=True)
+class Request:
+    """One run request, as the board holds it."""
+
+    id: int
+    #: What to run: ``FILE_OR_MODULE:Root`` as ``dojobber run`` takes it.
+    target: str
+    args: tuple[Any, ...]
+    kwargs: dict[str, Any]
+    priority: int
+    state: str
+    posted: float
+    attempts: int
+    max_attempts: int
+    retry_delay: float
+    not_before: float
+    claimed_by: str | None
+    claimed_at: float | None
+    lease_until: float | None
+    finished: float | None
+    outcome: str | None
+    cancel_requested: bool
+    #: Run ids (in the records database) of the attempts, oldest first.
+    runs: tuple[str, ...]
+
+
+def worker_name() -> str:
+    """``host:pid``, how a worker is named on the board."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+class Board(abc.ABC):
+    """What a run queue offers; see the module doc for the life of a request."""
+
+    @abc.abstractmethod
+    def post(
+        self,
+        target: str,
+        args: Sequence[Any] = (),
+        kwargs: dict[str, Any] | None = None,
+        *,
+        priority: int = 0,
+        max_attempts: int = 1,
+        retry_delay: float = 60.0,
+    ) -> Posted:
+        """Queue a run of ``target``; an identical waiting request is not
+        queued twice (``Posted.duplicate``)."""
+
+    @abc.abstractmethod
+    def claim(self, worker: str, lease: float) -> Request | None:
+        """Take the highest-priority, oldest request that is due (or whose
+        claim expired) for ``worker`` for ``lease`` seconds; None if none."""
+
+    @abc.abstractmethod
+    def heartbeat(self, request_id: int, worker: str, lease: float) -> str:
+        """Renew the lease; returns ``"ok"``, ``"cancel"`` (stop after the
+        current job) or ``"lost"`` (the claim is no longer this worker's)."""
+
+    @abc.abstractmethod
+    def finish(self, request_id: int, worker: str, success: bool, outcome: str,
+               run_id: str | None = None) -> str | None:
+        """Record the outcome of the claimed attempt; returns the new state
+        (None when the claim was not this worker's any more)."""
+
+    @abc.abstractmethod
+    def cancel(self, request_id: int) -> str:
+        """Cancel: a waiting request at once, a claimed one after its
+        current job.  Returns the state it is in afterwards."""
+
+    @abc.abstractmethod
+    def get(self, request_id: int) -> Request:
+        """One request; :class:`UnknownRequestError` if there is none."""
+
+    @abc.abstractmethod
+    def requests(self, states: Sequence[str] | None = None, limit: int = 100) -> list[Request]:
+        """Recent requests, newest first, optionally only in ``states``."""
+
+

@@ -1,0 +1,92 @@
+"""The ``dojobber`` command line (needs the ``cli`` extra: click and rich).
+
+::
+
+    dojobber run FILE.py:Root [--arg KEY=VALUE ...] [-n] [-v] [-d] [--workers N] [--json]
+    dojobber history [ROOT]
+    dojobber show RUN [JOB]
+    dojobber graph FILE.py:Root -o out.svg | --run RUN -o out.png
+    dojobber post FILE.py:Root [--arg KEY=VALUE ...] [--priority N]
+    dojobber worker [--concurrency N] [--once]
+    dojobber board [ID] / dojobber cancel ID
+
+``python -m dojobber`` is the same.  In a script of your own,
+``raise SystemExit(dojobber.main(Root))`` gives the script the options of
+``dojobber run`` (without the target).  Exit status: 0 every job converged,
+1 some job failed (or was blocked), 2 a usage, definition or records error,
+3 another run holds the ``--lock``, 130 interrupted (Ctrl-C).
+
+One module per command family: :mod:`.run`, :mod:`.records` (history,
+show), :mod:`.graph`, :mod:`.board` (post, worker, board, cancel); what
+they share is in :mod:`._base`.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Sequence
+
+import click
+
+from ..job import Job
+from ..loader import TargetError
+from . import board, graph, records, run
+from ._base import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_LOCKED, EXIT_OK, EXIT_USAGE, cli
+from .run import script_command
+
+__all__ = [
+    "EXIT_FAILED",
+    "EXIT_INTERRUPTED",
+    "EXIT_LOCKED",
+    "EXIT_OK",
+    "EXIT_USAGE",
+    "cli",
+    "entry_point",
+    "main",
+]
+
+#: The command families, each registered on :data:`cli` when imported.
+COMMANDS = (run, records, graph, board)
+
+
+def main(
+    target: Sequence[str] | type[Job] | None = None,
+    argv: Sequence[str] | None = None,
+    *,
+    prog_name: str | None = None,
+) -> int:
+    """Run the command line and return its exit status (never exits).
+
+    ``main()`` / ``main(["run", "jobs.py:Root", "-v"])``: the ``dojobber``
+    command with ``sys.argv[1:]`` or the given words.
+    ``main(Root)``: a user script's command line for ``Root`` with the
+    options of ``dojobber run`` read from ``argv`` (default
+    ``sys.argv[1:]``); write ``raise SystemExit(dojobber.main(Root))``.
+    """
+    if isinstance(target, type):
+        words = list(sys.argv[1:] if argv is None else argv)
+        prog = prog_name or os.path.basename(sys.argv[0] or target.__name__)
+        command = script_command(target, prog)
+    else:
+        words = list(sys.argv[1:] if target is None else target)
+        prog = prog_name or "dojobber"
+        command = cli
+    try:
+        code = command.main(words, prog_name=prog, standalone_mode=False, obj={"argv": words})
+    except click.ClickException as err:
+        err.show()
+        return err.exit_code
+    except click.Abort:
+        sys.stderr.write("aborted\n")
+        return EXIT_INTERRUPTED
+    except TargetError as err:  # raised before _guarded could see it
+        sys.stderr.write(f"Error: {err}\n")
+        return EXIT_USAGE
+    return int(code) if isinstance(code, int) else EXIT_OK
+
+
+
+def entry_point() -> None:
+    """The ``dojobber`` console script."""
+    raise SystemExit(main())

@@ -1,0 +1,105 @@
+"""What every ``dojobber`` command shares: the click group, exit codes,
+the one-line :class:`Failure`, the console, and opening the records."""
+
+from __future__ import annotations
+
+import os
+import sys
+import traceback
+from collections.abc import Callable
+from typing import Any
+
+import click
+from rich.console import Console
+
+from .._version import __version__
+from ..errors import DojobberError
+from ..lock import LockHeldError
+from ..records import ENV_VAR, RecordsError, RecordStore, default_path
+
+__all__ = [
+    "EXIT_FAILED",
+    "EXIT_INTERRUPTED",
+    "EXIT_LOCKED",
+    "EXIT_OK",
+    "EXIT_USAGE",
+    "Failure",
+    "Locked",
+    "cli",
+    "command_words",
+    "guarded",
+    "open_records",
+    "records_option",
+    "stdout_console",
+]
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_LOCKED, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
+
+
+class Failure(click.ClickException):
+    """A one-line error; exit status 2."""
+
+    exit_code = EXIT_USAGE
+
+
+class Locked(Failure):
+    """Another run holds the lock; exit status 3."""
+
+    exit_code = EXIT_LOCKED
+
+
+def records_option(func: Callable[..., Any]) -> Callable[..., Any]:
+    return click.option(
+        "--records",
+        "records_path",
+        metavar="PATH",
+        envvar=ENV_VAR,
+        show_envvar=True,
+        help="Run records database (default: $XDG_STATE_HOME/dojobber/records.sqlite3).",
+    )(func)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="dojobber")
+def cli() -> None:
+    """Converge dojobber job graphs and look at their run records."""
+
+
+def stdout_console() -> Console:
+    """A rich console on stdout (wide enough for tables when piped)."""
+    tty = sys.stdout.isatty()
+    return Console(file=sys.stdout, highlight=False, width=None if tty else 120)
+
+
+def open_records(path: str | None) -> RecordStore:
+    path = path or default_path()
+    if not os.path.exists(path):
+        raise Failure(
+            f"no run records at {path} yet: `dojobber run` records there "
+            f"(or pass --records PATH / set {ENV_VAR})"
+        )
+    try:
+        return RecordStore(path)
+    except RecordsError as err:
+        raise Failure(str(err)) from err
+
+
+def guarded(debug: bool, body: Callable[[], int]) -> int:
+    """Run ``body``; turn dojobber's errors into one line and exit status 2
+    (3 for a held lock), with the traceback first under ``--debug``."""
+    try:
+        return body()
+    except (DojobberError, OSError) as err:
+        if debug:
+            traceback.print_exc()
+        if isinstance(err, LockHeldError):
+            raise Locked(str(err)) from err
+        raise Failure(str(err)) from err
+
+
+def command_words() -> list[str]:
+    """The command-line words being run (for the records; masked there)."""
+    obj = click.get_current_context().find_root().obj
+    return list(obj["argv"]) if isinstance(obj, dict) else sys.argv[1:]
+
+

@@ -1,0 +1,201 @@
+"""``dojobber run``: converge a graph from the command line (and the options
+that ``dojobber.main(Root)`` gives a script)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from collections.abc import Callable
+from contextlib import ExitStack
+from typing import Any
+
+import click
+from rich.console import Console
+
+from ..console import PlainProgress, RichProgress, summary_table, summary_text
+from ..dojobber import DoJobber
+from ..errors import DojobberError
+from ..events import Listener
+from ..job import Job
+from ..loader import load_root, parse_args
+from ..notify import WebhookNotifier, run_summary
+from ..records import RecordsListener, default_path
+from ..results import RunResult
+from ._base import (
+    EXIT_FAILED,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    cli,
+    command_words,
+    guarded,
+    records_option,
+    stdout_console,
+)
+from .graph import write_picture
+
+__all__ = ["run_command", "run_options", "script_command"]
+
+_LEVELS = ["DEBUG", "INFO", "WARNING", "ERROR"]
+
+
+def run_options(func: Callable[..., Any]) -> Callable[..., Any]:
+    """The options of ``dojobber run`` (shared with :func:`main` for scripts)."""
+    options: list[Callable[[Callable[..., Any]], Callable[..., Any]]] = [
+        click.option("-a", "--arg", "args", multiple=True, metavar="KEY=VALUE",
+                     help="Keyword argument for every Check and Run (repeatable)."),
+        click.option("-n", "--no-act", is_flag=True, help="Only Check; run nothing."),
+        click.option("-v", "--verbose", is_flag=True, help="A line per phase of every job."),
+        click.option("-d", "--debug", is_flag=True,
+                     help="Tracebacks of failures (and of errors of this command)."),
+        click.option("-w", "--workers", type=click.IntRange(min=1), default=1, show_default=True,
+                     help="Jobs run at the same time (threads)."),
+        click.option("--executor", "executor_spec", metavar="SPEC",
+                     help="Run attempts on threads:N, processes:N, dask-local:N or "
+                          "dask://HOST:PORT (see docs/parallel.rst)."),
+        click.option("--tries", type=click.IntRange(min=1), default=3, show_default=True,
+                     help="Tries of jobs that set no TRIES."),
+        click.option("--retry-delay", type=click.FloatRange(min=0), default=1.0,
+                     show_default=True, help="Seconds between tries of jobs without RETRY_DELAY."),
+        records_option,
+        click.option("--no-records", is_flag=True, help="Do not record this run."),
+        click.option("--log-level", type=click.Choice(_LEVELS, case_sensitive=False),
+                     default="INFO", show_default=True,
+                     help="Lowest level of the jobs' log records that is recorded."),
+        click.option("--capture-output", is_flag=True,
+                     help="Record what jobs print to stdout/stderr too."),
+        click.option("--lock", "lock_path", metavar="PATH",
+                     help="Hold this lock file for the run: one run at a time."),
+        click.option("--lock-timeout", type=click.FloatRange(min=0), default=0.0,
+                     show_default=True, help="Seconds to wait for another run's lock."),
+        click.option("--notify", "notify_urls", multiple=True, metavar="URL",
+                     help="POST a JSON summary to this webhook at the end (repeatable)."),
+        click.option("--progress/--no-progress", default=None,
+                     help="Live progress display [default: when stderr is a terminal]."),
+        click.option("--json", "as_json", is_flag=True,
+                     help="Print the result as JSON on stdout (instead of the summary)."),
+        click.option("--graph", "graph_path", metavar="PATH",
+                     help="Draw the graph coloured by this run (format from the extension)."),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+@cli.command("run")
+@click.argument("target", metavar="FILE_OR_MODULE[:Job]")
+@run_options
+def run_command(target: str, **options: Any) -> int:
+    """Converge the graph of TARGET: FILE.py:Job or package.module:Job."""
+    return guarded(options["debug"], lambda: _run(load_root(target), target, options))
+
+
+def _run(root: type[Job], target: str | None, options: dict[str, Any]) -> int:
+    """``dojobber run``; ``target`` is the command's TARGET (None for a
+    script's own command line)."""
+    kwargs = parse_args(options["args"])
+    err_stream = sys.stderr
+    listeners: list[Listener] = []
+    records: RecordsListener | None = None
+    if not options["no_records"]:
+        records = RecordsListener(
+            options["records_path"] or default_path(),
+            log_level=getattr(logging, options["log_level"].upper()),
+            capture_output=options["capture_output"],
+            script="dojobber" if target is not None else None,
+            argv=command_words(),
+        )
+        records.open()
+        listeners.append(records)
+    listeners.extend(WebhookNotifier(url, records=records) for url in options["notify_urls"])
+    progress = options["progress"]
+    if progress is None:
+        progress = err_stream.isatty() and not options["verbose"]
+    if progress:
+        listeners.append(RichProgress(Console(file=err_stream)))
+    elif not options["verbose"]:
+        listeners.append(PlainProgress(err_stream))
+    with ExitStack() as stack:
+        executor = None
+        if options.get("executor_spec"):
+            from ..cluster import open_executor
+
+            executor = stack.enter_context(open_executor(options["executor_spec"]))
+        return _converge(root, options, kwargs, listeners, records, executor, err_stream)
+
+
+def _converge(
+    root: type[Job], options: dict[str, Any], kwargs: dict[str, str],
+    listeners: list[Listener], records: RecordsListener | None, executor: Any, err_stream: Any,
+) -> int:
+    dj = DoJobber()
+    dj.configure(
+        root,
+        executor=executor,
+        no_act=options["no_act"],
+        verbose=options["verbose"],
+        debug=options["debug"],
+        default_tries=options["tries"],
+        default_retry_delay=options["retry_delay"],
+        workers=options["workers"],
+        listeners=listeners,
+        lock=options["lock_path"],
+        lock_timeout=options["lock_timeout"],
+    )
+    dj.set_args(**kwargs)
+    try:
+        result = dj.checknrun()
+    except KeyboardInterrupt:
+        err_stream.write("interrupted\n")
+        return EXIT_INTERRUPTED
+    finally:
+        if records is not None:
+            records.close()
+    run_id = records.run_id if records is not None else None
+    _report(result, run_id, records, options["as_json"])
+    if options["graph_path"]:
+        try:
+            write_picture(dj.jobs, result, options["graph_path"])
+            err_stream.write(f"graph drawn in {options['graph_path']}\n")
+        except DojobberError as err:  # the run happened: keep its exit status
+            err_stream.write(f"Warning: graph not drawn: {err}\n")
+    return EXIT_OK if result.success() else EXIT_FAILED
+
+
+def _report(
+    result: RunResult, run_id: int | None, records: RecordsListener | None, as_json: bool
+) -> None:
+    if as_json:
+        data = run_summary(result, run_id)
+        data["records"] = records.path if records is not None else None
+        data["jobs"] = {
+            job.name: {
+                "status": job.status.value,
+                "tries": job.tries,
+                "duration": round(job.duration, 6),
+                "result": None if job.result is None else repr(job.result),
+                "error": None if job.exception is None
+                else f"{type(job.exception).__name__}: {job.exception}",
+            }
+            for job in result.attempted
+        }
+        sys.stdout.write(json.dumps(data, indent=2) + "\n")
+        return
+    if sys.stdout.isatty():
+        stdout_console().print(summary_table(result))
+    else:
+        sys.stdout.write(summary_text(result))
+    if records is not None and run_id is not None:
+        sys.stderr.write(f"recorded as run {run_id} in {records.path} (dojobber show {run_id})\n")
+
+
+def script_command(root: type[Job], prog: str) -> click.Command:
+    @click.command(name=prog, context_settings={"help_option_names": ["-h", "--help"]},
+                   help=(root.__doc__ or f"Converge {root.__name__}.").strip().splitlines()[0])
+    @run_options
+    def command(**options: Any) -> int:
+        return guarded(options["debug"], lambda: _run(root, None, options))
+
+    return command
+
+

@@ -1,0 +1,61 @@
+"""Run records: every run, every job, every log line, kept in a database.
+
+``configure(records=path)`` (or ``listeners=[RecordsListener(path, ...)]``)
+writes each run into a database; :func:`open_store` (or :class:`RecordStore`
+for SQLite) reads it back, and ``dojobber history`` / ``dojobber show``
+print it.  The command line records by default at :func:`default_path`
+(``$DOJOBBER_RECORDS``, else ``$XDG_STATE_HOME/dojobber/records.sqlite3``).
+
+The package: :mod:`~dojobber.records.listener` writes a run while it goes
+on, :mod:`~dojobber.records.store` holds what every backend shares (the
+stored forms and the reading interface :class:`Store`),
+:mod:`~dojobber.records.sqlite` is the SQLite backend,
+:mod:`~dojobber.records.masking` keeps secrets out, and
+:func:`stored_run` turns a stored run back into a graph and a result.
+"""
+
+from __future__ import annotations
+
+import os
+
+from ._graph import StoredError, stored_run
+from .listener import RecordsListener
+from .masking import MASK, SECRET_NAMES, mask_argv, mask_secrets
+from .sqlite import RecordStore
+from .store import (
+    ENV_VAR,
+    OUTCOMES,
+    JobRecord,
+    LogLine,
+    RecordsError,
+    RunRecord,
+    Store,
+    default_path,
+)
+
+__all__ = [
+    "ENV_VAR",
+    "MASK",
+    "OUTCOMES",
+    "SECRET_NAMES",
+    "JobRecord",
+    "LogLine",
+    "RecordStore",
+    "RecordsError",
+    "RecordsListener",
+    "RunRecord",
+    "Store",
+    "StoredError",
+    "default_path",
+    "mask_argv",
+    "mask_secrets",
+    "open_store",
+    "stored_run",
+]
+
+
+def open_store(location: str | os.PathLike[str] | None = None) -> Store:
+    """The records at ``location`` (a file path; default :func:`default_path`)
+    opened for reading with the backend that fits it."""
+    path = default_path() if location is None else os.path.expanduser(os.fspath(location))
+    return RecordStore(path)

@@ -1,0 +1,177 @@
+"""What every records backend shares: the stored forms of runs, jobs and log
+lines, the error, where records live by default, and the reading interface
+(:class:`Store`) that the command line, the web view and ``stored_run`` use.
+
+The SQLite backend is :mod:`dojobber.records.sqlite`.
+
+Writes are batched (one transaction per few thousand rows or per second),
+so recording costs little even for very large graphs.  Several processes
+may write to one database at once (WAL, ``BEGIN IMMEDIATE``, a busy
+timeout).  A run whose process died (SIGKILL, power loss) is left marked
+``running``; the next open on the same host sees that its process is gone
+and marks it ``interrupted``.
+"""
+
+from __future__ import annotations
+
+import getpass
+import os
+import socket
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from .._paths import user_state_file
+from ..errors import DojobberError
+
+__all__ = [
+    "ENV_VAR",
+    "JobRecord",
+    "LogLine",
+    "RecordsError",
+    "RunRecord",
+    "Store",
+    "default_path",
+]
+
+#: Environment variable naming the records database (the CLI's default).
+ENV_VAR = "DOJOBBER_RECORDS"
+
+#: Outcomes a run can have in the records.
+OUTCOMES = ("running", "converged", "failed", "interrupted")
+
+
+class RecordsError(DojobberError):
+    """The records database cannot be opened, read or written."""
+
+    def __init__(self, path: str, reason: str, hint: str | None = None) -> None:
+        self.path = path
+        self.reason = reason
+        if hint is None:
+            hint = (
+                f"pass another path (records=... / --records PATH, or set {ENV_VAR}) "
+                "or fix the file's permissions"
+            )
+        super().__init__(f"run records at {path}: {reason}; {hint}")
+
+
+def default_path() -> str:
+    """Where the CLI keeps records: ``$DOJOBBER_RECORDS`` if set, else
+    ``$XDG_STATE_HOME/dojobber/records.sqlite3`` (``~/.local/state`` when
+    ``XDG_STATE_HOME`` is unset)."""
+    return user_state_file(ENV_VAR, "records.sqlite3")
+
+
+@dataclass
+class RunRecord:
+    """One run as stored."""
+
+    id: int
+    root: str
+    target: str
+    script: str | None
+    argv: list[str]
+    args: Any
+    host: str
+    user: str
+    pid: int
+    no_act: bool
+    workers: int
+    started: float
+    finished: float | None
+    outcome: str
+    jobs: int
+    ok: int
+    changed: int
+    failed: int
+    blocked: int
+
+    @property
+    def duration(self) -> float | None:
+        return None if self.finished is None else self.finished - self.started
+
+
+@dataclass
+class JobRecord:
+    """One job of one run as stored."""
+
+    run_id: int
+    name: str
+    status: str
+    tries: int
+    started: float | None
+    duration: float | None
+    result: str | None = None
+    exception: str | None = None
+    traceback: str | None = None
+    #: ``[phase, attempt, started, duration, ok, error]`` per phase.
+    phases: list[list[Any]] = field(default_factory=list)
+
+
+@dataclass
+class LogLine:
+    """One log record (or captured output line) of a job's phase."""
+
+    job: str
+    phase: str
+    attempt: int
+    created: float
+    level: int
+    logger: str
+    message: str
+
+
+
+
+def this_host() -> str:
+    return socket.gethostname()
+
+
+def this_user() -> str:
+    try:
+        return getpass.getuser()
+    except Exception:  # no passwd entry (containers)
+        return str(os.getuid())
+
+
+def process_start(pid: int) -> int | None:
+    """Start time of ``pid`` in clock ticks since boot (Linux), else None;
+    tells a live process from a later one that reuses its pid."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            stat = f.read()
+    except OSError:
+        return None
+    fields = stat[stat.rfind(b")") + 2 :].split()
+    if fields[0] == b"Z":  # zombie: dead, not yet reaped
+        return -1
+    return int(fields[19])
+
+
+def process_alive(pid: int, start: int | None) -> bool:
+    """Whether the process that wrote a run (``pid`` started at ``start``)
+    still runs on this host."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass
+    now = process_start(pid)
+    if now == -1:
+        return False
+    return start is None or now is None or now == start
+
+
+class Store(Protocol):
+    """Reading a records database, whatever its backend."""
+
+    path: str
+
+    def close(self) -> None: ...
+    def runs(self, root: str | None = None, limit: int = 20) -> list[RunRecord]: ...
+    def run(self, run_id: int | str) -> RunRecord: ...
+    def resolve(self, run_id: int | str) -> int: ...
+    def jobs(self, run_id: int | str, status: str | None = None) -> list[JobRecord]: ...
+    def job(self, run_id: int | str, name: str) -> JobRecord: ...
+    def logs(self, run_id: int | str, job: str | None = None) -> list[LogLine]: ...
+    def graph_data(self, run_id: int | str) -> dict[str, Any] | None: ...

@@ -1,0 +1,81 @@
+"""The errors of drawing pictures (all :class:`RenderError`)."""
+
+from __future__ import annotations
+
+from ..errors import DojobberError
+
+__all__ = [
+    "GraphvizFailedError",
+    "GraphvizNotFoundError",
+    "GraphvizPackageMissingError",
+    "GraphvizUnavailableError",
+    "NoImageViewerError",
+    "RenderError",
+    "UnsupportedFormatError",
+]
+
+
+class RenderError(DojobberError):
+    """A graph picture could not be made."""
+
+
+class UnsupportedFormatError(RenderError, ValueError):
+    """The output format asked for is not one dojobber or ``dot`` writes."""
+
+    def __init__(self, fmt: str, known: list[str]) -> None:
+        self.fmt = fmt
+        super().__init__(
+            f"cannot draw the graph as {fmt!r}: not a known format; use one of "
+            f"{', '.join(known)}"
+        )
+
+
+class GraphvizUnavailableError(RenderError):
+    """Graphviz (the ``graphviz`` package or the ``dot`` program) is missing."""
+
+
+class GraphvizPackageMissingError(GraphvizUnavailableError, ImportError):
+    """The ``graphviz`` Python package (extra ``graph``) is not installed."""
+
+    def __init__(self, fmt: str) -> None:
+        self.fmt = fmt
+        super().__init__(
+            f"cannot draw the graph as {fmt}: the 'graphviz' Python package is not "
+            "installed; pip install 'dojobber[graph]' (or ask for fmt='mermaid', "
+            "which needs nothing)"
+        )
+
+
+class GraphvizNotFoundError(GraphvizUnavailableError):
+    """Graphviz's ``dot`` program is not on ``PATH``."""
+
+    def __init__(self, fmt: str) -> None:
+        self.fmt = fmt
+        super().__init__(
+            f"cannot draw the graph as {fmt}: Graphviz's 'dot' program is not on PATH; "
+            "install Graphviz (Debian/Ubuntu: apt-get install graphviz, Fedora: dnf "
+            "install graphviz, macOS: brew install graphviz, Windows: winget install "
+            "graphviz) or ask for fmt='dot' or 'mermaid', which need no program"
+        )
+
+
+class GraphvizFailedError(RenderError):
+    """The ``dot`` program ran but failed."""
+
+    def __init__(self, fmt: str, returncode: int, stderr: str) -> None:
+        self.fmt = fmt
+        self.returncode = returncode
+        self.stderr = stderr
+        said = stderr.strip() or "no message"
+        super().__init__(f"Graphviz 'dot -T{fmt}' failed (exit {returncode}): {said}")
+
+
+class NoImageViewerError(RenderError):
+    """No program to show an image with was found."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(
+            f"cannot show the graph: {reason}; install an image viewer (Debian/Ubuntu: "
+            "apt-get install xdg-utils eog, or imagemagick for 'display') or write the "
+            "picture to a file with write_graph(open('graph.png', 'wb'))"
+        )
