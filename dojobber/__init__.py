@@ -10,6 +10,8 @@ from __future__ import annotations
 from ._context import report_progress
 from ._main import main
 from ._version import __version__
+from .backoff import Backoff
+from .converge import ConvergeResult, Verdict
 from .dojobber import DoJobber
 from .errors import (
     CleanupError,
@@ -19,6 +21,7 @@ from .errors import (
     DepsNotIterableError,
     DojobberError,
     DuplicateJobNameError,
+    GiveUp,
     InvalidRetryDelayError,
     InvalidTriesError,
     JobNotSendableError,
@@ -32,15 +35,17 @@ from .errors import (
     UnknownOptionError,
     WorkerLostError,
 )
-from .events import Listener, RunInfo
+from .events import Listener, RoundInfo, RunInfo
 from .graph import JobGraph
 from .job import REQUIRED, DummyJob, Job, RunonlyJob
 from .results import JobResult, JobStatus, Phase, RunResult
 
 __all__ = [
     "REQUIRED",
+    "Backoff",
     "CleanupError",
     "ConfigurationError",
+    "ConvergeResult",
     "DefinitionError",
     "DependencyCycleError",
     "DepsNotIterableError",
@@ -48,6 +53,7 @@ __all__ = [
     "DojobberError",
     "DummyJob",
     "DuplicateJobNameError",
+    "GiveUp",
     "InvalidRetryDelayError",
     "InvalidTriesError",
     "Job",
@@ -62,12 +68,14 @@ __all__ = [
     "NotConfiguredError",
     "Phase",
     "RemoteError",
+    "RoundInfo",
     "RunError",
     "RunInfo",
     "RunResult",
     "RunonlyJob",
     "UnknownJobError",
     "UnknownOptionError",
+    "Verdict",
     "WorkerLostError",
     "__version__",
     "main",

@@ -6,11 +6,15 @@ import concurrent.futures as cf
 import logging
 import os
 import sys
+import threading
 from collections.abc import Iterable
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from . import graph as _graph
+from .backoff import Backoff
 from .console import ConsoleListener
+from .converge import ConvergeResult, converge
 from .engine import Engine
 from .errors import CleanupError, ConfigurationError, NotConfiguredError
 from .events import EventBus, Listener
@@ -62,6 +66,12 @@ class DoJobber:
         #: is the last run's id in the database), or None.
         self.records: RecordsListener | None = None
         self._lock: RunLock | None = None
+        #: The result of the last :meth:`converge` (kept after Ctrl-C too).
+        self.converge_result: ConvergeResult | None = None
+        # Set by stop() / stop_after_round(): wakes converge() from its wait.
+        self._wake = threading.Event()
+        self._converging = False
+        self._after_round = False
 
     # ------------------------------------------------------------------
     def configure(
@@ -229,6 +239,44 @@ class DoJobber:
             self._bus.emit("run_finished", engine.result)
         return engine.result
 
+    def converge(
+        self,
+        node: type[Job] | str | None = None,
+        *,
+        max_rounds: int | None = None,
+        within: float | timedelta | str | None = None,
+        backoff: Backoff | float | str | None = None,
+        max_stuck_rounds: int | None = None,
+    ) -> ConvergeResult:
+        """Run :meth:`checknrun` in rounds until the graph converges.
+
+        max_rounds: most rounds (default 10 when ``within`` is not given
+        either; None with ``within``: no limit).
+        within: a deadline, in seconds, a :class:`~datetime.timedelta` or
+        text such as ``"5m"``; no round starts after it.
+        backoff: the wait between rounds, a :class:`~dojobber.Backoff` or
+        seconds (default: 5 s doubling to 5 min, +-10%).
+        max_stuck_rounds: stop after this many rounds in a row that failed
+        the same way (default: keep going, waiting longer each time).
+
+        Returns a :class:`~dojobber.converge.ConvergeResult` with each
+        round's :class:`~dojobber.RunResult` and the verdict (``converged``,
+        ``exhausted``, ``gave_up``, ``interrupted``); also kept in
+        :attr:`converge_result`, while :attr:`result` and the node dicts
+        hold the last round.  See :mod:`dojobber.converge` for the rules.
+        """
+        return converge(
+            self, node, max_rounds=max_rounds, within=within, backoff=backoff,
+            max_stuck_rounds=max_stuck_rounds,
+        )
+
+    def stop_after_round(self) -> None:
+        """Let the running round of :meth:`converge` finish, then end the
+        session (verdict ``interrupted``); a session waiting between rounds
+        ends at once.  Safe from any thread or a signal handler."""
+        self._after_round = True
+        self._wake.set()
+
     def stop(self) -> None:
         """Stop the running ``checknrun()`` after the attempts running now.
 
@@ -238,6 +286,7 @@ class DoJobber:
         stops the next one at once.
         """
         self._stop_requested = True
+        self._wake.set()  # a converge() waiting between rounds ends
         engine = self._engine
         if engine is not None:
             engine.stopping = True

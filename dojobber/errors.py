@@ -20,6 +20,7 @@ __all__ = [
     "DepsNotIterableError",
     "DojobberError",
     "DuplicateJobNameError",
+    "GiveUp",
     "InvalidRetryDelayError",
     "InvalidTriesError",
     "JobNotSendableError",
@@ -175,6 +176,24 @@ class NotConfiguredError(DojobberError):
 
 class RunError(DojobberError):
     """Base class of errors raised while running a graph."""
+
+
+class GiveUp(Exception):  # noqa: N818 (a verb: "raise GiveUp(...)")
+    """Retrying will not fix this: a person must act.
+
+    Raise it (or an exception class that mixes it in:
+    ``class BadPassword(GiveUp, PermissionError)``) from ``Check``, ``Run``
+    or a job's constructor for a failure that no later try can cure: wrong
+    credentials, an ambiguous image name, a missing required file, invalid
+    options.  The engine does not try such a job again within the run, and
+    :meth:`DoJobber.converge` stops after the round with the verdict
+    ``gave up`` instead of waiting for another round.  Do not raise it for
+    what time may fix (connection refused, a build still running, no
+    address yet).
+
+    It derives from :class:`Exception` only (not :class:`DojobberError`),
+    so that any exception of yours can mix it in.
+    """
 
 
 class NoActError(RunError):

@@ -21,10 +21,13 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from .converge import ConvergeResult
     from .graph import JobGraph
     from .results import JobResult, RunResult
 
-__all__ = ["BATCH_SECONDS", "BATCH_SIZE", "Batch", "EventBus", "Listener", "RunInfo"]
+__all__ = [
+    "BATCH_SECONDS", "BATCH_SIZE", "Batch", "EventBus", "Listener", "RoundInfo", "RunInfo",
+]
 
 #: Most results in one :meth:`Listener.jobs_finished` call.
 BATCH_SIZE = 256
@@ -53,6 +56,23 @@ class RunInfo:
     #: The configured graph, when the engine passes it (records store its
     #: edges so that a stored run can be drawn).
     graph: JobGraph | None = field(default=None, compare=False, repr=False)
+
+
+@dataclass(frozen=True)
+class RoundInfo:
+    """One round of :meth:`DoJobber.converge`, given to the round events."""
+
+    #: Id of the converge session (the same for all its rounds; the records
+    #: store it with each round's run).
+    session: str
+    #: 1-based.
+    number: int
+    #: The session's limits: most rounds (None: no limit) and the deadline
+    #: (wall clock, seconds since the epoch; None: none).
+    max_rounds: int | None = None
+    deadline: float | None = None
+    #: When the session started (wall clock).
+    session_started: float = 0.0
 
 
 class Listener:
@@ -121,6 +141,20 @@ class Listener:
 
     def run_finished(self, result: RunResult) -> None:
         """The run ended (also after Ctrl-C, before the exception goes on)."""
+
+    # Converge sessions (DoJobber.converge): each round is a whole run,
+    # between round_started and round_finished.
+    def round_started(self, round: RoundInfo) -> None:
+        """A round of a converge session begins (its run_started follows)."""
+
+    def round_finished(self, round: RoundInfo, result: RunResult) -> None:
+        """A round ended; ``result`` is its run's result."""
+
+    def round_waiting(self, round: RoundInfo, seconds: float) -> None:
+        """The session waits ``seconds`` before starting ``round``."""
+
+    def converge_finished(self, result: ConvergeResult) -> None:
+        """The converge session ended (also after Ctrl-C)."""
 
 
 class EventBus:

@@ -14,7 +14,7 @@ from rich.text import Text
 
 from ..records import RunRecord, Store
 
-__all__ = ["print_history", "print_job", "print_run", "trend"]
+__all__ = ["group_sessions", "print_history", "print_job", "print_run", "trend"]
 
 _STYLE = {
     "ok": "green", "changed": "cyan", "failed": "bold red", "blocked": "yellow",
@@ -54,6 +54,22 @@ def trend(runs: Sequence[RunRecord]) -> str:
     return f"{word} (failed or blocked per run: {history})"
 
 
+def group_sessions(runs: Sequence[RunRecord]) -> list[list[RunRecord]]:
+    """``runs`` (newest first) with the rounds of each converge session
+    together, newest round first: one group per history line."""
+    groups: list[list[RunRecord]] = []
+    by_session: dict[str, list[RunRecord]] = {}
+    for run in runs:
+        if run.session is None:
+            groups.append([run])
+        elif run.session in by_session:
+            by_session[run.session].append(run)
+        else:
+            by_session[run.session] = [run]
+            groups.append(by_session[run.session])
+    return groups
+
+
 def print_history(
     store: Store, root: str | None, limit: int, console: Console, as_json: bool
 ) -> None:
@@ -74,15 +90,21 @@ def print_history(
     table = Table(title=f"Runs in {store.path}", title_justify="left", expand=False)
     for name, justify in (
         ("Run", "right"), ("Started", "left"), ("Root", "left"), ("Outcome", "left"),
-        ("Jobs", "right"), ("OK", "right"), ("Changed", "right"), ("Failed", "right"),
-        ("Blocked", "right"), ("Time", "right"),
+        ("Rounds", "right"), ("Jobs", "right"), ("OK", "right"), ("Changed", "right"),
+        ("Failed", "right"), ("Blocked", "right"), ("Time", "right"),
     ):
         table.add_column(name, justify=justify)  # type: ignore[arg-type]
-    for r in runs:
+    for group in group_sessions(runs):
+        last, first = group[0], group[-1]
+        ids = str(last.id) if len(group) == 1 else f"{first.id}-{last.id}"
+        finished = last.finished
+        took = None if finished is None else finished - first.started
+        rounds = "" if last.session is None else str(last.round or len(group))
         table.add_row(
-            str(r.id), _when(r.started), r.root, Text(r.outcome, style=_STYLE.get(r.outcome, "")),
-            str(r.jobs), str(r.ok), str(r.changed), str(r.failed), str(r.blocked),
-            _secs(r.duration),
+            ids, _when(first.started), last.root,
+            Text(last.outcome, style=_STYLE.get(last.outcome, "")), rounds,
+            str(last.jobs), str(last.ok), str(last.changed), str(last.failed), str(last.blocked),
+            _secs(took),
         )
     console.print(table)
     for name in roots:
@@ -113,6 +135,8 @@ def print_run(
         )
     )
     console.print(f"  {run.user}@{run.host} pid {run.pid}: {command}")
+    if run.session is not None:
+        console.print(f"  round {run.round} of converge session {run.session}")
     if run.args and (run.args.get("args") or run.args.get("kwargs")):
         console.print(f"  args: {json.dumps(run.args)}")
     console.print(

@@ -93,8 +93,21 @@ def _v1(conn: sqlite3.Connection) -> None:
     )
 
 
+def _v2(conn: sqlite3.Connection) -> None:
+    """Converge sessions: the rounds of one ``DoJobber.converge()`` share a
+    session id and are numbered (both NULL for a lone run)."""
+    _script(
+        conn,
+        """
+        ALTER TABLE runs ADD COLUMN session TEXT;
+        ALTER TABLE runs ADD COLUMN round INTEGER;
+        CREATE INDEX runs_by_session ON runs (session, id) WHERE session IS NOT NULL
+        """,
+    )
+
+
 #: ``MIGRATIONS[i]`` upgrades version ``i`` to ``i + 1``.
-MIGRATIONS: tuple[Step, ...] = (_v1,)
+MIGRATIONS: tuple[Step, ...] = (_v1, _v2)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

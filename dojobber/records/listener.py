@@ -41,7 +41,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from .._context import OutputCapture, current
-from ..events import Listener, RunInfo
+from ..events import Listener, RoundInfo, RunInfo
 from ..graph import JobGraph
 from ..job import DummyJob
 from ..results import _WALL_OFFSET, PHASE_FIELDS, JobResult, JobStatus, RunResult, phase_tuples
@@ -166,6 +166,8 @@ class RecordsListener(Listener):
         self._graph_linked = False
         self._capture: OutputCapture | None = None
         self._due = 0.0
+        #: The converge round being run (None outside a converge session).
+        self._round: RoundInfo | None = None
 
     def __repr__(self) -> str:
         return f"RecordsListener({self.path!r})"
@@ -191,12 +193,14 @@ class RecordsListener(Listener):
         with store.write() as conn:
             cursor = conn.execute(
                 "INSERT INTO runs (root, target, script, argv, args, host, user, "
-                "pid, pid_start, no_act, workers, started, outcome, jobs) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'running', ?)",
+                "pid, pid_start, no_act, workers, started, outcome, jobs, session, round) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'running', ?, ?, ?)",
                 (
                     run.root, run.target, self.script, json.dumps(self.argv), args,
                     this_host(), this_user(), os.getpid(), process_start(os.getpid()),
                     int(run.no_act), run.workers, run.started or time.time(), len(run.jobs),
+                    None if self._round is None else self._round.session,
+                    None if self._round is None else self._round.number,
                 ),
             )
             self.run_id = cursor.lastrowid
@@ -209,6 +213,12 @@ class RecordsListener(Listener):
         self._due = time.monotonic() + self.flush_interval
         if self.capture_output:
             self._capture = OutputCapture().__enter__()
+
+    def round_started(self, round: RoundInfo) -> None:
+        self._round = round
+
+    def round_finished(self, round: RoundInfo, result: RunResult) -> None:
+        self._round = None
 
     def jobs_finished(self, results: list[JobResult]) -> None:
         jobs = self._jobs

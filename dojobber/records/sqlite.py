@@ -25,7 +25,7 @@ __all__ = ["RecordStore"]
 
 _RUN_COLUMNS = (
     "id, root, target, script, argv, args, host, user, pid, no_act, workers, "
-    "started, finished, outcome, jobs, ok, changed, failed, blocked"
+    "started, finished, outcome, jobs, ok, changed, failed, blocked, session, round"
 )
 
 
@@ -235,7 +235,7 @@ def _run_record(row: tuple[Any, ...]) -> RunRecord:
     values[4] = json.loads(values[4]) if values[4] else []
     values[5] = json.loads(values[5]) if values[5] else None
     values[9] = bool(values[9])
-    values[14:] = [v or 0 for v in values[14:]]
+    values[14:19] = [v or 0 for v in values[14:19]]
     return RunRecord(*values)
 
 

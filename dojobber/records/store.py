@@ -84,6 +84,10 @@ class RunRecord:
     changed: int
     failed: int
     blocked: int
+    #: The converge session this run was a round of, and its round number
+    #: (None for a run on its own).
+    session: str | None = None
+    round: int | None = None
 
     @property
     def duration(self) -> float | None:
