@@ -38,7 +38,7 @@ from .errors import (
 from .events import Listener, RoundInfo, RunInfo
 from .graph import JobGraph
 from .job import REQUIRED, DummyJob, Job, RunonlyJob
-from .results import JobResult, JobStatus, Phase, RunResult
+from .results import JobResult, JobStatus, Phase, RunOutcome, RunResult
 
 __all__ = [
     "REQUIRED",
@@ -71,6 +71,7 @@ __all__ = [
     "RoundInfo",
     "RunError",
     "RunInfo",
+    "RunOutcome",
     "RunResult",
     "RunonlyJob",
     "UnknownJobError",

@@ -282,7 +282,8 @@ class DoJobber:
 
         Safe to call from any thread (a listener, a signal handler, a
         heartbeat).  Jobs not reached stay PENDING; the result says
-        ``stopped`` and ``success()`` is False.  Called before a run, it
+        ``stopped`` and, unless the target had passed already, its
+        ``outcome`` is STOPPED and ``success()`` False.  Called before a run, it
         stops the next one at once.
         """
         self._stop_requested = True
@@ -330,10 +331,9 @@ class DoJobber:
 
     # ------------------------------------------------------------------
     def success(self) -> bool:
-        """Every job of the last run succeeded."""
-        if self.result is not None and (self.result.stopped or self.result.interrupted):
-            return False
-        return bool(self.nodestatus) and all(self.nodestatus.values())
+        """The last run converged (its :attr:`~RunResult.outcome` is
+        CONVERGED): every job of it succeeded."""
+        return self.result is not None and self.result.success()
 
     def partial_success(self) -> bool:
         """At least one job of the last run succeeded."""

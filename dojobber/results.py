@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     from .graph import JobGraph
     from .job import Job
 
-__all__ = ["JobResult", "JobStatus", "Phase", "RunResult"]
+__all__ = ["JobResult", "JobStatus", "Phase", "RunOutcome", "RunResult"]
 
 
 class JobStatus(str, enum.Enum):
@@ -48,6 +48,63 @@ class JobStatus(str, enum.Enum):
         if self is JobStatus.FAILED:
             return False
         return None
+
+
+class RunOutcome(str, enum.Enum):
+    """The verdict on one run: :attr:`RunResult.outcome`.
+
+    Decided in one place (:attr:`RunResult.outcome`) and used by everything
+    that reports a run: ``success()``, the summary line, the run records,
+    the webhook, the picture's title, ``dojobber history`` and the exit
+    status of ``dojobber run``.  The values are what the records and the
+    JSON outputs store.
+
+    To add a verdict: a member here with its :attr:`label`, its rule in
+    :attr:`RunResult.outcome`, its exit status in
+    ``dojobber.cli._base.EXIT_STATUS``; the tests go over every member, so
+    a consumer that does not know the new one fails them.
+    """
+
+    #: The target passed (so every job it depends on passed) and no job of
+    #: the run failed.  A dry run (``no_act``) converges when every Check
+    #: passed: nothing would be done.  A run stopped or interrupted after
+    #: that point still converged.
+    CONVERGED = "converged"
+    #: The run went to its end and some job failed (or was blocked by one).
+    #: A dry run whose Checks did not all pass reads so too.
+    NOT_CONVERGED = "not_converged"
+    #: Asked to stop (:meth:`DoJobber.stop`: a cancelled board request,
+    #: SIGTERM to ``dojobber run``) before the target passed; jobs not
+    #: reached are PENDING.
+    STOPPED = "stopped"
+    #: Cut short by Ctrl-C (KeyboardInterrupt), or (in the records) its
+    #: process died before the end.
+    INTERRUPTED = "interrupted"
+
+    @property
+    def converged(self) -> bool:
+        return self is RunOutcome.CONVERGED
+
+    @property
+    def label(self) -> str:
+        """Words for people: "converged", "not converged", ..."""
+        return _OUTCOME_LABELS[self]
+
+    @classmethod
+    def read(cls, value: str) -> RunOutcome:
+        """The outcome stored as ``value``, also in older records (which
+        stored a run that did not converge as ``failed``)."""
+        return cls(_OLD_OUTCOMES.get(value, value))
+
+
+_OUTCOME_LABELS = {
+    RunOutcome.CONVERGED: "converged",
+    RunOutcome.NOT_CONVERGED: "not converged",
+    RunOutcome.STOPPED: "stopped before the end",
+    RunOutcome.INTERRUPTED: "interrupted",
+}
+#: Values older versions stored, and what they are now.
+_OLD_OUTCOMES = {"failed": RunOutcome.NOT_CONVERGED.value}
 
 
 #: Phases are timed with the monotonic perf_counter; this turns its readings
@@ -171,12 +228,28 @@ class RunResult:
     def failed(self) -> list[JobResult]:
         return [job for job in self.jobs.values() if job.status is JobStatus.FAILED]
 
+    @property
+    def outcome(self) -> RunOutcome:
+        """The verdict on this run (the one every report uses).
+
+        CONVERGED when the target passed and no job failed or was blocked;
+        otherwise INTERRUPTED (Ctrl-C) before STOPPED (``stop()``) before
+        NOT_CONVERGED.
+        """
+        target = self.jobs.get(self.target)
+        if target is not None and target.status.succeeded:
+            counts = self.counts()
+            if not (counts[JobStatus.FAILED] or counts[JobStatus.BLOCKED]):
+                return RunOutcome.CONVERGED
+        if self.interrupted:
+            return RunOutcome.INTERRUPTED
+        if self.stopped:
+            return RunOutcome.STOPPED
+        return RunOutcome.NOT_CONVERGED
+
     def success(self) -> bool:
-        """Every job of the run succeeded (and the run was not cut short)."""
-        if self.stopped or self.interrupted:
-            return False
-        run = self.attempted
-        return bool(run) and all(job.status.succeeded for job in run)
+        """The run converged: :attr:`outcome` is CONVERGED."""
+        return self.outcome is RunOutcome.CONVERGED
 
     def partial_success(self) -> bool:
         """At least one job of the run succeeded."""
@@ -197,11 +270,8 @@ class RunResult:
             for status in JobStatus
             if counts[status] and status is not JobStatus.PENDING
         ]
-        verdict = "converged" if self.success() else "not converged"
-        if self.stopped or self.interrupted:
-            verdict += ", stopped early"
         shown = ", ".join(parts) or "nothing run"
-        return f"{self.target}: {verdict} ({shown}) in {self.duration:.2f}s"
+        return f"{self.target}: {self.outcome.label} ({shown}) in {self.duration:.2f}s"
 
     def report(self) -> str:
         """A plain-text table of the run's jobs, then the summary line."""

@@ -430,7 +430,7 @@ def test_stop_ends_the_run_after_the_running_job() -> None:
     assert log == [("Stopper", "check")]
     assert result.stopped and not result.success() and not dojob.success()
     assert result["Later"].status is JobStatus.PENDING
-    assert "stopped early" in result.summary()
+    assert "Later: stopped before the end (1 ok)" in result.summary()
     # the next run is not stopped
     assert dojob.checknrun().success()
 
