@@ -4,14 +4,17 @@
 (CLI: ``--notify URL``).  The body (``Content-Type: application/json``)::
 
     {"event": "run_finished", "root": "Deploy", "target": "Deploy",
-     "outcome": "failed", "converged": false, "interrupted": false,
+     "outcome": "not_converged", "converged": false, "interrupted": false,
      "no_act": false, "started": 1700000000.0, "finished": 1700000012.5,
      "duration": 12.5, "host": "build1", "run_id": 42,
      "counts": {"ok": 10, "changed": 2, "failed": 1, "blocked": 3},
      "failed": [{"job": "Upload", "tries": 3, "error": "OSError: disk full"}]}
 
-``run_id`` is the records id when a :class:`~dojobber.records.RecordsListener`
-is given as ``records`` (else null); ``failed`` lists at most 50 jobs.
+``outcome`` is the run's :class:`~dojobber.RunOutcome` (``converged``,
+``not_converged``, ``stopped`` or ``interrupted``), ``converged`` says
+whether it is ``converged``.  ``run_id`` is the records id when a
+:class:`~dojobber.records.RecordsListener` is given as ``records`` (else
+null); ``failed`` lists at most 50 jobs.
 Delivery never affects the run: a refused connection, a timeout or an HTTP
 error status is one WARNING line on the ``dojobber.notify`` logger, and the
 outcome is kept in :attr:`WebhookNotifier.delivered` / :attr:`~WebhookNotifier.error`.
@@ -31,7 +34,7 @@ from typing import TYPE_CHECKING, Any
 from ._version import __version__
 from .errors import ConfigurationError
 from .events import Listener
-from .results import JobStatus, RunResult
+from .results import JobStatus, RunOutcome, RunResult
 
 if TYPE_CHECKING:
     from .records import RecordsListener
@@ -48,16 +51,14 @@ def run_summary(result: RunResult, run_id: int | None = None) -> dict[str, Any]:
     """The JSON-ready summary of a run that the webhook POSTs."""
     counts = result.counts()
     failed = result.failed()
-    outcome = "converged" if result.success() else "failed"
-    if result.interrupted:
-        outcome = "interrupted"
+    outcome = result.outcome
     return {
         "event": "run_finished",
         "root": result.graph.root_name,
         "target": result.target,
-        "outcome": outcome,
-        "converged": outcome == "converged",
-        "interrupted": result.interrupted,
+        "outcome": outcome.value,
+        "converged": outcome.converged,
+        "interrupted": outcome is RunOutcome.INTERRUPTED,
         "no_act": result.no_act,
         "started": result.started,
         "finished": result.finished,
@@ -128,7 +129,7 @@ class WebhookNotifier(Listener):
     def run_finished(self, result: RunResult) -> None:
         self.delivered = None
         self.error = None
-        if self.only_failures and result.success():
+        if self.only_failures and result.outcome.converged:
             return
         run_id = self.records.run_id if self.records is not None else None
         self.send(run_summary(result, run_id))

@@ -47,7 +47,7 @@ def test_posts_a_json_summary_at_run_end(tmp_path: Path) -> None:
     assert notifier.delivered == 200 and notifier.error is None
     (body,) = hook.received
     assert body["event"] == "run_finished"
-    assert (body["root"], body["outcome"], body["converged"]) == ("Top", "failed", False)
+    assert (body["root"], body["outcome"], body["converged"]) == ("Top", "not_converged", False)
     assert body["counts"] == {"ok": 1, "changed": 0, "failed": 1, "blocked": 1}
     assert body["failed"] == [{"job": "Bad", "tries": 1, "error": "OSError: disk full"}]
     assert body["run_id"] == records.run_id is not None

@@ -74,7 +74,7 @@ def test_reopen_reads_everything_back(tmp_path: Path) -> None:
     with RecordStore(path) as store:
         (run,) = store.runs()
         assert run.id == dj.records.run_id
-        assert (run.root, run.target, run.outcome) == ("Top", "Top", "failed")
+        assert (run.root, run.target, run.outcome) == ("Top", "Top", "not_converged")
         assert (run.jobs, run.ok, run.changed, run.failed, run.blocked) == (3, 0, 1, 1, 1)
         assert run.finished is not None and run.finished >= run.started
         assert run.pid == os.getpid() and run.host and run.user

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from ..graph import JobGraph
 from ..job import DummyJob, Job
-from ..results import JobResult, JobStatus, RunResult
+from ..results import JobResult, JobStatus, RunOutcome, RunResult
 from .store import RecordsError, Store
 
 __all__ = ["StoredError", "stored_run"]
@@ -67,6 +67,8 @@ def stored_run(store: Store, run_id: int | str) -> tuple[JobGraph, RunResult]:
         jobs.setdefault(name, JobResult(name, classes[i], index=i))
     result = RunResult(
         graph=graph, jobs=jobs, target=run.target, no_act=run.no_act, started=run.started,
-        finished=run.finished or run.started, interrupted=run.outcome == "interrupted",
+        finished=run.finished or run.started,
+        interrupted=run.verdict is RunOutcome.INTERRUPTED,
+        stopped=run.verdict is RunOutcome.STOPPED,
     )
     return graph, result

@@ -52,7 +52,7 @@ def _v1(conn: sqlite3.Connection) -> None:
             workers INTEGER NOT NULL DEFAULT 1,
             started REAL NOT NULL,
             finished REAL,
-            outcome TEXT NOT NULL,          -- running|converged|failed|interrupted
+            outcome TEXT NOT NULL,          -- running, or a RunOutcome value (older: failed)
             jobs INTEGER NOT NULL DEFAULT 0,
             ok INTEGER, changed INTEGER, failed INTEGER, blocked INTEGER
         );

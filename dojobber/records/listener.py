@@ -8,7 +8,8 @@ command line records by default at :func:`default_path`
 
 Stored per run: root, target, script and its arguments (values of
 secret-looking names masked), host, user, pid, start, end, outcome
-(``running``, ``converged``, ``failed``, ``interrupted``) and counts; per job:
+(``running`` until the run ends, then its :class:`~dojobber.RunOutcome`:
+``converged``, ``not_converged``, ``stopped``, ``interrupted``) and counts; per job:
 status, tries, start, duration, and for jobs with more to say the repr of
 the result, the exception, its traceback and every phase with its duration;
 the log records (and optionally printed lines) of each job's phases; and the
@@ -253,10 +254,7 @@ class RecordsListener(Listener):
         counts = result.counts()
         ok, changed = counts[JobStatus.OK], counts[JobStatus.CHANGED]
         failed, blocked = counts[JobStatus.FAILED], counts[JobStatus.BLOCKED]
-        if result.interrupted:
-            outcome = "interrupted"
-        else:  # as RunResult.success(), from the counts
-            outcome = "converged" if (ok + changed) and not (failed + blocked) else "failed"
+        outcome = result.outcome.value
         self.flush(
             "UPDATE runs SET finished = ?, outcome = ?, ok = ?, changed = ?, failed = ?, "
             "blocked = ? WHERE id = ?",

@@ -22,6 +22,7 @@ from typing import Any, Protocol
 
 from .._paths import user_state_file
 from ..errors import DojobberError
+from ..results import RunOutcome
 
 __all__ = [
     "ENV_VAR",
@@ -36,8 +37,10 @@ __all__ = [
 #: Environment variable naming the records database (the CLI's default).
 ENV_VAR = "DOJOBBER_RECORDS"
 
-#: Outcomes a run can have in the records.
-OUTCOMES = ("running", "converged", "failed", "interrupted")
+#: What the records say of a run still going (or whose end was not written).
+RUNNING = "running"
+#: Outcomes a run can have in the records: running, then its RunOutcome.
+OUTCOMES = (RUNNING, *(outcome.value for outcome in RunOutcome))
 
 
 class RecordsError(DojobberError):
@@ -88,6 +91,15 @@ class RunRecord:
     #: (None for a run on its own).
     session: str | None = None
     round: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.outcome != RUNNING:  # older records: "failed" is "not_converged"
+            self.outcome = RunOutcome.read(self.outcome).value
+
+    @property
+    def verdict(self) -> RunOutcome | None:
+        """:attr:`outcome` as a :class:`~dojobber.RunOutcome`; None while running."""
+        return None if self.outcome == RUNNING else RunOutcome(self.outcome)
 
     @property
     def duration(self) -> float | None:

@@ -307,9 +307,7 @@ def _title(graph: JobGraph, result: RunResult | None) -> str:
         return f"{graph.root_name}: {len(graph)} jobs, not run yet"
     counts = result.counts()
     parts = [f"{counts[s]} {s.value}" for s in _ORDER if counts[s] and s is not JobStatus.PENDING]
-    verdict = "converged" if result.success() else "not converged"
-    if result.interrupted:
-        verdict += " (interrupted)"
+    verdict = result.outcome.label
     if result.no_act:
         verdict += " (no_act: checks only)"
     return f"{result.target}: {verdict} \u2014 {', '.join(parts) or 'nothing run'}"
