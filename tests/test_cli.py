@@ -93,7 +93,7 @@ def test_run_exit_codes_and_records(jobs: Path, capsys: pytest.CaptureFixture[st
 
     assert main(["show", "-2"]) == 0  # the run before the last
     out, _ = capsys.readouterr()
-    assert "Run 1 of Root: failed" in out
+    assert "Run 1 of Root: not converged" in out
     assert "--arg api_key=*** " in out or "--arg api_key=***\n" in out
     assert "Part0" in out and "Part2" not in out  # only jobs that were not fine
     assert main(["show", "1", "Fetch"]) == 0
@@ -133,7 +133,7 @@ def _last_json(capsys: pytest.CaptureFixture[str]) -> str:
 def test_json_result(jobs: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["run", f"{jobs}:Root", "--json", "-a", "fail=1", "--workers", "2"]) == 1
     data = json.loads(capsys.readouterr().out)
-    assert data["outcome"] == "failed" and data["run_id"] == 1
+    assert data["outcome"] == "not_converged" and data["run_id"] == 1
     assert data["jobs"]["Part0"]["error"] == "RuntimeError: Part0 fails"
     assert data["jobs"]["Fetch"]["status"] == "changed"
     assert data["counts"] == {"ok": 2, "changed": 1, "failed": 1, "blocked": 1}

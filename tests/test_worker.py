@@ -15,8 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from dojobber import main
+from dojobber import RunOutcome, main
 from dojobber.board import SQLiteBoard
+from dojobber.records import RecordStore
 from dojobber.worker import WorkerOptions, run_worker
 
 JOBS = textwrap.dedent('''
@@ -142,7 +143,11 @@ def test_cancel_while_claimed_stops_after_the_current_job(
     assert req.state == "cancelled" and len(req.runs) == 1
     assert (tmp / "slow-ran").exists()  # the running job finished
     assert not (tmp / "after").exists()  # the next one never started
-    assert "stopped early" in (req.outcome or "")
+    assert (req.outcome or "").startswith("AfterSlow: stopped before the end (1 ok)")
+    with RecordStore(tmp / "records.sqlite3") as store:  # the records agree
+        (run,) = store.runs()
+    assert (run.outcome, run.ok, run.failed) == ("stopped", 1, 0)
+    assert run.verdict is RunOutcome.STOPPED
 
 
 def test_cli_post_board_cancel_and_errors(

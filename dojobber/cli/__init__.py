@@ -12,9 +12,11 @@
 
 ``python -m dojobber`` is the same.  In a script of your own,
 ``raise SystemExit(dojobber.main(Root))`` gives the script the options of
-``dojobber run`` (without the target).  Exit status: 0 every job converged,
-1 some job failed (or was blocked), 2 a usage, definition or records error,
-3 another run holds the ``--lock``, 130 interrupted (Ctrl-C).
+``dojobber run`` (without the target).  Exit status, from the run's
+:class:`~dojobber.RunOutcome`: 0 converged, 1 not converged (some job failed
+or was blocked), 4 stopped (SIGTERM) before the end, 130 interrupted
+(Ctrl-C); and 2 a usage, definition or records error, 3 another run holds
+the ``--lock``.
 
 One module per command family: :mod:`.run`, :mod:`.records` (history,
 show), :mod:`.graph`, :mod:`.board` (post, worker, board, cancel); what
@@ -32,7 +34,16 @@ import click
 from ..job import Job
 from ..loader import TargetError
 from . import board, graph, records, run
-from ._base import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_LOCKED, EXIT_OK, EXIT_USAGE, cli
+from ._base import (
+    EXIT_FAILED,
+    EXIT_INTERRUPTED,
+    EXIT_LOCKED,
+    EXIT_OK,
+    EXIT_STATUS,
+    EXIT_STOPPED,
+    EXIT_USAGE,
+    cli,
+)
 from .run import script_command
 
 __all__ = [
@@ -40,6 +51,8 @@ __all__ = [
     "EXIT_INTERRUPTED",
     "EXIT_LOCKED",
     "EXIT_OK",
+    "EXIT_STATUS",
+    "EXIT_STOPPED",
     "EXIT_USAGE",
     "cli",
     "entry_point",

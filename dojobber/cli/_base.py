@@ -16,12 +16,15 @@ from .._version import __version__
 from ..errors import DojobberError
 from ..lock import LockHeldError
 from ..records import ENV_VAR, RecordsError, RecordStore, default_path
+from ..results import RunOutcome
 
 __all__ = [
     "EXIT_FAILED",
     "EXIT_INTERRUPTED",
     "EXIT_LOCKED",
     "EXIT_OK",
+    "EXIT_STATUS",
+    "EXIT_STOPPED",
     "EXIT_USAGE",
     "Failure",
     "Locked",
@@ -33,7 +36,16 @@ __all__ = [
     "stdout_console",
 ]
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_LOCKED, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_LOCKED, EXIT_STOPPED, EXIT_INTERRUPTED = 0, 1, 2, 3, 4, 130
+
+#: The exit status of ``dojobber run`` for each run outcome (every
+#: :class:`RunOutcome` has one).
+EXIT_STATUS: dict[RunOutcome, int] = {
+    RunOutcome.CONVERGED: EXIT_OK,
+    RunOutcome.NOT_CONVERGED: EXIT_FAILED,
+    RunOutcome.STOPPED: EXIT_STOPPED,
+    RunOutcome.INTERRUPTED: EXIT_INTERRUPTED,
+}
 
 
 class Failure(click.ClickException):

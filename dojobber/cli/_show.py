@@ -13,13 +13,22 @@ from rich.table import Table
 from rich.text import Text
 
 from ..records import RunRecord, Store
+from ..results import RunOutcome
 
 __all__ = ["group_sessions", "print_history", "print_job", "print_run", "trend"]
 
-_STYLE = {
-    "ok": "green", "changed": "cyan", "failed": "bold red", "blocked": "yellow",
-    "converged": "green", "interrupted": "magenta", "running": "blue",
+_STYLE = {"ok": "green", "changed": "cyan", "failed": "bold red", "blocked": "yellow"}
+#: Colour of each run outcome (None: still running).
+_OUTCOME_STYLE: dict[RunOutcome | None, str] = {
+    RunOutcome.CONVERGED: "green", RunOutcome.NOT_CONVERGED: "bold red",
+    RunOutcome.STOPPED: "yellow", RunOutcome.INTERRUPTED: "magenta", None: "blue",
 }
+
+
+def _outcome(run: RunRecord) -> Text:
+    verdict = run.verdict
+    return Text(verdict.label if verdict is not None else run.outcome,
+                style=_OUTCOME_STYLE[verdict])
 
 
 def _when(stamp: float | None) -> str:
@@ -33,25 +42,33 @@ def _secs(value: float | None) -> str:
 
 
 def trend(runs: Sequence[RunRecord]) -> str:
-    """Whether a graph is converging, from its runs newest first: compares
-    the jobs left unconverged (failed + blocked) of the last two finished runs."""
-    done = [r for r in runs if r.outcome != "running"]
+    """Whether a graph is converging, from its runs newest first.
+
+    Converged when the newest finished run converged.  Otherwise compares
+    the jobs left unconverged (failed + blocked) of the last two runs that
+    went to their end; a newest run stopped or interrupted is said first
+    (it did not say whether the graph converges)."""
+    done = [r for r in runs if r.verdict is not None]
     if not done:
         return "no finished run yet"
-    last = done[0]
-    if last.outcome == "converged":
+    last = done[0].verdict
+    if last is RunOutcome.CONVERGED:
         return "converged"
-    left = [r.failed + r.blocked for r in done[:5]]
+    ended = [r for r in done if r.verdict in (RunOutcome.CONVERGED, RunOutcome.NOT_CONVERGED)]
+    cut = "" if last is RunOutcome.NOT_CONVERGED else f"last run {done[0].outcome}; "
+    if not ended:
+        return f"{cut}no run went to its end"
+    left = [r.failed + r.blocked for r in ended[:5]]
     history = " -> ".join(str(n) for n in reversed(left))
-    if len(done) == 1:
-        return f"not converged yet ({left[0]} jobs failed or blocked)"
+    if len(ended) == 1:
+        return f"{cut}not converged yet ({left[0]} jobs failed or blocked)"
     if left[0] < left[1]:
         word = "converging"
     elif left[0] == left[1]:
         word = "not converging"
     else:
         word = "getting worse"
-    return f"{word} (failed or blocked per run: {history})"
+    return f"{cut}{word} (failed or blocked per run: {history})"
 
 
 def group_sessions(runs: Sequence[RunRecord]) -> list[list[RunRecord]]:
@@ -102,7 +119,7 @@ def print_history(
         rounds = "" if last.session is None else str(last.round or len(group))
         table.add_row(
             ids, _when(first.started), last.root,
-            Text(last.outcome, style=_STYLE.get(last.outcome, "")), rounds,
+            _outcome(last), rounds,
             str(last.jobs), str(last.ok), str(last.changed), str(last.failed), str(last.blocked),
             _secs(took),
         )
@@ -130,7 +147,7 @@ def print_run(
     console.print(
         Text.assemble(
             (f"Run {run.id}", "bold"), f" of {run.root}: ",
-            (run.outcome, _STYLE.get(run.outcome, "")),
+            _outcome(run),
             f"  started {_when(run.started)}, took {_secs(run.duration) or '?'}",
         )
     )

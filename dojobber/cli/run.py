@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import json
 import logging
+import signal
 import sys
-from collections.abc import Callable
-from contextlib import ExitStack
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
 from typing import Any
 
 import click
@@ -21,11 +23,9 @@ from ..job import Job
 from ..loader import load_root, parse_args
 from ..notify import WebhookNotifier, run_summary
 from ..records import RecordsListener, default_path
-from ..results import RunResult
+from ..results import RunOutcome, RunResult
 from ._base import (
-    EXIT_FAILED,
-    EXIT_INTERRUPTED,
-    EXIT_OK,
+    EXIT_STATUS,
     cli,
     command_words,
     guarded,
@@ -144,10 +144,11 @@ def _converge(
     )
     dj.set_args(**kwargs)
     try:
-        result = dj.checknrun()
+        with _stop_on_sigterm(dj):
+            result = dj.checknrun()
     except KeyboardInterrupt:
         err_stream.write("interrupted\n")
-        return EXIT_INTERRUPTED
+        return EXIT_STATUS[RunOutcome.INTERRUPTED]
     finally:
         if records is not None:
             records.close()
@@ -159,7 +160,21 @@ def _converge(
             err_stream.write(f"graph drawn in {options['graph_path']}\n")
         except DojobberError as err:  # the run happened: keep its exit status
             err_stream.write(f"Warning: graph not drawn: {err}\n")
-    return EXIT_OK if result.success() else EXIT_FAILED
+    return EXIT_STATUS[result.outcome]
+
+
+@contextmanager
+def _stop_on_sigterm(dj: DoJobber) -> Iterator[None]:
+    """While the run goes on, SIGTERM stops it after the attempts running
+    now (:meth:`DoJobber.stop`): cleanups run, the records say ``stopped``."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, lambda _sig, _frame: dj.stop())
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _report(
