@@ -51,7 +51,7 @@ from typing import TYPE_CHECKING
 from .backoff import Backoff, parse_duration
 from .errors import ConfigurationError, GiveUp
 from .events import RoundInfo
-from .results import JobResult, JobStatus, RunResult
+from .results import JobResult, JobStatus, RunOutcome, RunResult
 
 if TYPE_CHECKING:
     from .dojobber import DoJobber
@@ -126,14 +126,13 @@ class ConvergeResult:
 
     def report(self) -> str:
         """A plain-text table of the rounds, then :meth:`summary`."""
-        lines = ["ROUND  OUTCOME        OK  CHANGED  FAILED  BLOCKED  TIME     THEN WAITED"]
+        lines = ["ROUND  OUTCOME          OK  CHANGED  FAILED  BLOCKED  TIME     THEN WAITED"]
         for n, run in enumerate(self.rounds, 1):
             counts = run.counts()
-            outcome = "converged" if run.success() else (
-                "interrupted" if run.interrupted or run.stopped else "failed")
+            outcome = run.outcome.value
             waited = f"{self.waits[n - 1]:.1f}s" if n <= len(self.waits) else ""
             lines.append(
-                f"{n:>5}  {outcome:<12} {counts[JobStatus.OK]:>4} {counts[JobStatus.CHANGED]:>8}"
+                f"{n:>5}  {outcome:<14} {counts[JobStatus.OK]:>4} {counts[JobStatus.CHANGED]:>8}"
                 f" {counts[JobStatus.FAILED]:>7} {counts[JobStatus.BLOCKED]:>8}"
                 f"  {run.duration:>6.2f}s  {waited}".rstrip()
             )
@@ -224,7 +223,8 @@ def converge(
             if result.success():
                 session.verdict, session.reason = Verdict.CONVERGED, ""
                 break
-            if result.stopped or result.interrupted or (wake.is_set() and dj._after_round):
+            cut_short = result.outcome in (RunOutcome.STOPPED, RunOutcome.INTERRUPTED)
+            if cut_short or (wake.is_set() and dj._after_round):
                 session.reason = "stopped on request"
                 break
             quitters = _gave_up(result)

@@ -311,7 +311,7 @@ def test_rounds_are_grouped_in_the_records(tmp_path: Path) -> None:
     assert [(r.session, r.round) for r in runs] == [
         (None, None), (result.session, 3), (result.session, 2), (result.session, 1),
     ]
-    assert [r.outcome for r in runs[1:]] == ["converged", "failed", "failed"]
+    assert [r.outcome for r in runs[1:]] == ["converged", "not_converged", "not_converged"]
 
 
 def test_converge_checks_its_options() -> None:
