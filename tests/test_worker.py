@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from dojobber import RunOutcome, main
-from dojobber.board import SQLiteBoard
+from dojobber.board import Board, open_board
 from dojobber.records import RecordStore
 from dojobber.worker import WorkerOptions, run_worker
 
@@ -55,15 +55,25 @@ JOBS = textwrap.dedent('''
 ''')
 
 
+@pytest.fixture(params=["sqlite", "postgres"])
+def location(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """The board: a file, or a new PostgreSQL database."""
+    if request.param == "sqlite":
+        return str(tmp_path / "board.sqlite3")
+    url: str = request.getfixturevalue("pg_url")
+    return url
+
+
 @pytest.fixture
-def setup(tmp_path: Path) -> tuple[Path, SQLiteBoard, Path]:
+def setup(tmp_path: Path, location: str) -> tuple[Path, Board, Path]:
     jobs = tmp_path / "jobs.py"
     jobs.write_text(JOBS)
-    return jobs, SQLiteBoard(tmp_path / "board.sqlite3"), tmp_path
+    (tmp_path / "board.location").write_text(location)
+    return jobs, open_board(location), tmp_path
 
 
 def worker(tmp_path: Path, *extra: str) -> subprocess.Popen[str]:
-    env = {**os.environ, "DOJOBBER_BOARD": str(tmp_path / "board.sqlite3"),
+    env = {**os.environ, "DOJOBBER_BOARD": (tmp_path / "board.location").read_text(),
            "DOJOBBER_RECORDS": str(tmp_path / "records.sqlite3")}
     return subprocess.Popen(
         [sys.executable, "-m", "dojobber", "worker", "--poll", "0.1", *extra],
@@ -78,7 +88,7 @@ def wait_for(condition: Callable[[], bool], timeout: float, what: str) -> None:
 
 
 def test_two_workers_run_every_request_exactly_once(
-        setup: tuple[Path, SQLiteBoard, Path]) -> None:
+        setup: tuple[Path, Board, Path]) -> None:
     jobs, board, tmp = setup
     ids = [board.post(f"{jobs}:Mark", (), {"n": str(n), "where": str(tmp)}).id
            for n in range(50)]
@@ -95,7 +105,7 @@ def test_two_workers_run_every_request_exactly_once(
 
 
 def test_killed_worker_request_is_claimed_again_after_its_lease(
-        setup: tuple[Path, SQLiteBoard, Path]) -> None:
+        setup: tuple[Path, Board, Path]) -> None:
     jobs, board, tmp = setup
     rid = board.post(f"{jobs}:Mark", (), {"n": "7", "where": str(tmp), "sleep": "60"}).id
     first = worker(tmp, "--lease", "2")
@@ -123,7 +133,7 @@ def test_killed_worker_request_is_claimed_again_after_its_lease(
 
 
 def test_cancel_while_claimed_stops_after_the_current_job(
-        setup: tuple[Path, SQLiteBoard, Path]) -> None:
+        setup: tuple[Path, Board, Path]) -> None:
     from dojobber.loader import load_root
 
     jobs, board, tmp = setup
@@ -134,7 +144,7 @@ def test_cancel_while_claimed_stops_after_the_current_job(
     thread.start()
     try:
         wait_for(lambda: board.get(rid).state == "claimed", 30, "the claim")
-        assert main(["cancel", str(rid), "--board", str(tmp / "board.sqlite3")]) == 0
+        assert main(["cancel", str(rid), "--board", (tmp / "board.location").read_text()]) == 0
         wait_for(lambda: board.get(rid).state != "claimed", 30, "the worker to stop")
     finally:
         stop.set()
@@ -151,9 +161,9 @@ def test_cancel_while_claimed_stops_after_the_current_job(
 
 
 def test_cli_post_board_cancel_and_errors(
-        setup: tuple[Path, SQLiteBoard, Path], capsys: pytest.CaptureFixture[str]) -> None:
+        setup: tuple[Path, Board, Path], capsys: pytest.CaptureFixture[str]) -> None:
     jobs, board, tmp = setup
-    where = ["--board", str(tmp / "board.sqlite3")]
+    where = ["--board", (tmp / "board.location").read_text()]
     assert main(["post", f"{jobs}:Mark", "--arg", "n=1", "--arg", f"where={tmp}", *where]) == 0
     first = capsys.readouterr().out.strip()
     assert main(["post", f"{jobs}:Mark", "--arg", "n=1", "--arg", f"where={tmp}", *where]) == 0

@@ -10,9 +10,10 @@ a waiting request at once and a claimed one after its current job.
 
 :class:`Board` (this module) is the interface every backend implements;
 :func:`dojobber.board.open_board` picks the backend from a location.  The
-embedded default is :class:`~dojobber.board.sqlite.SQLiteBoard`; a server
-database can stand behind the same interface to serve several hosts (a new
-backend is one new module in this package).
+embedded default is :class:`~dojobber.board.sqlite.SQLiteBoard`;
+:class:`~dojobber.board.postgres.PostgresBoard` serves workers on several
+hosts from one PostgreSQL server (a new backend is one new module in this
+package).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from __future__ import annotations
 import abc
 import os
 import socket
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -138,5 +140,17 @@ class Board(abc.ABC):
     @abc.abstractmethod
     def requests(self, states: Sequence[str] | None = None, limit: int = 100) -> list[Request]:
         """Recent requests, newest first, optionally only in ``states``."""
+
+    def wait(self, timeout: float, stop: threading.Event | None = None) -> None:
+        """Wait until a request may have become due, at most ``timeout``
+        seconds, returning early when ``stop`` is set.  An idle worker calls
+        this between claims.  This default sleeps (polling); a backend that
+        can be woken (PostgreSQL ``LISTEN``) returns as soon as a request is
+        posted or falls due."""
+        (stop if stop is not None else threading.Event()).wait(timeout)
+
+    def close(self) -> None:
+        """Let go of connections (a board opens them again when used)."""
+        return None
 
 

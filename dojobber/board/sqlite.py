@@ -62,6 +62,8 @@ class SQLiteBoard(Board):
         self.timeout = timeout
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
+            if self.path.exists():
+                self._check_ours()
             with self._connect(immediate=True) as db:
                 db.executescript(_SCHEMA + "BEGIN IMMEDIATE;")  # it commits first
                 row = db.execute("SELECT value FROM meta WHERE key='schema'").fetchone()
@@ -78,6 +80,20 @@ class SQLiteBoard(Board):
                 f"board {self.path} has schema {version}, newer than this dojobber "
                 f"understands ({SCHEMA_VERSION}); upgrade dojobber"
             )
+
+    def _check_ours(self) -> None:
+        """Refuse (before writing anything) a database with other tables."""
+        db = sqlite3.connect(self.path.resolve().as_uri() + "?mode=ro", uri=True,
+                             timeout=self.timeout)
+        try:
+            tables = {row[0] for row in db.execute(
+                "SELECT name FROM sqlite_master WHERE type = 'table'")}
+        finally:
+            db.close()
+        if tables - {"sqlite_sequence"} and not {"meta", "requests"} <= tables:
+            raise BoardError(
+                f"it is not a dojobber board (it has tables {', '.join(sorted(tables))});"
+                " it was not changed")
 
     @contextmanager
     def _connect(self, immediate: bool = False) -> Iterator[sqlite3.Connection]:

@@ -41,7 +41,8 @@ class WorkerOptions:
     once: bool = False
     #: Seconds a claim lasts without a heartbeat (renewed every third of it).
     lease: float = 30.0
-    #: Seconds between looks at the board when it has nothing due.
+    #: Longest wait between looks at the board when it has nothing due
+    #: (a board that wakes its workers, such as PostgreSQL's, returns sooner).
     poll: float = 1.0
     #: Run records database for the runs (None: no records).
     records: str | os.PathLike[str] | None = None
@@ -126,7 +127,7 @@ def run_worker(
             if not running:
                 if options.once:
                     break
-                stop.wait(options.poll)
+                board.wait(options.poll, stop)
                 continue
             done, running = cf.wait(running, timeout=options.poll,
                                     return_when=cf.FIRST_COMPLETED)

@@ -27,8 +27,9 @@ __all__ = ["board_command", "cancel_command", "post_command", "worker_command"]
 
 def _board_option(func: Any) -> Any:
     return click.option(
-        "--board", "board_path", metavar="PATH", envvar=BOARD_ENV, show_envvar=True,
-        help="Board file (default: $XDG_STATE_HOME/dojobber/board.sqlite3).",
+        "--board", "board_path", metavar="PATH|URL", envvar=BOARD_ENV, show_envvar=True,
+        help="Board file, or a postgresql://user@host/db URL for workers on several hosts"
+        " (default: $XDG_STATE_HOME/dojobber/board.sqlite3).",
     )(func)
 
 
@@ -88,7 +89,8 @@ def post_command(target: str, args: tuple[str, ...], priority: int, max_attempts
 @click.option("--lease", type=click.FloatRange(min=1), default=30.0, show_default=True,
               help="Seconds a claim lasts without a heartbeat.")
 @click.option("--poll", type=click.FloatRange(min=0.05), default=1.0, show_default=True,
-              help="Seconds between looks at an empty board.")
+              help="Longest wait between looks at an empty board (a PostgreSQL board"
+              " wakes its workers at once when a request is posted).")
 @click.option("--records", "records_path", metavar="PATH", envvar=RECORDS_ENV,
               show_envvar=True, help="Run records database (default: the per-user one).")
 @click.option("--no-records", is_flag=True, help="Do not record the runs.")

@@ -1,23 +1,35 @@
-"""The SQLite board: posting, exclusive claims, leases, retries, cancel."""
+"""The board's acceptance suite, run against every backend (SQLite file,
+PostgreSQL server): posting, duplicates, priority, exclusive claims, leases
+(stalled and dead workers), retries, cancel, waking idle workers."""
 
 from __future__ import annotations
 
 import multiprocessing
 import sqlite3
+import threading
 import time
 from pathlib import Path
 
 import pytest
 
-from dojobber.board import BoardError, SQLiteBoard, UnknownRequestError
+from dojobber.board import Board, BoardError, SQLiteBoard, UnknownRequestError, open_board
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def location(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """Where a fresh board lives: a file, or a new PostgreSQL database."""
+    if request.param == "sqlite":
+        return str(tmp_path / "board.sqlite3")
+    url: str = request.getfixturevalue("pg_url")
+    return url
 
 
 @pytest.fixture
-def board(tmp_path: Path) -> SQLiteBoard:
-    return SQLiteBoard(tmp_path / "board.sqlite3")
+def board(location: str) -> Board:
+    return open_board(location)
 
 
-def test_post_and_duplicate_while_waiting(board: SQLiteBoard) -> None:
+def test_post_and_duplicate_while_waiting(board: Board) -> None:
     first = board.post("site.py:Root", ["a"], {"host": "x"})
     again = board.post("site.py:Root", ["a"], {"host": "x"})
     other = board.post("site.py:Root", ["a"], {"host": "y"})
@@ -32,7 +44,7 @@ def test_post_and_duplicate_while_waiting(board: SQLiteBoard) -> None:
     assert not board.post("site.py:Root", ["a"], {"host": "x"}).duplicate
 
 
-def test_claim_order_is_priority_then_age(board: SQLiteBoard) -> None:
+def test_claim_order_is_priority_then_age(board: Board) -> None:
     low = board.post("a:A").id
     high = board.post("b:B", priority=5).id
     low2 = board.post("c:C").id
@@ -42,7 +54,7 @@ def test_claim_order_is_priority_then_age(board: SQLiteBoard) -> None:
     assert order == [high, low, low2]
 
 
-def test_heartbeat_finish_and_lost_claims(board: SQLiteBoard) -> None:
+def test_heartbeat_finish_and_lost_claims(board: Board) -> None:
     rid = board.post("a:A").id
     req = board.claim("w1", 30)
     assert req is not None and req.claimed_by == "w1" and req.attempts == 1
@@ -55,7 +67,7 @@ def test_heartbeat_finish_and_lost_claims(board: SQLiteBoard) -> None:
     assert board.heartbeat(rid, "w1", 30) == "lost"
 
 
-def test_expired_lease_is_claimed_again(board: SQLiteBoard) -> None:
+def test_expired_lease_is_claimed_again(board: Board) -> None:
     rid = board.post("a:A").id
     assert board.claim("dead", 0.2) is not None
     assert board.claim("other", 30) is None  # lease still running
@@ -66,7 +78,7 @@ def test_expired_lease_is_claimed_again(board: SQLiteBoard) -> None:
     assert board.finish(rid, "dead", True, "late") is None
 
 
-def test_failed_request_is_retried_then_stays_failed(board: SQLiteBoard) -> None:
+def test_failed_request_is_retried_then_stays_failed(board: Board) -> None:
     rid = board.post("a:A", max_attempts=2, retry_delay=0.2).id
     board.claim("w", 30)
     assert board.finish(rid, "w", False, "1 failed") == "waiting"
@@ -77,7 +89,7 @@ def test_failed_request_is_retried_then_stays_failed(board: SQLiteBoard) -> None
     assert board.get(rid).attempts == 2
 
 
-def test_cancel_waiting_and_claimed(board: SQLiteBoard) -> None:
+def test_cancel_waiting_and_claimed(board: Board) -> None:
     waiting = board.post("a:A").id
     claimed = board.post("b:B", priority=1).id
     assert board.claim("w", 30) is not None
@@ -90,7 +102,7 @@ def test_cancel_waiting_and_claimed(board: SQLiteBoard) -> None:
         board.cancel(99)
 
 
-def test_listing_by_state(board: SQLiteBoard) -> None:
+def test_listing_by_state(board: Board) -> None:
     a = board.post("a:A").id
     b = board.post("b:B").id
     board.cancel(a)
@@ -122,8 +134,26 @@ def test_newer_schema_is_refused(tmp_path: Path) -> None:
         SQLiteBoard(path)
 
 
-def _claim_all(path: str, name: str, out: multiprocessing.Queue[list[int]]) -> None:
-    board = SQLiteBoard(path)
+def test_sqlite_not_a_board_file_is_refused_untouched(tmp_path: Path) -> None:
+    other = tmp_path / "app.sqlite3"
+    with sqlite3.connect(other) as db:
+        db.execute("CREATE TABLE customers (id INTEGER PRIMARY KEY)")
+    before = other.read_bytes()
+    with pytest.raises(BoardError, match="not a dojobber board"):
+        SQLiteBoard(other)
+    assert other.read_bytes() == before
+
+
+def test_non_json_arguments_and_bad_attempts(board: Board) -> None:
+    with pytest.raises(BoardError, match="JSON"):
+        board.post("a:A", [object()])
+    with pytest.raises(BoardError, match="max_attempts"):
+        board.post("a:A", max_attempts=0)
+    assert board.requests() == []
+
+
+def _claim_all(location: str, name: str, out: multiprocessing.Queue[list[int]]) -> None:
+    board = open_board(location)
     got = []
     while (req := board.claim(name, 30)) is not None:
         got.append(req.id)
@@ -131,18 +161,48 @@ def _claim_all(path: str, name: str, out: multiprocessing.Queue[list[int]]) -> N
     out.put(got)
 
 
-def test_two_processes_never_claim_the_same_request(tmp_path: Path) -> None:
-    path = str(tmp_path / "board.sqlite3")
-    board = SQLiteBoard(path)
+def test_four_processes_never_claim_the_same_request(location: str) -> None:
+    board = open_board(location)
     ids = {board.post(f"m:J{i}").id for i in range(200)}
+    board.close()
     ctx = multiprocessing.get_context("fork")
     out: multiprocessing.Queue[list[int]] = ctx.Queue()
-    procs = [ctx.Process(target=_claim_all, args=(path, f"w{n}", out)) for n in range(2)]
+    procs = [ctx.Process(target=_claim_all, args=(location, f"w{n}", out)) for n in range(4)]
     for proc in procs:
         proc.start()
-    claimed = [out.get(timeout=60) for _ in procs]
+    claimed = [out.get(timeout=120) for _ in procs]
     for proc in procs:
         proc.join(timeout=30)
-    assert sorted(claimed[0] + claimed[1]) == sorted(ids)
-    assert not set(claimed[0]) & set(claimed[1])
-    assert all(r.state == "done" for r in board.requests(limit=500))
+    every = [rid for got in claimed for rid in got]
+    assert sorted(every) == sorted(ids)  # each exactly once
+    assert all(r.state == "done" and r.attempts == 1 for r in board.requests(limit=500))
+
+
+def test_an_idle_worker_is_woken_when_a_request_is_posted(location: str) -> None:
+    """wait() returns when a request is posted from elsewhere (PostgreSQL:
+    NOTIFY) or by its poll timeout (SQLite); a claim follows either way."""
+    waiter, poster = open_board(location), open_board(location)
+    waiter.wait(0.01)  # PostgreSQL: starts listening
+    assert waiter.claim("w", 30) is None
+    woke = threading.Event()
+    timeout = 600.0 if "postgresql" in location else 0.2
+
+    def idle() -> None:
+        waiter.wait(timeout)
+        woke.set()
+
+    thread = threading.Thread(target=idle, daemon=True)
+    thread.start()
+    rid = poster.post("a:A").id
+    thread.join(timeout=120)
+    assert woke.is_set(), "the idle worker slept through the post"
+    claimed = waiter.claim("w", 30)
+    assert claimed is not None and claimed.id == rid
+
+
+def test_wait_returns_when_stopped(location: str) -> None:
+    board = open_board(location)
+    board.wait(0.01)
+    stop = threading.Event()
+    stop.set()
+    board.wait(600, stop)  # returns at once instead of after ten minutes
