@@ -12,10 +12,11 @@ from typing import Any
 import click
 from rich.console import Console
 
+from .._postgres import is_postgres_url
 from .._version import __version__
 from ..errors import DojobberError
 from ..lock import LockHeldError
-from ..records import ENV_VAR, RecordsError, RecordStore, default_path
+from ..records import ENV_VAR, RecordsError, RecordStore, Store, default_path, open_store
 from ..results import RunOutcome
 
 __all__ = [
@@ -64,10 +65,11 @@ def records_option(func: Callable[..., Any]) -> Callable[..., Any]:
     return click.option(
         "--records",
         "records_path",
-        metavar="PATH",
+        metavar="PATH|URL",
         envvar=ENV_VAR,
         show_envvar=True,
-        help="Run records database (default: $XDG_STATE_HOME/dojobber/records.sqlite3).",
+        help="Run records database: a file, or a postgresql://user@host/db URL shared by"
+        " several hosts (default: $XDG_STATE_HOME/dojobber/records.sqlite3).",
     )(func)
 
 
@@ -83,8 +85,13 @@ def stdout_console() -> Console:
     return Console(file=sys.stdout, highlight=False, width=None if tty else 120)
 
 
-def open_records(path: str | None) -> RecordStore:
+def open_records(path: str | None) -> Store:
     path = path or default_path()
+    if is_postgres_url(path):
+        try:
+            return open_store(path)
+        except RecordsError as err:
+            raise Failure(str(err)) from err
     if not os.path.exists(path):
         raise Failure(
             f"no run records at {path} yet: `dojobber run` records there "

@@ -15,6 +15,7 @@ from typing import Any
 import click
 from rich.console import Console
 
+from .._postgres import redact_url
 from ..console import PlainProgress, RichProgress, summary_table, summary_text
 from ..dojobber import DoJobber
 from ..errors import DojobberError
@@ -182,7 +183,7 @@ def _report(
 ) -> None:
     if as_json:
         data = run_summary(result, run_id)
-        data["records"] = records.path if records is not None else None
+        data["records"] = redact_url(records.path) if records is not None else None
         data["jobs"] = {
             job.name: {
                 "status": job.status.value,
@@ -201,7 +202,8 @@ def _report(
     else:
         sys.stdout.write(summary_text(result))
     if records is not None and run_id is not None:
-        sys.stderr.write(f"recorded as run {run_id} in {records.path} (dojobber show {run_id})\n")
+        where = redact_url(records.path)
+        sys.stderr.write(f"recorded as run {run_id} in {where} (dojobber show {run_id})\n")
 
 
 def script_command(root: type[Job], prog: str) -> click.Command:

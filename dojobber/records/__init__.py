@@ -16,9 +16,8 @@ stored forms and the reading interface :class:`Store`),
 
 from __future__ import annotations
 
-import os
-
 from ._graph import StoredError, stored_run
+from ._open import open_store, open_writer
 from .listener import RecordsListener
 from .masking import MASK, SECRET_NAMES, mask_argv, mask_secrets
 from .sqlite import RecordStore
@@ -28,7 +27,10 @@ from .store import (
     JobRecord,
     LogLine,
     RecordsError,
+    RecordsWriter,
+    RunEnd,
     RunRecord,
+    RunRow,
     Store,
     default_path,
 )
@@ -43,19 +45,16 @@ __all__ = [
     "RecordStore",
     "RecordsError",
     "RecordsListener",
+    "RecordsWriter",
+    "RunEnd",
     "RunRecord",
+    "RunRow",
     "Store",
     "StoredError",
     "default_path",
     "mask_argv",
     "mask_secrets",
     "open_store",
+    "open_writer",
     "stored_run",
 ]
-
-
-def open_store(location: str | os.PathLike[str] | None = None) -> Store:
-    """The records at ``location`` (a file path; default :func:`default_path`)
-    opened for reading with the backend that fits it."""
-    path = default_path() if location is None else os.path.expanduser(os.fspath(location))
-    return RecordStore(path)

@@ -29,12 +29,10 @@ the GIL either way.
 from __future__ import annotations
 
 import hashlib
-import itertools
 import json
 import logging
 import os
 import pickle
-import sqlite3
 import sys
 import time
 import weakref
@@ -42,13 +40,23 @@ from collections.abc import Iterable
 from typing import Any
 
 from .._context import OutputCapture, current
+from .._postgres import redact_url
 from ..events import Listener, RoundInfo, RunInfo
 from ..graph import JobGraph
 from ..job import DummyJob
 from ..results import _WALL_OFFSET, PHASE_FIELDS, JobResult, JobStatus, RunResult, phase_tuples
+from ._open import open_writer
 from .masking import mask_argv, mask_secrets, short_repr
-from .sqlite import RecordStore
-from .store import default_path, process_start, this_host, this_user
+from .store import (
+    GraphRow,
+    RecordsWriter,
+    RunEnd,
+    RunRow,
+    default_path,
+    process_start,
+    this_host,
+    this_user,
+)
 
 __all__ = ["RecordsListener"]
 
@@ -157,7 +165,7 @@ class RecordsListener(Listener):
         self.flush_rows = flush_rows
         self.flush_interval = flush_interval
         self.run_id: int | None = None
-        self.store: RecordStore | None = None
+        self.store: RecordsWriter | None = None
         self._run_jobs: tuple[str, ...] = ()
         self._index: dict[str, int] | None = None
         self._jobs: list[JobResult] = []
@@ -171,13 +179,13 @@ class RecordsListener(Listener):
         self._round: RoundInfo | None = None
 
     def __repr__(self) -> str:
-        return f"RecordsListener({self.path!r})"
+        return f"RecordsListener({redact_url(self.path)!r})"
 
-    def open(self) -> RecordStore:
+    def open(self) -> RecordsWriter:
         """Open (and create or migrate) the database now; raises
         :class:`RecordsError` when it cannot be used."""
         if self.store is None:
-            self.store = RecordStore(self.path, foreign_keys=False)
+            self.store = open_writer(self.path)
         return self.store
 
     def close(self) -> None:
@@ -191,20 +199,13 @@ class RecordsListener(Listener):
         args = json.dumps(
             {"args": mask_secrets(run.args), "kwargs": mask_secrets(run.kwargs)}
         )
-        with store.write() as conn:
-            cursor = conn.execute(
-                "INSERT INTO runs (root, target, script, argv, args, host, user, "
-                "pid, pid_start, no_act, workers, started, outcome, jobs, session, round) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'running', ?, ?, ?)",
-                (
-                    run.root, run.target, self.script, json.dumps(self.argv), args,
-                    this_host(), this_user(), os.getpid(), process_start(os.getpid()),
-                    int(run.no_act), run.workers, run.started or time.time(), len(run.jobs),
-                    None if self._round is None else self._round.session,
-                    None if self._round is None else self._round.number,
-                ),
-            )
-            self.run_id = cursor.lastrowid
+        self.run_id = store.start_run(RunRow(
+            run.root, run.target, self.script, json.dumps(self.argv), args,
+            this_host(), this_user(), os.getpid(), process_start(os.getpid()),
+            bool(run.no_act), run.workers, run.started or time.time(), len(run.jobs),
+            None if self._round is None else self._round.session,
+            None if self._round is None else self._round.number,
+        ))
         self._run_graph = run.graph if run.graph is not None else self.graph
         self._graph_linked = False
         self._run_jobs = run.jobs
@@ -255,14 +256,7 @@ class RecordsListener(Listener):
         ok, changed = counts[JobStatus.OK], counts[JobStatus.CHANGED]
         failed, blocked = counts[JobStatus.FAILED], counts[JobStatus.BLOCKED]
         outcome = result.outcome.value
-        self.flush(
-            "UPDATE runs SET finished = ?, outcome = ?, ok = ?, changed = ?, failed = ?, "
-            "blocked = ? WHERE id = ?",
-            (
-                result.finished or time.time(), outcome, ok, changed, failed, blocked,
-                self.run_id,
-            ),
-        )
+        self.flush(RunEnd(result.finished or time.time(), outcome, ok, changed, failed, blocked))
 
     def _job_index(self, name: str) -> int:
         """Graph index of a job whose result does not carry it (made by
@@ -276,10 +270,11 @@ class RecordsListener(Listener):
         return self._index.get(name, -1)
 
     # ------------------------------------------------------------------
-    def flush(self, final_sql: str | None = None, final_params: tuple[Any, ...] = ()) -> None:
-        """Write what is buffered (and ``final_sql``) in one transaction."""
+    def flush(self, end: RunEnd | None = None) -> None:
+        """Write what is buffered (and how the run ended) in one transaction,
+        through the backend's :class:`~dojobber.records.store.RecordsWriter`."""
         store = self.store
-        if store is None:
+        if store is None or self.run_id is None:
             return
         jobs, self._jobs = self._jobs, []
         logs, self._logs = self._logs, []
@@ -313,53 +308,8 @@ class RecordsListener(Listener):
             )
         graph = None if self._graph_linked else self._run_graph
         self._graph_linked = True
-        digest, dummy = _graph_digest(graph) if graph is not None else ("", [])
-        with store.write() as conn:
-            if graph is not None:
-                row = conn.execute("SELECT id FROM graphs WHERE digest = ?", (digest,)).fetchone()
-                graph_id = row[0] if row is not None else conn.execute(
-                    "INSERT INTO graphs (digest, root, data) VALUES (?, ?, ?)",
-                    (digest, graph.root_name, _graph_json(graph, dummy)),
-                ).lastrowid
-                conn.execute("UPDATE runs SET graph_id = ? WHERE id = ?", (graph_id, rid))
-            _insert_flat(conn, "INSERT OR REPLACE INTO jobs VALUES ", 7, rows)
-            _insert_many(conn, "INSERT OR REPLACE INTO job_details VALUES ", 6, details)
-            _insert_many(
-                conn,
-                "INSERT INTO logs (run_id, job, phase, attempt, created, level, logger, "
-                "message) VALUES ",
-                8,
-                logs,
-            )
-            if final_sql is not None:
-                conn.execute(final_sql, final_params)
-
-
-#: Rows per multi-row INSERT: 100 x 8 values stays below SQLite's oldest
-#: limit of 999 bound values.
-_CHUNK = 100
-
-
-def _insert_many(
-    conn: sqlite3.Connection, head: str, width: int, rows: list[tuple[Any, ...]]
-) -> None:
-    """Insert ``rows`` (tuples of ``width`` values); see :func:`_insert_flat`."""
-    _insert_flat(conn, head, width, list(itertools.chain.from_iterable(rows)))
-
-
-def _insert_flat(conn: sqlite3.Connection, head: str, width: int, values: list[Any]) -> None:
-    """Insert rows given as one flat list of ``width`` values per row, with
-    ``head`` + ``VALUES`` lists of ``_CHUNK`` rows at a time: a third faster
-    than ``executemany`` (less per-row work)."""
-    if not values:
-        return
-    one = "(" + ", ".join("?" * width) + ")"
-    step = _CHUNK * width
-    full = len(values) - len(values) % step
-    if full:
-        stmt = head + ", ".join([one] * _CHUNK)
-        for start in range(0, full, step):
-            conn.execute(stmt, values[start : start + step])
-    if full < len(values):
-        rest = values[full:]
-        conn.execute(head + ", ".join([one] * (len(rest) // width)), rest)
+        graph_row: GraphRow | None = None
+        if graph is not None:
+            digest, dummy = _graph_digest(graph)
+            graph_row = (digest, graph.root_name, lambda: _graph_json(graph, dummy))
+        store.write_batch(rid, graph_row, rows, details, logs, end)

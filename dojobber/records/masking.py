@@ -7,6 +7,8 @@ import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from .._postgres import redact_urls
+
 __all__ = ["MASK", "MAX_REPR", "SECRET_NAMES", "mask_argv", "mask_secrets", "short_repr"]
 
 #: Argument names whose values are never stored (matched anywhere, any case).
@@ -34,8 +36,8 @@ def mask_secrets(value: Any) -> Any:
 
 def mask_argv(argv: Iterable[str]) -> list[str]:
     """Command-line words with secrets masked: ``KEY=VALUE`` and
-    ``--KEY=VALUE`` with a secret-looking KEY, and the word after a
-    secret-looking ``--option``."""
+    ``--KEY=VALUE`` with a secret-looking KEY, the word after a
+    secret-looking ``--option``, and the password of a database URL."""
     out: list[str] = []
     hide_next = False
     for word in argv:
@@ -44,6 +46,7 @@ def mask_argv(argv: Iterable[str]) -> list[str]:
             hide_next = False
             continue
         hide_next = False
+        word = redact_urls(word)  # a database URL's password
         key, eq, _ = word.partition("=")
         if eq and SECRET_NAMES.search(key):
             out.append(f"{key}={MASK}")

@@ -10,6 +10,7 @@ and marks it ``interrupted``.
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import sqlite3
@@ -19,7 +20,17 @@ from contextlib import contextmanager
 from typing import Any
 
 from ._schema import MIGRATIONS, migrate
-from .store import JobRecord, LogLine, RecordsError, RunRecord, process_alive, this_host
+from .store import (
+    GraphRow,
+    JobRecord,
+    LogLine,
+    RecordsError,
+    RunEnd,
+    RunRecord,
+    RunRow,
+    process_alive,
+    this_host,
+)
 
 __all__ = ["RecordStore"]
 
@@ -102,6 +113,51 @@ class RecordStore:
             conn.execute("ROLLBACK")
             raise
         conn.execute("COMMIT")
+
+    # Writing (the records listener's RecordsWriter) -----------------------
+    def start_run(self, row: RunRow) -> int:
+        with self.write() as conn:
+            cursor = conn.execute(
+                "INSERT INTO runs (root, target, script, argv, args, host, user, pid, "
+                "pid_start, no_act, workers, started, jobs, session, round, outcome) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'running')",
+                (*row[:9], int(row.no_act), *row[10:]),
+            )
+            return int(cursor.lastrowid or 0)
+
+    def write_batch(
+        self,
+        run_id: int,
+        graph: GraphRow | None,
+        jobs: list[Any],
+        details: list[tuple[Any, ...]],
+        logs: list[tuple[Any, ...]],
+        end: RunEnd | None,
+    ) -> None:
+        with self.write() as conn:
+            if graph is not None:
+                digest, root, data = graph
+                row = conn.execute("SELECT id FROM graphs WHERE digest = ?", (digest,)).fetchone()
+                graph_id = row[0] if row is not None else conn.execute(
+                    "INSERT INTO graphs (digest, root, data) VALUES (?, ?, ?)",
+                    (digest, root, data()),
+                ).lastrowid
+                conn.execute("UPDATE runs SET graph_id = ? WHERE id = ?", (graph_id, run_id))
+            _insert_flat(conn, "INSERT OR REPLACE INTO jobs VALUES ", 7, jobs)
+            _insert_many(conn, "INSERT OR REPLACE INTO job_details VALUES ", 6, details)
+            _insert_many(
+                conn,
+                "INSERT INTO logs (run_id, job, phase, attempt, created, level, logger, "
+                "message) VALUES ",
+                8,
+                logs,
+            )
+            if end is not None:
+                conn.execute(
+                    "UPDATE runs SET finished = ?, outcome = ?, ok = ?, changed = ?, "
+                    "failed = ?, blocked = ? WHERE id = ?",
+                    (*end, run_id),
+                )
 
     # ------------------------------------------------------------------
     def reap(self) -> list[int]:
@@ -245,3 +301,33 @@ def _job_record(row: tuple[Any, ...]) -> JobRecord:
         run_id, name, status, tries, started, duration, result, exception, tb,
         json.loads(phases) if phases else [],
     )
+
+
+#: Rows per multi-row INSERT: 100 x 8 values stays below SQLite's oldest
+#: limit of 999 bound values.
+_CHUNK = 100
+
+
+def _insert_many(
+    conn: sqlite3.Connection, head: str, width: int, rows: list[tuple[Any, ...]]
+) -> None:
+    """Insert ``rows`` (tuples of ``width`` values); see :func:`_insert_flat`."""
+    _insert_flat(conn, head, width, list(itertools.chain.from_iterable(rows)))
+
+
+def _insert_flat(conn: sqlite3.Connection, head: str, width: int, values: list[Any]) -> None:
+    """Insert rows given as one flat list of ``width`` values per row, with
+    ``head`` + ``VALUES`` lists of ``_CHUNK`` rows at a time: a third faster
+    than ``executemany`` (less per-row work)."""
+    if not values:
+        return
+    one = "(" + ", ".join("?" * width) + ")"
+    step = _CHUNK * width
+    full = len(values) - len(values) % step
+    if full:
+        stmt = head + ", ".join([one] * _CHUNK)
+        for start in range(0, full, step):
+            conn.execute(stmt, values[start : start + step])
+    if full < len(values):
+        rest = values[full:]
+        conn.execute(head + ", ".join([one] * (len(rest) // width)), rest)

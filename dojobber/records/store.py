@@ -17,8 +17,9 @@ from __future__ import annotations
 import getpass
 import os
 import socket
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from .._paths import user_state_file
 from ..errors import DojobberError
@@ -29,7 +30,10 @@ __all__ = [
     "JobRecord",
     "LogLine",
     "RecordsError",
+    "RecordsWriter",
+    "RunEnd",
     "RunRecord",
+    "RunRow",
     "Store",
     "default_path",
 ]
@@ -184,6 +188,8 @@ class Store(Protocol):
     path: str
 
     def close(self) -> None: ...
+    def __enter__(self) -> Store: ...
+    def __exit__(self, *exc: object) -> None: ...
     def runs(self, root: str | None = None, limit: int = 20) -> list[RunRecord]: ...
     def run(self, run_id: int | str) -> RunRecord: ...
     def resolve(self, run_id: int | str) -> int: ...
@@ -191,3 +197,68 @@ class Store(Protocol):
     def job(self, run_id: int | str, name: str) -> JobRecord: ...
     def logs(self, run_id: int | str, job: str | None = None) -> list[LogLine]: ...
     def graph_data(self, run_id: int | str) -> dict[str, Any] | None: ...
+
+
+class RunRow(NamedTuple):
+    """The row a run starts with (``outcome`` is ``running``)."""
+
+    root: str
+    target: str
+    script: str | None
+    argv: str  # JSON list, secrets masked
+    args: str  # JSON {"args": [...], "kwargs": {...}}, secrets masked
+    host: str
+    user: str
+    pid: int
+    pid_start: int | None
+    no_act: bool
+    workers: int
+    started: float
+    jobs: int
+    session: str | None
+    round: int | None
+
+
+class RunEnd(NamedTuple):
+    """How a run ended: the last update of its row."""
+
+    finished: float
+    outcome: str
+    ok: int
+    changed: int
+    failed: int
+    blocked: int
+
+
+#: A graph to link to a run: ``(digest, root, data)``; ``data()`` makes the
+#: stored JSON, called only when no graph with that digest is stored yet.
+GraphRow = tuple[str, str, Callable[[], str]]
+
+
+class RecordsWriter(Protocol):
+    """Writing a records database, whatever its backend: what
+    :class:`~dojobber.records.RecordsListener` needs.  Each call is one
+    transaction; rows come ready to bind."""
+
+    path: str
+
+    def close(self) -> None: ...
+
+    def start_run(self, row: RunRow) -> int:
+        """Insert a run; returns its id."""
+
+    def write_batch(
+        self,
+        run_id: int,
+        graph: GraphRow | None,
+        jobs: list[Any],
+        details: list[tuple[Any, ...]],
+        logs: list[tuple[Any, ...]],
+        end: RunEnd | None,
+    ) -> None:
+        """Link ``graph`` to the run, upsert ``jobs`` (one flat list of 7
+        values per job: run id, index, name, status, tries, started,
+        duration) and ``details`` (run id, index, result, exception,
+        traceback, phases JSON), append ``logs`` (run id, job, phase,
+        attempt, created, level, logger, message) and, with ``end``, close
+        the run; all in one transaction."""
