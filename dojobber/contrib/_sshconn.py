@@ -43,6 +43,7 @@ from .ssh_errors import (
 log = logging.getLogger("dojobber.contrib.ssh")
 
 POLICIES = ("verify", "accept-new", "insecure")
+_EOF_WAIT = 2.0
 _known_hosts_lock = threading.Lock()
 
 
@@ -222,13 +223,20 @@ def run_command(client: paramiko.SSHClient, target: Target, command: str,
         chan.exec_command(command)
         chan.shutdown_write()
         deadline = None if timeout is None else time.monotonic() + timeout
+        exited_at: float | None = None
         while True:
             while chan.recv_ready():
                 out.feed(chan.recv(65536))
             while chan.recv_stderr_ready():
                 err.feed(chan.recv_stderr(65536))
-            if chan.exit_status_ready() and not chan.recv_ready() \
-                    and not chan.recv_stderr_ready():
+            # sshd may report the exit status before it sent the last output:
+            # wait for the end of output too (at most _EOF_WAIT s, for a
+            # command that left a background process holding its output).
+            if chan.exit_status_ready() and exited_at is None:
+                exited_at = time.monotonic()
+            if exited_at is not None and not chan.recv_ready() \
+                    and not chan.recv_stderr_ready() \
+                    and (chan.eof_received or time.monotonic() - exited_at > _EOF_WAIT):
                 break
             wait = 0.5
             if deadline is not None:
@@ -239,7 +247,7 @@ def run_command(client: paramiko.SSHClient, target: Target, command: str,
                     raise CommandTimeoutError(target.job, target.name, command,
                                               float(timeout or 0), list(tail))
                 wait = min(wait, 0.5)
-            select.select([chan], [], [], wait)
+            select.select([chan], [], [], 0.05 if exited_at is not None else wait)
         out.flush()
         err.flush()
         return chan.recv_exit_status(), list(tail)
