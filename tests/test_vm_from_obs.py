@@ -81,14 +81,19 @@ def test_example_converges_in_one_run_and_a_rerun_does_nothing(
     assert statuses == {
         "Find image": JobStatus.OK,
         "Download image": JobStatus.CHANGED,
+        "Seed": JobStatus.CHANGED,
         "Create domain": JobStatus.CHANGED,
         "Wait for address": JobStatus.OK,
+        "Authorize key": JobStatus.OK,  # the loopback sshd takes the key already
         "Provision": JobStatus.CHANGED,
     }
     assert (images / IMAGE).read_bytes() == image
     dom = conn.lookupByName("kanku-test")
     assert dom.isActive() and dom.maxMemory() == 1 << 20
     assert first.noderesults["Create domain"]["disk"] == str(images / "kanku-test-overlay.qcow2")
+    seed = str(images / "kanku-test-seed.iso")
+    assert first.noderesults["Seed"]["path"] == seed
+    assert f"<source file='{seed}'/>" in dom.XMLDesc(0)
     assert marker.read_text() == "provisioned by dojobber\n"
     assert first.noderesults["Provision"]["host"] == "127.0.0.1"
     assert first.noderesults["Wait for address"]["ip"] != "127.0.0.1"
@@ -112,6 +117,6 @@ def test_example_draws_its_graph(tmp_path: pathlib.Path) -> None:
     out = tmp_path / "vm.svg"
     example.draw(root, str(out))
     svg = out.read_text()
-    for name in ("Find image", "Download image", "Create domain", "Wait for address",
-                 "Provision"):
+    for name in ("Find image", "Download image", "Seed", "Create domain",
+                 "Wait for address", "Authorize key", "Provision"):
         assert name in svg

@@ -34,7 +34,8 @@ import libvirt
 
 from .._context import report_progress
 from ..job import Job
-from ._domainxml import disk_element, interface_element, parse_memory, render
+from ._domainxml import cdrom_element, disk_element, interface_element, parse_memory, render
+from ._forward import forwarding_elements
 from ._runscope import job_name, job_result
 from .libvirt_errors import DiskError, LibvirtJobError
 
@@ -242,17 +243,51 @@ def _remove(path: str) -> None:
         os.remove(path)
 
 
+DOMAIN_TYPES = ("auto", "kvm", "qemu")
+
+
+def choose_domain_type(job: CreateDomain, caps: str, kind: str) -> str:
+    """The job's ``domain_type``; for "auto" (or None): "test" on the test
+    driver, "kvm" when the host offers it, else "qemu" (TCG emulation,
+    logged as a warning, since guests run many times slower)."""
+    wanted = job.domain_type or "auto"
+    if wanted != "auto":
+        return wanted
+    if kind.upper() == "TEST":
+        return "test"
+    if "<domain type='kvm'" in caps:
+        return "kvm"
+    log.warning("%s: the host offers no KVM (no usable /dev/kvm); domain %s uses TCG "
+                "emulation (domain type 'qemu'), which is many times slower",
+                type(job).__name__, job.name)
+    return "qemu"
+
+
+def seed_path(job: CreateDomain) -> str | None:
+    """The seed ISO: the ``seed`` option, or what the job it names published."""
+    ref = job.seed
+    if ref is None:
+        return None
+    if isinstance(ref, type) and issubclass(ref, Job):
+        value = (job_result(job.global_storage, ref) or {}).get("path")
+        if not isinstance(value, (str, os.PathLike)):
+            raise DiskError(type(job).__name__, f"job {job_name(ref)} recorded no seed 'path'; "
+                            "put it in DEPS so it runs first (a CloudInitSeed records one)")
+        ref = value
+    if not isinstance(ref, (str, os.PathLike)):
+        raise DiskError(type(job).__name__, f"option seed={ref!r} is neither a path nor a job")
+    return os.path.abspath(os.fspath(ref))
+
+
 def domain_xml(job: CreateDomain, caps: str, kind: str, disk: Disk | None,
                default: str) -> str:
     """The domain XML from the job's template and options."""
     name = type(job).__name__
-    if job.domain_type:
-        domain_type = job.domain_type
-    elif kind.upper() == "TEST":
-        domain_type = "test"
-    else:
-        domain_type = "kvm" if "<domain type='kvm'" in caps else "qemu"
+    domain_type = choose_domain_type(job, caps, kind)
     arch = ET.fromstring(caps).findtext("host/cpu/arch") or "x86_64"
+    seed = seed_path(job)
+    forward_iface, forwarding = forwarding_elements(job.port_forwards, job.forward_address,
+                                                    job.forward_backend)
     template = job.template
     if template is None:
         template = default
@@ -270,9 +305,16 @@ def domain_xml(job: CreateDomain, caps: str, kind: str, disk: Disk | None,
         "disk_format": disk.fmt if disk else "",
         "disk": disk_element(disk.path, disk.fmt) if disk else "",
         "network": job.network or "",
-        "interface": interface_element(job.network),
+        "interface": forward_iface or interface_element(job.network),
+        "seed": cdrom_element(seed),
+        "forwarding": forwarding,
         "cpu": "<cpu mode='host-passthrough'/>" if domain_type == "kvm" else "",
     }
+    for option, placeholder, where in (("seed", "seed", "inside <devices>"),
+                                       ("port_forwards", "forwarding", "before </domain>")):
+        if getattr(job, option) and "${" + placeholder + "}" not in str(template):
+            raise LibvirtJobError(name, f"option {option} is set but the template has no "
+                                  f"${{{placeholder}}} placeholder: add it {where}")
     try:
         xml = render(str(template), values)
     except (KeyError, ValueError) as err:

@@ -13,9 +13,12 @@ import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from xml.sax.saxutils import escape, quoteattr
 
+from ._forward import forwards_of
+
 __all__ = [
     "DEFAULT_TEMPLATE",
     "DomainSpec",
+    "cdrom_element",
     "differences",
     "disk_element",
     "interface_element",
@@ -75,7 +78,9 @@ def parse_memory(value: object) -> int:
 
 #: The built-in domain template (``string.Template`` placeholders, see
 #: :func:`render`): a virtio disk and NIC, serial console, guest-agent
-#: channel and a virtio RNG; host CPU passthrough with KVM.
+#: channel and a virtio RNG; host CPU passthrough with KVM; ``${seed}`` is
+#: the cloud-init seed CD-ROM and ``${forwarding}`` the port forwards' NIC
+#: (see :mod:`dojobber.contrib._forward`); both empty when unused.
 DEFAULT_TEMPLATE = """\
 <domain type='${domain_type}'>
   <name>${name}</name>
@@ -93,12 +98,14 @@ DEFAULT_TEMPLATE = """\
   <on_crash>destroy</on_crash>
   <devices>
     ${disk}
+    ${seed}
     ${interface}
     <serial type='pty'><target port='0'/></serial>
     <console type='pty'><target type='serial' port='0'/></console>
     <channel type='unix'><target type='virtio' name='org.qemu.guest_agent.0'/></channel>
     <rng model='virtio'><backend model='random'>/dev/urandom</backend></rng>
   </devices>
+  ${forwarding}
 </domain>
 """
 
@@ -115,6 +122,16 @@ def disk_element(path: str | None, fmt: str) -> str:
     )
 
 
+def cdrom_element(path: str | None) -> str:
+    """A read-only SATA CD-ROM holding ``path`` (e.g. a cloud-init seed)."""
+    if not path:
+        return ""
+    return (
+        "<disk type='file' device='cdrom'><driver name='qemu' type='raw'/>"
+        f"<source file={quoteattr(path)}/><target dev='sdz' bus='sata'/><readonly/></disk>"
+    )
+
+
 def interface_element(network: str | None) -> str:
     """The ``<interface>`` element on libvirt network ``network`` (or none)."""
     if not network:
@@ -127,11 +144,12 @@ def interface_element(network: str | None) -> str:
 
 def render(template: str, values: dict[str, str]) -> str:
     """Fill ``template``'s ``${placeholder}`` s; values are XML-escaped,
-    except the element placeholders ``disk``, ``interface`` and ``cpu``.
+    except the element placeholders ``disk``, ``seed``, ``interface``, ``cpu``
+    and ``forwarding``.
 
     Raises KeyError naming a placeholder the template uses that is unknown.
     """
-    raw = {"disk", "interface", "cpu"}
+    raw = {"disk", "interface", "cpu", "seed", "forwarding"}
     filled = {k: (v if k in raw else escape(v, {"'": "&apos;", '"': "&quot;"}))
               for k, v in values.items()}
     return string.Template(template).substitute(filled)
@@ -145,6 +163,10 @@ class DomainSpec:
     vcpu: int | None
     disk: str | None
     networks: tuple[str, ...]
+    #: None: not compared (the job chose the type itself).
+    domain_type: str | None = None
+    #: Source of the first CD-ROM; None: not compared.
+    cdrom: str | None = None
 
 
 def _to_kib(element: ET.Element | None) -> int | None:
@@ -176,13 +198,22 @@ def spec_of(xml: str) -> DomainSpec:
             if disk and el.get("type") == "file":
                 disk = os.path.normpath(disk)
         break
+    cdrom = None
+    for el in root.iterfind("devices/disk[@device='cdrom']"):
+        source = el.find("source")
+        cdrom = None if source is None else source.get("file")
+        cdrom = os.path.normpath(cdrom) if cdrom else None
+        break
     networks = []
     for el in root.iterfind("devices/interface"):
         source = el.find("source")
         kind = el.get("type", "")
         name = None if source is None else (source.get("network") or source.get("bridge"))
         networks.append(f"{kind}:{name}" if name else kind)
-    return DomainSpec(_to_kib(root.find("memory")), vcpu, disk, tuple(networks))
+    networks += [f"forward:{address or '*'}:{host}->{guest}"
+                 for address, host, guest in forwards_of(xml)]
+    return DomainSpec(_to_kib(root.find("memory")), vcpu, disk, tuple(networks),
+                      root.get("type"), cdrom)
 
 
 def differences(wanted: DomainSpec, found: DomainSpec) -> list[str]:
@@ -194,6 +225,10 @@ def differences(wanted: DomainSpec, found: DomainSpec) -> list[str]:
         diffs.append(f"vcpu: wanted {wanted.vcpu}, defined {found.vcpu}")
     if wanted.disk != found.disk:
         diffs.append(f"disk: wanted {wanted.disk or 'none'}, defined {found.disk or 'none'}")
+    if wanted.domain_type is not None and wanted.domain_type != found.domain_type:
+        diffs.append(f"domain type: wanted {wanted.domain_type}, defined {found.domain_type}")
+    if wanted.cdrom is not None and wanted.cdrom != found.cdrom:
+        diffs.append(f"seed: wanted {wanted.cdrom}, defined {found.cdrom or 'none'}")
     if wanted.networks != found.networks:
         diffs.append(
             f"network: wanted {', '.join(wanted.networks) or 'none'}, "

@@ -16,10 +16,11 @@ importing this module silences libvirt's default printing of errors to stderr.
 
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
 import logging
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any, ClassVar
 
@@ -27,8 +28,9 @@ import libvirt
 
 from .._context import report_progress
 from ..job import REQUIRED, Job
-from . import _disks
+from . import _disks, _forward
 from ._domainxml import DEFAULT_TEMPLATE, differences, parse_memory, spec_of
+from ._forward import forwards_of
 from ._runscope import NotConvergedError, publish, run_pool, with_default_deps
 from .libvirt_errors import (
     AddressTimeoutError,
@@ -36,6 +38,7 @@ from .libvirt_errors import (
     DomainNotFoundError,
     InvalidLibvirtOptionError,
     LibvirtCallError,
+    LibvirtJobError,
 )
 
 __all__ = ["CreateDomain", "LibvirtJob", "RemoveDomain", "WaitForAddress"]
@@ -140,8 +143,17 @@ class CreateDomain(LibvirtJob):
     ``disk_mode``), defines the domain from ``template`` and starts it; an
     existing stopped domain is just started.
 
-    Records ``{"domain_name", "uri", "disk", "disk_mode"}`` as its result in
-    the job context and sets the context key ``domain_name``.
+    ``seed`` attaches a cloud-init seed CD-ROM (see
+    :class:`~dojobber.contrib.prepare_ssh.CloudInitSeed`); ``port_forwards``
+    adds a NIC with user-mode networking and TCP forwards on
+    ``forward_address`` (127.0.0.1), for hosts without a libvirt network or
+    to reach the guest only through loopback (see :mod:`._forward` and
+    :class:`WaitForAddress`'s ``forwarded_port``).
+
+    Records ``{"domain_name", "uri", "disk", "disk_mode", "domain_type",
+    "forwards"}`` as its result in the job context (``forwards``: ``[host
+    address, host port, guest port]`` each) and sets the context key
+    ``domain_name``.
     """
 
     #: Domain name.
@@ -164,14 +176,25 @@ class CreateDomain(LibvirtJob):
     #: Domain XML with ${placeholders} (str), a path to one, or None for the default.
     template: ClassVar[Any] = None
     autostart: ClassVar[bool] = False
-    #: Domain type; None: "test" on the test driver, "kvm" when possible, else "qemu".
+    #: "kvm", "qemu" (TCG emulation) or "auto"/None: "test" on the test driver,
+    #: "kvm" when the host offers it, else "qemu" with a warning.
     domain_type: ClassVar[str | None] = None
+    #: A cloud-init seed ISO attached as a CD-ROM: a path, or a job (a
+    #: CloudInitSeed variant) whose result has ``path``.
+    seed: ClassVar[Any] = None
+    #: Host port -> guest port: a NIC with user-mode networking and these TCP
+    #: forwards (in addition to ``network``; set network=None for only this).
+    port_forwards: ClassVar[Mapping[int, int] | None] = None
+    #: Host address the forwards listen on.
+    forward_address: ClassVar[str] = "127.0.0.1"
+    #: "slirp" (QEMU's, via <qemu:commandline>) or "passt" (libvirt's <portForward>).
+    forward_backend: ClassVar[str] = "slirp"
 
     @classmethod
     def variant(cls, name: str | None = None, /, **options: Any) -> Any:
         """As :meth:`Job.variant`; checks ``memory``/``disk_mode`` now, and
         depends on ``image`` when that is a job and no ``DEPS`` are given."""
-        made = super().variant(name, **with_default_deps(options, "image"))
+        made = super().variant(name, **with_default_deps(options, "image", "seed"))
         for key, check in (("memory", parse_memory), ("disk_mode", _disks.check_mode)):
             if key in options:
                 try:
@@ -179,6 +202,18 @@ class CreateDomain(LibvirtJob):
                 except ValueError as err:
                     raise InvalidLibvirtOptionError(made.__name__, key, options[key],
                                                     str(err)) from None
+        if (made.domain_type or "auto") not in (*_disks.DOMAIN_TYPES, "test"):
+            raise InvalidLibvirtOptionError(made.__name__, "domain_type", made.domain_type,
+                                            f"use one of {', '.join(_disks.DOMAIN_TYPES)}")
+        if made.forward_backend not in _forward.BACKENDS:
+            raise InvalidLibvirtOptionError(made.__name__, "forward_backend",
+                                            made.forward_backend,
+                                            f"use one of {', '.join(_forward.BACKENDS)}")
+        for host, guest in (made.port_forwards or {}).items():
+            if not all(isinstance(p, int) and 0 < p < 65536 for p in (host, guest)):
+                raise InvalidLibvirtOptionError(made.__name__, "port_forwards",
+                                                made.port_forwards,
+                                                "map host ports to guest ports (1-65535)")
         if made.disk_mode == "volume" and not made.pool:
             raise InvalidLibvirtOptionError(made.__name__, "disk_mode", "volume",
                                             "a volume needs the pool option")
@@ -203,9 +238,10 @@ class CreateDomain(LibvirtJob):
             found = spec_of(dom.XMLDesc(0))
         disk = plan.existing(self, conn)
         wanted = spec_of(self._xml(conn, disk))
+        if not self.domain_type or self.domain_type == "auto":
+            wanted = dataclasses.replace(wanted, domain_type=None)
         if disk is None:
-            wanted = type(wanted)(wanted.memory_kib, wanted.vcpu,
-                                  f"a new disk from {plan.image}", wanted.networks)
+            wanted = dataclasses.replace(wanted, disk=f"a new disk from {plan.image}")
         diffs = differences(wanted, found)
         if diffs:
             raise DomainDriftError(type(self).__name__, self.name, diffs)
@@ -228,8 +264,11 @@ class CreateDomain(LibvirtJob):
             raise NotConvergedError(job, f"domain {self.name!r} is defined but not running")
         if autostart != bool(self.autostart):
             raise NotConvergedError(job, f"domain {self.name!r} autostart is {autostart}")
+        with self._calling(f"read domain {self.name!r}"):
+            xml = dom.XMLDesc(0)
         values = {"domain_name": self.name, "uri": self._uri(), "disk": disk.path,
-                  "disk_mode": disk.mode}
+                  "disk_mode": disk.mode, "domain_type": spec_of(xml).domain_type,
+                  "forwards": [list(f) for f in forwards_of(xml)]}
         return self._publish(values, domain_name=self.name)
 
     def Run(self, *args: Any, **kwargs: Any) -> None:
@@ -268,8 +307,14 @@ class WaitForAddress(LibvirtJob):
     table).  Check passes when one answers; Run polls every ``interval``
     seconds until ``timeout`` and then raises :class:`AddressTimeoutError`.
 
-    Records ``{"domain_name", "ip", "addresses", "source"}`` as its result
-    in the job context and sets the context key ``ip``.
+    With ``forwarded_port`` (e.g. 22) it asks no source: the address is the
+    host side of the domain's forward of that guest port (127.0.0.1 and the
+    host port), ready once the guest answers there; the SSH jobs take the
+    port from it too (``address_from``).
+
+    Records ``{"domain_name", "ip", "addresses", "source"}`` (and ``port``
+    with a forward) as its result in the job context and sets the context
+    key ``ip``.
     """
 
     #: Domain name, or its CreateDomain job (then name and uri come from it).
@@ -281,6 +326,12 @@ class WaitForAddress(LibvirtJob):
     family: ClassVar[str] = "ipv4"
     timeout: ClassVar[float] = 180.0
     interval: ClassVar[float] = 2.0
+    #: A guest port reached through the domain's port forward (CreateDomain
+    #: ``port_forwards``): the address is the forward's host side, ready once
+    #: the guest sends data on it (SSH's banner).  None: ask ``sources``.
+    forwarded_port: ClassVar[int | None] = None
+    #: Seconds one probe of the forward waits for the guest's first bytes.
+    probe_timeout: ClassVar[float] = 5.0
 
     @classmethod
     def variant(cls, name: str | None = None, /, **options: Any) -> Any:
@@ -296,12 +347,14 @@ class WaitForAddress(LibvirtJob):
     def _uri(self) -> str:
         return _domain_ref(self, self.domain)[1]
 
-    def _query(self, errors: dict[str, str]) -> tuple[str, str, list[str]] | None:
+    def _query(self, errors: dict[str, str]) -> dict[str, Any] | None:
         name = _domain_ref(self, self.domain)[0]
         conn = self._conn()
         dom = self._lookup(conn, name)
         if dom is None:
             raise DomainNotFoundError(type(self).__name__, name, self._uri())
+        if self.forwarded_port is not None:
+            return self._query_forward(name, dom, errors)
         for src in self.sources:
             try:
                 ifaces = dom.interfaceAddresses(_SOURCES[src], 0) or {}
@@ -310,9 +363,29 @@ class WaitForAddress(LibvirtJob):
                 continue
             found = [a for a in _addresses(ifaces) if self._wanted(a)]
             if found:
-                return found[0], src, found
+                return {"ip": found[0], "source": src, "addresses": found}
             errors[src] = "no address yet"
         return None
+
+    def _query_forward(self, name: str, dom: libvirt.virDomain,
+                       errors: dict[str, str]) -> dict[str, Any] | None:
+        with self._calling(f"read domain {name!r}"):
+            xml = dom.XMLDesc(0)
+            active = bool(dom.isActive())
+        forward = _forward.forward_for(xml, int(self.forwarded_port or 0))
+        if forward is None:
+            raise LibvirtJobError(type(self).__name__, f"domain {name!r} has no port forward "
+                                  f"to guest port {self.forwarded_port}; set CreateDomain's "
+                                  "port_forwards, or unset forwarded_port")
+        if not active:
+            errors["forward"] = f"domain {name!r} is not running"
+            return None
+        why = _forward.probe(*forward, timeout=float(self.probe_timeout))
+        if why is not None:
+            errors["forward"] = f"{forward[0]}:{forward[1]}: {why}"
+            return None
+        return {"ip": forward[0], "port": forward[1], "source": "forward",
+                "addresses": [forward[0]]}
 
     def _wanted(self, address: str) -> bool:
         try:
@@ -323,11 +396,9 @@ class WaitForAddress(LibvirtJob):
             return False
         return self.family == "any" or (self.family == "ipv6") == (ip.version == 6)
 
-    def _result(self, found: tuple[str, str, list[str]]) -> dict[str, Any]:
-        ip, source, addresses = found
-        values = {"domain_name": _domain_ref(self, self.domain)[0], "ip": ip,
-                  "addresses": addresses, "source": source}
-        return self._publish(values, ip=ip)
+    def _result(self, found: dict[str, Any]) -> dict[str, Any]:
+        values = {"domain_name": _domain_ref(self, self.domain)[0], **found}
+        return self._publish(values, ip=found["ip"])
 
     def _check(self) -> dict[str, Any]:
         errors: dict[str, str] = {}

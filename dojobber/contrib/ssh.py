@@ -12,9 +12,9 @@ Configure with :meth:`~dojobber.Job.variant`::
                              files=[("nginx.conf", "/etc/nginx/nginx.conf")])
 
 The host is, in this order: the ``host`` option; the ``ip`` in the result of
-the job ``address_from``; the ``ip`` in the result of the one direct
-dependency that has one; the job context key ``ip`` (see
-:mod:`dojobber.contrib._runscope`).  One connection per
+the job ``address_from`` (the port is its ``port`` when ``port`` is unset);
+the ``ip`` in the result of the one direct dependency that has one; the job
+context key ``ip`` (see :mod:`dojobber.contrib._runscope`).  One connection per
 (host, port, user) is shared by the jobs of a run in one process and closed
 at Cleanup.  Host keys are verified against ``known_hosts`` by default (see
 :mod:`dojobber.contrib._sshconn` and docs/ssh.rst).  Output lines are logged
@@ -76,7 +76,8 @@ class SSHJob(Job):
     host: ClassVar[str | None] = None
     #: A job (class or name; e.g. a WaitForAddress variant) whose result's ``ip`` is the host.
     address_from: ClassVar[Any] = None
-    port: ClassVar[int] = 22
+    #: None: the ``port`` in ``address_from``'s result (a forwarded port), else 22.
+    port: ClassVar[int | None] = None
     username: ClassVar[str] = "root"
     #: Private key file; with allow_agent / look_for_keys as in paramiko.
     key_filename: ClassVar[str | None] = None
@@ -132,9 +133,18 @@ class SSHJob(Job):
         raise NoHostError(job, "no host: set the host option, or depend on a job that "
                           "publishes an 'ip' (WaitForAddress) and set address_from")
 
+    def _port(self) -> int:
+        if self.port is not None:
+            return int(self.port)
+        if self.address_from is not None:
+            value = (job_result(self.global_storage, self.address_from) or {}).get("port")
+            if value is not None:
+                return int(value)
+        return 22
+
     def _target(self) -> _sshconn.Target:
         return _sshconn.Target(
-            job=type(self).__name__, host=self._host(), port=int(self.port),
+            job=type(self).__name__, host=self._host(), port=self._port(),
             username=self.username, policy=self.host_key_policy,
             known_hosts=os.path.expanduser(self.known_hosts or
                                            _sshconn.default_known_hosts()),

@@ -16,6 +16,10 @@ __all__ = [
     "CheckCommandError",
     "CommandFailedError",
     "CommandTimeoutError",
+    "ConsoleCommandError",
+    "ConsoleError",
+    "ConsoleLoginError",
+    "ConsoleTimeoutError",
     "HostKeyChangedError",
     "HostKeyUnknownError",
     "InvalidSSHOptionError",
@@ -23,6 +27,7 @@ __all__ = [
     "SSHAuthError",
     "SSHConnectError",
     "SSHJobError",
+    "SeedError",
 ]
 
 
@@ -148,3 +153,34 @@ class CheckCommandError(SSHJobError):
             job, f"the commands ran, but check_command {command!r} on {target} still "
             f"exits {status}{_tail(tail)}; fix the commands or the check"
         )
+
+
+class ConsoleError(SSHJobError):
+    """Base of the console login method's errors (:class:`AuthorizeSSHKey`).
+
+    ``console_tail`` holds the last lines the console showed (the password
+    never appears in them)."""
+
+    def __init__(self, job: str, console: str, message: str,
+                 console_tail: Sequence[str] = ()) -> None:
+        self.console = console
+        self.console_tail = list(console_tail)
+        super().__init__(job, f"console {console}: {message}{_tail(self.console_tail)}")
+
+
+class ConsoleTimeoutError(ConsoleError):
+    """The console showed no login prompt or shell within the timeout."""
+
+
+class ConsoleLoginError(ConsoleError):
+    """The guest refused the user and password given (``Login incorrect``).
+
+    Not worth retrying with the same password: fix ``console_password``."""
+
+
+class ConsoleCommandError(ConsoleError):
+    """Writing the key on the guest's console failed (non-zero status)."""
+
+
+class SeedError(SSHJobError):
+    """A cloud-init seed cannot be made or read, or no public key is found."""

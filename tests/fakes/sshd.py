@@ -4,7 +4,8 @@
 and config in a directory, runs ``/usr/sbin/sshd -D -e -f CONFIG`` on a free
 loopback port, waits (bounded) until it answers with an SSH banner, and
 stops it at :meth:`stop`.  It logs in the user running the tests with the
-client key.  As root, ``/run/sshd`` (privilege separation) is created.
+client key (or with the keys of the file ``authorized_keys``, when given).
+As root, ``/run/sshd`` (privilege separation) is created.
 
     with Sshd(tmp_path) as server:
         server.host, server.port, server.client_key, server.known_hosts_line()
@@ -48,7 +49,8 @@ class Sshd:
     """One sshd process; see the module docstring."""
 
     def __init__(self, directory: Path, port: int | None = None,
-                 host_key: Path | None = None, client_key: Path | None = None) -> None:
+                 host_key: Path | None = None, client_key: Path | None = None,
+                 authorized_keys: Path | None = None) -> None:
         self.dir = Path(directory)
         self.dir.mkdir(parents=True, exist_ok=True)
         self.host = "127.0.0.1"
@@ -56,6 +58,9 @@ class Sshd:
         self.username = getpass.getuser()
         self.host_key = host_key or keygen(self.dir / "host_ed25519")
         self.client_key = client_key or keygen(self.dir / "client_ed25519")
+        #: None: a file with the client key; else this file as it is (the
+        #: tests that authorize the key themselves).
+        self.authorized_keys = authorized_keys
         self.config = self.dir / "sshd_config"
         self.log = self.dir / "sshd.log"
         self.proc: subprocess.Popen[bytes] | None = None
@@ -68,9 +73,11 @@ class Sshd:
         return f"[{self.host}]:{self.port} {self.host_public_key()}\n"
 
     def _write_config(self) -> None:
-        authorized = self.dir / "authorized_keys"
-        authorized.write_text(Path(f"{self.client_key}.pub").read_text())
-        authorized.chmod(0o600)
+        authorized = self.authorized_keys
+        if authorized is None:
+            authorized = self.dir / "authorized_keys"
+            authorized.write_text(Path(f"{self.client_key}.pub").read_text())
+            authorized.chmod(0o600)
         self.config.write_text(
             f"Port {self.port}\n"
             f"ListenAddress {self.host}\n"
