@@ -6,7 +6,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip --disable-pip-version-check -q
 
-.PHONY: demo test pytest lint typecheck bench docs-graph system-deps clean
+.PHONY: demo test pytest lint typecheck bench docs-graph system-deps clean test-upstream
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -59,6 +59,14 @@ $(UPSTREAM_VENV)/.installed:
 	$(UPSTREAM_VENV)/bin/pip --disable-pip-version-check -q install --no-build-isolation \
 	    dojobber==0.6.3 python-graph-core python-graph-dot
 	touch $@
+
+# Upstream's own test suite (in its repository; the 0.6.3 sdist ships no
+# tests) run against this package.  Needs git and network to GitHub, so it is
+# not part of `make test`; tests/test_upstream_compat.py covers the same ground.
+UPSTREAM_TESTS ?= $(VENV)/upstream-tests
+test-upstream: $(VENV)/.test-installed
+	test -d $(UPSTREAM_TESTS) || git clone -q --depth 1 https://github.com/ExtraHop/DoJobber $(UPSTREAM_TESTS)
+	cd $(UPSTREAM_TESTS)/tests && $(abspath $(PY)) -m pytest -q -p no:cacheprovider test_dojobber.py
 
 bench: $(VENV)/.test-installed $(UPSTREAM_VENV)/.installed
 	$(PY) benchmarks/bench_engine.py --upstream-python $(UPSTREAM_VENV)/bin/python --upstream-repeat 5 \

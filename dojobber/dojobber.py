@@ -394,17 +394,23 @@ class DoJobber:
     def display_graph(self, **options: Any) -> None:
         """Show a PNG picture of the graph in the desktop's image viewer.
 
-        ``options`` as for :meth:`write_graph`.  Raises
-        :class:`~dojobber.render.NoImageViewerError` (saying what to install,
-        or to use :meth:`write_graph`) when there is no display or viewer.
+        ``options`` as for :meth:`write_graph`.  Like upstream, it does
+        nothing where no picture can be shown (no display, no viewer, no
+        Graphviz); it logs why as a warning on the ``dojobber`` logger, so a
+        script run from cron still finishes normally.
         """
         import tempfile
 
-        from .render import open_image, render
+        from .render import RenderError, open_image, render, viewer_command
 
-        data = render(self._require_graph("display_graph"), self.result, "png", **options)
-        with tempfile.NamedTemporaryFile(
-            prefix="dojobber-graph-", suffix=".png", delete=False
-        ) as out:
-            out.write(data)
-        open_image(out.name)
+        graph = self._require_graph("display_graph")
+        try:
+            viewer_command()  # no display or viewer: say so before drawing
+            data = render(graph, self.result, "png", **options)
+            with tempfile.NamedTemporaryFile(
+                prefix="dojobber-graph-", suffix=".png", delete=False
+            ) as out:
+                out.write(data)
+            open_image(out.name)
+        except RenderError as err:
+            log.warning("display_graph() shows nothing: %s", err)

@@ -97,14 +97,15 @@ class DependencyCycleError(DefinitionError):
 
 
 class InvalidTriesError(DefinitionError):
-    """``TRIES`` (or ``default_tries``) is below 1 or not a whole number."""
+    """``TRIES`` (or ``default_tries``) is below 1, not finite or not a number."""
 
     def __init__(self, job: str, tries: object) -> None:
         self.job = job
         self.tries = tries
         super().__init__(
-            f"{job}: TRIES is {tries!r}; it must be a whole number >= 1 "
-            "(set it on the class, or default_tries in configure())"
+            f"{job}: TRIES is {tries!r}; it must be a number >= 1 (a fraction "
+            "counts as the next whole number of tries; set it on the class, or "
+            "default_tries in configure())"
         )
 
 
@@ -196,15 +197,25 @@ class GiveUp(Exception):  # noqa: N818 (a verb: "raise GiveUp(...)")
     """
 
 
-class NoActError(RunError):
-    """A :class:`RunonlyJob` cannot be checked in ``no_act`` mode."""
+class NoActError(RunError, RuntimeError):
+    """A :class:`RunonlyJob` cannot be checked in ``no_act`` mode.
+
+    A :class:`RuntimeError` whose message is upstream DoJobber's own
+    (``Runonly node check intentionally fails first time.``), so scripts
+    written for upstream see the same exception; :attr:`job` names the job
+    and :attr:`reason` says why in dojobber's words.
+    """
+
+    #: The message upstream DoJobber 0.6.3 gives this failure.
+    UPSTREAM_MESSAGE = "Runonly node check intentionally fails first time."
 
     def __init__(self, job: str) -> None:
         self.job = job
-        super().__init__(
+        self.reason = (
             f"{job} is a RunonlyJob: it has no Check, so in no_act mode it "
             "fails without running"
         )
+        super().__init__(self.UPSTREAM_MESSAGE)
 
 
 class CleanupError(RunError):

@@ -10,6 +10,7 @@ rendering.
 
 from __future__ import annotations
 
+import math
 import numbers
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -156,9 +157,30 @@ def _tries_of(cls: type[Job], default: int) -> int:
     tries = cls.TRIES if cls.TRIES is not None else default
     if type(tries) is int and tries >= 1:
         return tries
-    if isinstance(tries, bool) or not isinstance(tries, numbers.Integral) or tries < 1:
+    count = tries_count(tries)
+    if count is None:
         raise InvalidTriesError(cls.__name__, tries)
-    return int(tries)
+    return count
+
+
+def tries_count(tries: object) -> int | None:
+    """How many attempts a ``TRIES`` / ``default_tries`` value gives, as
+    upstream DoJobber counts them (None when the value is not valid).
+
+    Upstream counts a job's tries down by one per attempt while the count is
+    above zero, so a fractional value rounds up: 1.0 gives one try, 1.1 and
+    1.9 two, 2.5 three.  Values below 1, booleans, NaN, infinity and
+    non-numbers are refused.
+    """
+    if isinstance(tries, bool) or not isinstance(tries, numbers.Real):
+        return None
+    if isinstance(tries, numbers.Integral):
+        count = int(tries)
+        return count if count >= 1 else None
+    value = float(tries)
+    if not math.isfinite(value) or value < 1:
+        return None
+    return math.ceil(value)
 
 
 def _delay_of(cls: type[Job], default: float) -> float:
@@ -199,15 +221,18 @@ def build(
 
 def _walk(root: type[Job], default_tries: int, default_delay: float) -> JobGraph:
     # Validate the defaults once, so each job's own value is a fast check.
-    if isinstance(default_tries, bool) or not isinstance(default_tries, numbers.Integral) \
-            or default_tries < 1:
-        raise ConfigurationError("default_tries", default_tries, "give a whole number >= 1")
+    tries = tries_count(default_tries)
+    if tries is None:
+        raise ConfigurationError(
+            "default_tries", default_tries,
+            "give a number >= 1 (a fraction counts as the next whole number of tries)",
+        )
     if isinstance(default_delay, bool) or not isinstance(default_delay, numbers.Real) \
             or default_delay < 0:
         raise ConfigurationError(
             "default_retry_delay", default_delay, "give a number of seconds >= 0"
         )
-    default_tries = int(default_tries)
+    default_tries = tries
     default_delay = float(default_delay)
     by_name: dict[str, type[Job]] = {}
     order: dict[type[Job], int] = {}

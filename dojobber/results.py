@@ -208,6 +208,24 @@ class RunResult:
     #: end; jobs not reached by then are PENDING.
     stopped: bool = False
 
+    def __repr__(self) -> str:
+        """Short: root, verdict, counts and time (``report()`` has the table)."""
+        counts = self.counts()
+        shown = " ".join(
+            f"{status.value}={counts[status]}" for status in JobStatus if counts[status]
+        )
+        verdict = "converged" if self.success() else "not converged"
+        if self.interrupted:
+            verdict += ", interrupted"
+        elif self.stopped:
+            verdict += ", stopped"
+        if self.no_act:
+            verdict += ", no_act"
+        return (
+            f"<RunResult {self.target}: {verdict}; {len(self.jobs)} jobs: {shown or 'none'}; "
+            f"{self.duration:.2f}s>"
+        )
+
     def __getitem__(self, name: str) -> JobResult:
         return self.jobs[name]
 

@@ -103,7 +103,9 @@ def test_self_dependency_is_a_cycle() -> None:
         build(a)
 
 
-@pytest.mark.parametrize("tries", [0, -1, 1.5, "3", True])
+@pytest.mark.parametrize(
+    "tries", [0, -1, 0.5, -2.5, float("nan"), float("inf"), "3", True, False, [2]]
+)
 def test_bad_tries_is_refused(tries: object) -> None:
     with pytest.raises(InvalidTriesError, match="Bad: TRIES"):
         build(make_job("Bad", TRIES=tries))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import logging
 import os
 import re
 import shutil
@@ -26,6 +27,7 @@ from dojobber.render import (
     GraphvizPackageMissingError,
     NoImageViewerError,
     UnsupportedFormatError,
+    open_image,
     render,
     to_dot,
     to_mermaid,
@@ -474,7 +476,9 @@ def test_no_act_and_not_run_legends() -> None:
 # ----------------------------------------------------------------------
 # display_graph
 @needs_dot
-def test_display_graph_opens_a_viewer(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_display_graph_opens_a_viewer(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
     dojob = DoJobber()
     dojob.configure(Root)
     bin_dir = tmp_path / "bin"
@@ -483,8 +487,9 @@ def test_display_graph_opens_a_viewer(tmp_path: Path, monkeypatch: pytest.Monkey
     monkeypatch.setenv("PATH", str(bin_dir))
     monkeypatch.setenv("DISPLAY", ":99")
     monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
-    with pytest.raises(NoImageViewerError, match="write_graph"):
-        dojob.display_graph()  # no viewer on PATH
+    with caplog.at_level(logging.WARNING, logger="dojobber"):
+        assert dojob.display_graph() is None  # no viewer on PATH: like upstream, no error
+    assert "xdg-open" in caplog.text and "write_graph" in caplog.text
     # A stand-in viewer that takes the file it was asked to show.
     shown = tmp_path / "shown.png"
     viewer = bin_dir / "xdg-open"
@@ -495,9 +500,26 @@ def test_display_graph_opens_a_viewer(tmp_path: Path, monkeypatch: pytest.Monkey
     while not (shown.exists() and shown.stat().st_size) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert shown.read_bytes().startswith(PNG_SIGNATURE)
-    monkeypatch.delenv("DISPLAY")
-    with pytest.raises(NoImageViewerError, match="DISPLAY"):
+
+
+def test_display_graph_without_a_display_logs_why_and_returns(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A cron script's display_graph() after its run does nothing (upstream's
+    behaviour) and logs that no display is set, not that a viewer is missing."""
+    dojob = DoJobber()
+    dojob.configure(Root)
+    dojob.checknrun()
+    monkeypatch.delenv("DISPLAY", raising=False)
+    monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
+    with caplog.at_level(logging.WARNING, logger="dojobber"):
         dojob.display_graph()
+    [record] = [r for r in caplog.records if r.name == "dojobber"]
+    assert "DISPLAY" in record.getMessage()
+    assert "install an image viewer" not in record.getMessage()
+    with pytest.raises(NoImageViewerError, match="DISPLAY") as info:
+        open_image("whatever.png")
+    assert info.value.no_display
 
 
 # ----------------------------------------------------------------------

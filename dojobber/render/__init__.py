@@ -32,7 +32,7 @@ from ._errors import (
 from .dot import import_graphviz, to_dot
 from .mermaid import to_mermaid
 from .picture import FOCUS_FAILURES, STYLES
-from .viewer import open_image
+from .viewer import open_image, viewer_command
 
 __all__ = [
     "FOCUS_FAILURES",
@@ -50,6 +50,7 @@ __all__ = [
     "render",
     "to_dot",
     "to_mermaid",
+    "viewer_command",
 ]
 
 #: Formats that are text made here, needing no program: DOT and Mermaid.

@@ -71,11 +71,20 @@ class GraphvizFailedError(RenderError):
 
 
 class NoImageViewerError(RenderError):
-    """No program to show an image with was found."""
+    """No display, or no program to show an image with."""
 
-    def __init__(self, reason: str) -> None:
-        super().__init__(
-            f"cannot show the graph: {reason}; install an image viewer (Debian/Ubuntu: "
-            "apt-get install xdg-utils eog, or imagemagick for 'display') or write the "
-            "picture to a file with write_graph(open('graph.png', 'wb'))"
-        )
+    def __init__(self, reason: str, *, no_display: bool = False) -> None:
+        self.reason = reason
+        self.no_display = no_display
+        if no_display:
+            fix = (
+                "run it where a desktop session is (or set DISPLAY), or write the "
+                "picture to a file with write_graph(open('graph.png', 'wb'))"
+            )
+        else:
+            fix = (
+                "install an image viewer (Debian/Ubuntu: apt-get install xdg-utils eog, "
+                "or imagemagick for 'display') or write the picture to a file with "
+                "write_graph(open('graph.png', 'wb'))"
+            )
+        super().__init__(f"cannot show the graph: {reason}; {fix}")

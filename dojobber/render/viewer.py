@@ -9,32 +9,45 @@ import sys
 
 from ._errors import NoImageViewerError
 
-__all__ = ["open_image"]
+__all__ = ["open_image", "viewer_command"]
+
+
+def viewer_command() -> list[str]:
+    """The command that shows an image (the file's path is appended).
+
+    Uses ``open`` on macOS and on other systems with a display ``xdg-open``,
+    then ImageMagick's ``display``, ``eog`` or ``feh``.  Raises
+    :class:`NoImageViewerError` when there is no display (``no_display``
+    set) or no viewer.  On Windows the file association is used: ``[]``.
+    """
+    if sys.platform == "win32":  # pragma: no cover - not tested on Linux
+        return []
+    if sys.platform == "darwin":  # pragma: no cover
+        return ["open"]
+    if not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
+        raise NoImageViewerError(
+            "no graphical display (neither DISPLAY nor WAYLAND_DISPLAY is set)",
+            no_display=True,
+        )
+    for viewer in ("xdg-open", "display", "eog", "feh"):
+        found = shutil.which(viewer)
+        if found:
+            return [found]
+    raise NoImageViewerError("none of xdg-open, display, eog or feh is on PATH")
 
 
 def open_image(path: str) -> None:
     """Open the image file ``path`` in the desktop's image viewer.
 
-    Uses ``open`` on macOS, the file association on Windows, and on other
-    systems with a display ``xdg-open``, then ImageMagick's ``display``,
-    ``eog`` or ``feh``.  Raises :class:`NoImageViewerError` saying what to
-    install when there is no display or no viewer.
+    See :func:`viewer_command` for the viewer chosen.  Raises
+    :class:`NoImageViewerError` saying what to do when there is no display
+    or no viewer.
     """
-    if sys.platform == "win32":  # pragma: no cover - not tested on Linux
+    command = viewer_command()
+    if not command:  # pragma: no cover - Windows
         os.startfile(path)  # type: ignore[attr-defined]
         return
-    if sys.platform == "darwin":  # pragma: no cover
-        command = ["open", path]
-    else:
-        if not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
-            raise NoImageViewerError("no graphical display (DISPLAY is not set)")
-        for viewer in ("xdg-open", "display", "eog", "feh"):
-            found = shutil.which(viewer)
-            if found:
-                command = [found, path]
-                break
-        else:
-            raise NoImageViewerError("none of xdg-open, display, eog or feh is on PATH")
+    command = [*command, path]
     try:
         # The viewer keeps running on its own; do not wait for it.
         subprocess.Popen(
