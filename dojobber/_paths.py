@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import os
 
-__all__ = ["user_state_file"]
+__all__ = ["expand_path", "user_state_file"]
+
+
+def expand_path(path: str | os.PathLike[str]) -> str:
+    """``path`` as a string with a leading ``~`` / ``~user`` expanded: every
+    file path the library takes goes through here, so
+    ``records="~/runs.sqlite3"`` means the home directory, as in a shell."""
+    return os.path.expanduser(os.fspath(path))
 
 
 def user_state_file(env_var: str, name: str) -> str:

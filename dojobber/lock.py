@@ -22,6 +22,7 @@ import socket
 import time
 from typing import Any
 
+from ._paths import expand_path
 from .errors import RunError
 
 __all__ = ["LockHeldError", "RunLock"]
@@ -67,7 +68,7 @@ class RunLock:
         root: str = "",
         poll: float = 0.1,
     ) -> None:
-        self.path = os.fspath(path)
+        self.path = expand_path(path)
         self.timeout = timeout
         self.root = root
         self.poll = poll

@@ -72,7 +72,7 @@ def image_path(job: CreateDomain) -> str:
         ref = value
     if not isinstance(ref, (str, os.PathLike)):
         raise DiskError(name, f"option image={ref!r} is neither a path nor a job")
-    return os.path.abspath(os.fspath(ref))
+    return os.path.abspath(os.path.expanduser(os.fspath(ref)))
 
 
 def image_format(path: str) -> tuple[str, int]:
@@ -102,8 +102,9 @@ class DiskPlan:
            disk_dir: str | None, fmt: str | None) -> DiskPlan:
         if not os.path.isfile(image):
             raise DiskError(job, f"image {image} does not exist; download it first")
-        return cls(job, name, image, pool, mode, os.path.abspath(disk_dir or
-                   os.path.dirname(image)), fmt or image_format(image)[0])
+        directory = os.path.expanduser(disk_dir) if disk_dir else os.path.dirname(image)
+        return cls(job, name, image, pool, mode, os.path.abspath(directory),
+                   fmt or image_format(image)[0])
 
     @property
     def ext(self) -> str:

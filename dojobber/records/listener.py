@@ -40,6 +40,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from .._context import OutputCapture, current
+from .._paths import expand_path
 from .._postgres import redact_url
 from ..events import Listener, RoundInfo, RunInfo
 from ..graph import JobGraph
@@ -154,7 +155,7 @@ class RecordsListener(Listener):
         flush_rows: int = 5000,
         flush_interval: float = 1.0,
     ) -> None:
-        self.path = default_path() if path is None else os.fspath(path)
+        self.path = default_path() if path is None else expand_path(path)
         self.log_level = log_level
         self.capture_output = capture_output
         self.graph = graph

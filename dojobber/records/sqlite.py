@@ -19,6 +19,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+from .._paths import expand_path
 from ._schema import MIGRATIONS, migrate
 from .store import (
     GraphRow,
@@ -58,7 +59,7 @@ class RecordStore:
     def __init__(
         self, path: str | os.PathLike[str], *, timeout: float = 30.0, foreign_keys: bool = True,
     ) -> None:
-        self.path = os.fspath(path)
+        self.path = expand_path(path)
         self.foreign_keys = foreign_keys
         try:
             directory = os.path.dirname(os.path.abspath(self.path))
