@@ -20,19 +20,56 @@ Specs:
 ``dask://HOST:PORT`` (or ``tcp://HOST:PORT``)
     An existing dask scheduler, started with ``dask scheduler`` and fed by
     ``dask worker tcp://HOST:PORT`` on as many machines as you like.
+
+``processes:N`` and ``dask-local:N`` start worker processes that import the
+main script again: in a script, open them under
+``if __name__ == "__main__":`` (or in a function called from there), never
+at its top level.  :class:`ExecutorStartError` says so when it happens.
 """
 
 from __future__ import annotations
 
 import concurrent.futures as cf
 import logging
+import sys
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from typing import Any
 
-from .errors import ConfigurationError
+from .errors import ConfigurationError, DojobberError
 
-__all__ = ["open_executor"]
+__all__ = ["ExecutorStartError", "open_executor"]
+
+#: What to do when worker processes re-run the main script.
+MAIN_GUARD_HINT = (
+    "worker processes import the main script again, so a script must open "
+    "this executor under 'if __name__ == \"__main__\":' (or in a function "
+    "called from there), not at its top level"
+)
+
+
+class ExecutorStartError(DojobberError, RuntimeError):
+    """An executor's worker processes could not be started."""
+
+    def __init__(self, spec: str, reason: str) -> None:
+        self.spec = spec
+        super().__init__(f"cannot open the executor {spec!r}: {reason}")
+
+
+def _in_a_worker_importing_main() -> bool:
+    """True while a spawned worker process imports the main script (there
+    ``__main__`` is loaded under the name ``__mp_main__``)."""
+    main = sys.modules.get("__main__")
+    return getattr(main, "__name__", None) == "__mp_main__"
+
+
+def _refuse_nested_start(spec: str) -> None:
+    if _in_a_worker_importing_main():
+        raise ExecutorStartError(spec, f"this is a worker process; {MAIN_GUARD_HINT}")
+
+
+def _main_is_a_script() -> bool:
+    return bool(getattr(sys.modules.get("__main__"), "__file__", None))
 
 
 def _count(spec: str, text: str) -> int:
@@ -55,6 +92,7 @@ def open_executor(spec: str) -> Iterator[cf.Executor]:
         if kind == "threads":
             yield stack.enter_context(cf.ThreadPoolExecutor(_count(spec, rest)))
         elif kind == "processes":
+            _refuse_nested_start(spec)
             yield stack.enter_context(cf.ProcessPoolExecutor(_count(spec, rest)))
         elif kind in ("dask-local", "dask", "tcp"):
             try:
@@ -66,13 +104,20 @@ def open_executor(spec: str) -> Iterator[cf.Executor]:
                 ) from err
             dask: Any = distributed  # untyped package
             if kind == "dask-local":
-                cluster = stack.enter_context(
-                    dask.LocalCluster(
-                        n_workers=_count(spec, rest), threads_per_worker=1, processes=True,
+                workers = _count(spec, rest)
+                _refuse_nested_start(spec)
+                try:
+                    cluster = dask.LocalCluster(
+                        n_workers=workers, threads_per_worker=1, processes=True,
                         dashboard_address=None, host="127.0.0.1",
                         silence_logs=logging.WARNING,
                     )
-                )
+                except Exception as err:
+                    why = f"its worker processes did not start ({err})"
+                    if _main_is_a_script():
+                        why += f"; {MAIN_GUARD_HINT}"
+                    raise ExecutorStartError(spec, why) from err
+                stack.enter_context(cluster)
                 client = stack.enter_context(dask.Client(cluster))
             else:
                 address = "tcp:" + rest if rest.startswith("//") else ""
