@@ -135,6 +135,13 @@ BLOCKS: dict[tuple[str, str], Block] = {
     ("docs/obs.rst", "from dojobber.contrib.obs import Credentials"): Block(
         "python", before="import os\nos.environ['OBS_PASSWORD'] = 'secret'\n",
         replace=(('"Find", ...,', '"Find", project="home:me", package="thing",'),)),
+    # --------------------------------------------------------- converge.rst
+    ("docs/converge.rst", "from datetime import timedelta"): Block(
+        "python", before=GRAPH_JOBS,
+        after="assert session.verdict.value == 'converged', session.report()"),
+    ("docs/converge.rst", "class BadCredentials(dojobber.GiveUp, PermissionError):"): Block(
+        "python", before="import dojobber\n",
+        after="assert issubclass(BadCredentials, PermissionError)"),
     # --------------------------------------------------------- parallel.rst
     ("docs/parallel.rst", "dojob.configure(Root, workers=8)"): Block(
         "python", before=DOJOB, after="assert dojob.checknrun().success()"),
