@@ -56,6 +56,8 @@ class Block:
     codes: dict[int, int] = field(default_factory=dict)
     #: stand-ins the block needs: obs, libvirt, dask, webhook
     needs: tuple[str, ...] = ()
+    #: shell: the lines after the commands are Python, run after them
+    python_after: bool = False
 
 
 GRAPH_JOBS = "from tests.doc_jobs import Root, Deploy, Published\nfrom dojobber import DoJobber\n"
@@ -157,7 +159,7 @@ BLOCKS: dict[tuple[str, str], Block] = {
                            " --dashboard-address :0"),
                  ("executor=client.get_executor(pure=False))",
                   "executor=client.get_executor(pure=False))\n"
-                  "    assert dojob.checknrun().success()"))),
+                  "    assert dojob.checknrun().success()")), python_after=True),
     ("docs/parallel.rst", "from dojobber import DoJobber"): Block(
         "script", replace=(("from deploy import Root", "from tests.doc_jobs import Root"),
                            ("dask-local:4", "dask-local:1")),
@@ -197,15 +199,26 @@ BLOCKS: dict[tuple[str, str], Block] = {
     ("docs/records.rst",
      "another run holds the lock /run/lock/deploy.lock after waiting 60s: pid 4242"): Block(
         "output", why="the LockHeldError the block before raised"),
+    # ------------------------------------------------------- prepare_ssh.rst
+    ("docs/prepare_ssh.rst", 'pip install "dojobber[ssh,libvirt]"'): Block("install", why="pip"),
+    ("docs/prepare_ssh.rst",
+     "from dojobber.contrib.libvirt import CreateDomain, WaitForAddress"): Block(
+        "python", replace=(("/var/lib/libvirt/images", "$tmp"),),
+        after="from dojobber import DoJobber\nDoJobber().configure(Key)"),
+    ("docs/prepare_ssh.rst", "Key = AuthorizeSSHKey.variant("): Block(
+        "python", before="import os\nos.environ['VM1_ROOT_PASSWORD'] = 'secret'\n",
+        after="DoJobber().configure(Key)"),
     # -------------------------------------------------------------- ssh.rst
     ("docs/ssh.rst", 'pip install "dojobber[ssh]"'): Block("install", why="pip"),
     ("docs/ssh.rst", "from dojobber.contrib.ssh import CopyFiles, RunCommands"): Block(
         "python", replace=(("192.0.2.10", "127.0.0.1"),),
         after="from dojobber import DoJobber\nDoJobber().configure(Conf)"),
     # --------------------------------------------------------- vm_from_obs
-    ("docs/vm_from_obs.rst", "python examples/vm_from_obs.py --project devel:kanku:images \\"):
-        Block("shell", replace=(("python examples/vm_from_obs.py",
-                                 "python $root/examples/vm_from_obs.py --help"),)),
+    ("docs/vm_from_obs.rst", "python3 -m venv ~/dojobber-venv"): Block(
+        # The venv and pip lines are installs; the script's command runs
+        # with --help, which checks that each option shown exists.
+        "shell", replace=(("~/dojobber-venv/bin/python examples/vm_from_obs.py",
+                           "python $root/examples/vm_from_obs.py --help"),)),
 }
 
 
@@ -412,7 +425,7 @@ def run_shell(where: str, block: Block, code: str, namespace: dict[str, Any]) ->
             if "--help" in argv:  # a command shown with real values: its options exist
                 for option in re.findall(r"(?<= )--[a-z][a-z-]*", " ".join(argv)):
                     assert option in done.stdout, f"{where}: no option {option}"
-        tail = python_tail(code)
+        tail = python_tail(code) if block.python_after else ""
         if tail:
             exec(compile(GRAPH_JOBS + "from distributed import Client\ndojob = DoJobber()\n"
                          + tail + "\n" + block.after, where, "exec"), namespace)
