@@ -34,3 +34,14 @@ def test_run_queue_example(tmp_path: Path) -> None:
     out = run("run_queue.py", "--dir", str(tmp_path))
     assert "(already waiting)" in out and "carried out 2 request(s)" in out
     assert (tmp_path / "hello-ann.txt").read_text() == "hello ann\n"
+
+
+def test_converge_example_converges_and_gives_up(tmp_path: Path) -> None:
+    out = run("converge.py", "--dir", str(tmp_path / "a"))
+    assert "converged after 3 rounds" in out
+    gave_up = subprocess.run(
+        [sys.executable, str(EXAMPLES / "converge.py"), "--dir", str(tmp_path / "b"),
+         "--password", "wrong"], capture_output=True, text=True, timeout=120,
+    )
+    assert gave_up.returncode == 5
+    assert "gave up after 1 round" in gave_up.stdout

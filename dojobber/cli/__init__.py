@@ -16,7 +16,7 @@
 :class:`~dojobber.RunOutcome`: 0 converged, 1 not converged (some job failed
 or was blocked), 4 stopped (SIGTERM) before the end, 130 interrupted
 (Ctrl-C); and 2 a usage, definition or records error, 3 another run holds
-the ``--lock``.
+the ``--lock``, 5 a job gave up (``--until-converged``).
 
 One module per command family: :mod:`.run`, :mod:`.records` (history,
 show), :mod:`.graph`, :mod:`.board` (post, worker, board, cancel); what

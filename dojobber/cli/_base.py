@@ -21,6 +21,7 @@ from ..results import RunOutcome
 
 __all__ = [
     "EXIT_FAILED",
+    "EXIT_GAVE_UP",
     "EXIT_INTERRUPTED",
     "EXIT_LOCKED",
     "EXIT_OK",
@@ -47,6 +48,8 @@ EXIT_STATUS: dict[RunOutcome, int] = {
     RunOutcome.STOPPED: EXIT_STOPPED,
     RunOutcome.INTERRUPTED: EXIT_INTERRUPTED,
 }
+#: ``--until-converged``: a job raised dojobber.GiveUp (a person must act).
+EXIT_GAVE_UP = 5
 
 
 class Failure(click.ClickException):

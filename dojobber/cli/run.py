@@ -16,7 +16,9 @@ import click
 from rich.console import Console
 
 from .._postgres import redact_url
+from ..backoff import Backoff
 from ..console import PlainProgress, RichProgress, summary_table, summary_text
+from ..converge import ConvergeResult, Verdict
 from ..dojobber import DoJobber
 from ..errors import DojobberError
 from ..events import Listener
@@ -26,12 +28,26 @@ from ..notify import WebhookNotifier, run_summary
 from ..records import RecordsListener, default_path
 from ..results import RunOutcome, RunResult
 from ._base import (
+    EXIT_FAILED,
+    EXIT_GAVE_UP,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
     EXIT_STATUS,
+    EXIT_STOPPED,
     cli,
     command_words,
     guarded,
     records_option,
     stdout_console,
+)
+from ._rounds import (
+    BackoffType,
+    DurationType,
+    RoundsDisplay,
+    agent_loop,
+    reload_root,
+    rounds_table,
+    rounds_text,
 )
 from .graph import write_picture
 
@@ -77,6 +93,26 @@ def run_options(func: Callable[..., Any]) -> Callable[..., Any]:
                      help="Print the result as JSON on stdout (instead of the summary)."),
         click.option("--graph", "graph_path", metavar="PATH",
                      help="Draw the graph coloured by this run (format from the extension)."),
+        click.option("--until-converged", is_flag=True,
+                     help="Run again in rounds, with a backoff, until every job holds "
+                          "(exit 0 converged, 1 limits ran out, 5 a job gave up)."),
+        click.option("--max-rounds", type=click.IntRange(min=1), metavar="N",
+                     help="Most rounds [default: 10 without --within]; implies "
+                          "--until-converged."),
+        click.option("--within", type=DurationType(), metavar="DURATION",
+                     help="Start no round after this long (30s, 5m, 1h); implies "
+                          "--until-converged."),
+        click.option("--backoff", type=BackoffType(), metavar="INITIAL..MAX",
+                     help="Wait between rounds, e.g. 5s..10m (doubling) or 30s "
+                          "[default: 5s..5m]; implies --until-converged."),
+        click.option("--max-stuck-rounds", type=click.IntRange(min=1), metavar="N",
+                     help="Stop after N rounds in a row that failed like the one before "
+                          "[default: keep going]; implies --until-converged."),
+        click.option("--every", type=DurationType(), metavar="DURATION",
+                     help="Agent mode: run again every DURATION until SIGTERM "
+                          "(SIGHUP reloads the job file)."),
+        click.option("--splay", type=DurationType(), default=0.0, metavar="DURATION",
+                     help="Agent mode: add up to this much at random to each interval."),
     ]
     for option in reversed(options):
         func = option(func)
@@ -88,6 +124,7 @@ def run_options(func: Callable[..., Any]) -> Callable[..., Any]:
 @run_options
 def run_command(target: str, **options: Any) -> int:
     """Converge the graph of TARGET: FILE.py:Job or package.module:Job."""
+    options["_target"] = target
     return guarded(options["debug"], lambda: _run(load_root(target), target, options))
 
 
@@ -125,11 +162,15 @@ def _run(root: type[Job], target: str | None, options: dict[str, Any]) -> int:
         return _converge(root, options, kwargs, listeners, records, executor, err_stream)
 
 
-def _converge(
-    root: type[Job], options: dict[str, Any], kwargs: dict[str, str],
-    listeners: list[Listener], records: RecordsListener | None, executor: Any, err_stream: Any,
-) -> int:
-    dj = DoJobber()
+def _configure(
+    dj: DoJobber, root: type[Job], options: dict[str, Any], listeners: list[Listener],
+    executor: Any, agent: bool,
+) -> None:
+    lock = options["lock_path"]
+    if agent and lock is None:  # agent mode: one round at a time, always
+        from .._paths import user_state_file
+
+        lock = user_state_file("DOJOBBER_AGENT_LOCK", f"agent-{root.__name__}.lock")
     dj.configure(
         root,
         executor=executor,
@@ -140,28 +181,54 @@ def _converge(
         default_retry_delay=options["retry_delay"],
         workers=options["workers"],
         listeners=listeners,
-        lock=options["lock_path"],
+        lock=lock,
         lock_timeout=options["lock_timeout"],
     )
+
+
+def _converge(
+    root: type[Job], options: dict[str, Any], kwargs: dict[str, str],
+    listeners: list[Listener], records: RecordsListener | None, executor: Any, err_stream: Any,
+) -> int:
+    dj = DoJobber()
+    _configure(dj, root, options, listeners, executor, agent=options["every"] is not None)
     dj.set_args(**kwargs)
+    display = _rounds_display(options, records, err_stream)
+    if display is not None:
+        dj.add_listener(display)
     try:
-        with _stop_on_sigterm(dj):
-            result = dj.checknrun()
-    except KeyboardInterrupt:
-        err_stream.write("interrupted\n")
-        return EXIT_STATUS[RunOutcome.INTERRUPTED]
+        if options["every"] is not None:
+            return _agent(dj, root, options, kwargs, listeners, display, executor, err_stream)
+        session: ConvergeResult | None = None
+        try:
+            with _stop_on_sigterm(dj):
+                if display is not None:
+                    session = _session(dj, options)
+                    result = session.last
+                else:
+                    result = dj.checknrun()
+        except KeyboardInterrupt:
+            err_stream.write("interrupted\n")
+            if display is not None and dj.converge_result is not None:
+                _report_rounds(dj.converge_result, display, as_json=False)
+            return EXIT_STATUS[RunOutcome.INTERRUPTED]
     finally:
         if records is not None:
             records.close()
+    if result is None:  # (a session with no round: stopped before it began)
+        return EXIT_INTERRUPTED
     run_id = records.run_id if records is not None else None
-    _report(result, run_id, records, options["as_json"])
+    _report(result, run_id, records, options["as_json"], session, display)
     if options["graph_path"]:
         try:
             write_picture(dj.jobs, result, options["graph_path"])
             err_stream.write(f"graph drawn in {options['graph_path']}\n")
         except DojobberError as err:  # the run happened: keep its exit status
             err_stream.write(f"Warning: graph not drawn: {err}\n")
+    if session is not None:
+        return _SESSION_EXIT[session.verdict]
     return EXIT_STATUS[result.outcome]
+
 
 
 @contextmanager
@@ -178,8 +245,85 @@ def _stop_on_sigterm(dj: DoJobber) -> Iterator[None]:
         signal.signal(signal.SIGTERM, previous)
 
 
+#: Exit status of ``--until-converged`` per verdict.
+_SESSION_EXIT = {
+    Verdict.CONVERGED: EXIT_OK,
+    Verdict.EXHAUSTED: EXIT_FAILED,
+    Verdict.GAVE_UP: EXIT_GAVE_UP,
+    Verdict.INTERRUPTED: EXIT_STOPPED,  # (stopped by SIGTERM; Ctrl-C: 130)
+}
+
+
+def _until_converged(options: dict[str, Any]) -> bool:
+    return bool(options["until_converged"]) or any(
+        options[name] is not None
+        for name in ("max_rounds", "within", "backoff", "max_stuck_rounds")
+    )
+
+
+def _rounds_display(
+    options: dict[str, Any], records: RecordsListener | None, err_stream: Any
+) -> RoundsDisplay | None:
+    """The display of rounds, when the command runs them."""
+    if not _until_converged(options):
+        return None
+    tty = err_stream.isatty() and options["progress"] is not False
+    return RoundsDisplay(
+        err_stream, Console(file=err_stream) if tty else None,
+        (lambda: records.run_id) if records is not None else None,
+    )
+
+
+def _session(dj: DoJobber, options: dict[str, Any]) -> ConvergeResult:
+    backoff: Backoff | None = options["backoff"]
+    return dj.converge(
+        max_rounds=options["max_rounds"], within=options["within"], backoff=backoff,
+        max_stuck_rounds=options["max_stuck_rounds"],
+    )
+
+
+def _agent(
+    dj: DoJobber, root: type[Job], options: dict[str, Any], kwargs: dict[str, str],
+    listeners: list[Listener], display: RoundsDisplay | None, executor: Any, err_stream: Any,
+) -> int:
+    """``--every``: converge again every interval until SIGTERM."""
+    target = options.get("_target")
+
+    def one_round(dj: DoJobber) -> tuple[int, str]:
+        if display is not None:
+            session = _session(dj, options)
+            return _SESSION_EXIT[session.verdict], session.summary()
+        result = dj.checknrun()
+        return EXIT_STATUS[result.outcome], result.summary()
+
+    def reconfigure() -> DoJobber:
+        assert target is not None
+        new_root = reload_root(target, dj.jobs.root)
+        fresh = DoJobber()
+        _configure(fresh, new_root, options, listeners, executor, agent=True)
+        fresh.set_args(**kwargs)
+        if display is not None:
+            fresh.add_listener(display)
+        return fresh
+
+    return agent_loop(
+        dj, one_round, options["every"], options["splay"], err_stream,
+        reconfigure if target is not None else None,
+    )
+
+
+def _report_rounds(session: ConvergeResult, display: RoundsDisplay, as_json: bool) -> None:
+    if as_json:
+        return
+    if sys.stdout.isatty():
+        stdout_console().print(rounds_table(session, display.ids))
+    else:
+        sys.stdout.write(rounds_text(session, display.ids))
+
+
 def _report(
-    result: RunResult, run_id: int | None, records: RecordsListener | None, as_json: bool
+    result: RunResult, run_id: int | None, records: RecordsListener | None, as_json: bool,
+    session: ConvergeResult | None = None, display: RoundsDisplay | None = None,
 ) -> None:
     if as_json:
         data = run_summary(result, run_id)
@@ -195,8 +339,12 @@ def _report(
             }
             for job in result.attempted
         }
+        if session is not None:
+            data["converge"] = _session_json(session, display.ids if display else [])
         sys.stdout.write(json.dumps(data, indent=2) + "\n")
         return
+    if session is not None and display is not None:
+        _report_rounds(session, display, as_json)
     if sys.stdout.isatty():
         stdout_console().print(summary_table(result))
     else:
@@ -204,6 +352,26 @@ def _report(
     if records is not None and run_id is not None:
         where = redact_url(records.path)
         sys.stderr.write(f"recorded as run {run_id} in {where} (dojobber show {run_id})\n")
+
+
+def _session_json(session: ConvergeResult, ids: list[int | None]) -> dict[str, Any]:
+    return {
+        "session": session.session,
+        "verdict": session.verdict.value,
+        "reason": session.reason,
+        "duration": round(session.duration, 6),
+        "rounds": [
+            {
+                "round": n,
+                "run_id": ids[n - 1] if n <= len(ids) else None,
+                "converged": run.success(),
+                "counts": {s.value: c for s, c in run.counts().items()},
+                "duration": round(run.duration, 6),
+                "then_waited": session.waits[n - 1] if n <= len(session.waits) else None,
+            }
+            for n, run in enumerate(session.rounds, 1)
+        ],
+    }
 
 
 def script_command(root: type[Job], prog: str) -> click.Command:
