@@ -224,6 +224,30 @@ def test_401_without_credentials_says_what_to_do(private_obs: FakeObs) -> None:
     assert err.status == 401 and "oscrc" in str(err) and "credentials=" in str(err)
 
 
+def test_converge_gives_up_at_once_on_refused_credentials(private_obs: FakeObs) -> None:
+    from dojobber import DoJobber, GiveUp, Verdict
+
+    dj = DoJobber()
+    dj.configure(find(private_obs), default_retry_delay=0)
+    session = dj.converge(backoff=3600, max_rounds=5)
+    assert session.verdict is Verdict.GAVE_UP and len(session.rounds) == 1
+    err = session.last.jobs["Find image"].exception if session.last else None
+    assert isinstance(err, ObsAuthError) and isinstance(err, GiveUp)
+
+
+def test_transient_and_configuration_errors_are_told_apart() -> None:
+    from dojobber import GiveUp
+    from dojobber.contrib import errors
+
+    for cls in (errors.ObsAuthError, errors.UnknownResourceError, errors.AmbiguousImageError,
+                errors.RepositoryNotFoundError, errors.CredentialsError):
+        assert issubclass(cls, GiveUp), cls
+    for cls in (errors.ServerError, errors.TransportError, errors.BuildNotReadyError,
+                errors.RepositoryNotReadyError, errors.DownloadInterruptedError,
+                errors.NotDownloadedError):
+        assert not issubclass(cls, GiveUp), cls
+
+
 def test_direct_credentials_work_and_never_leak(private_obs: FakeObs,
                                                 caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.DEBUG)

@@ -350,6 +350,14 @@ def test_wrong_key_is_an_auth_error(
                                key_filename=str(stranger)), commands=["true"])
     err = run(Job1).jobs["setup"].exception
     assert isinstance(err, SSHAuthError) and "authorized_keys" in str(err)
+    from dojobber import GiveUp
+    from dojobber.contrib import ssh_errors
+
+    assert isinstance(err, GiveUp)  # a person must act: converge() stops
+    assert issubclass(ssh_errors.HostKeyChangedError, GiveUp)
+    assert issubclass(ssh_errors.InvalidSSHOptionError, GiveUp)
+    assert not issubclass(ssh_errors.SSHConnectError, GiveUp)  # (a guest still booting)
+    assert not issubclass(ssh_errors.CommandTimeoutError, GiveUp)
 
 
 # -- connecting while the machine boots ----------------------------------------

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from ..errors import RunError
+from ..errors import GiveUp, RunError
 
 __all__ = [
     "AmbiguousImageError",
@@ -70,7 +70,7 @@ class HTTPStatusError(ContribError):
         super().__init__(job, f"GET {url} answered HTTP {status}{said}; {self.hint}")
 
 
-class ObsAuthError(HTTPStatusError):
+class ObsAuthError(HTTPStatusError, GiveUp):
     """401/403: the server wants (other) credentials."""
 
     hint = (
@@ -80,7 +80,7 @@ class ObsAuthError(HTTPStatusError):
     )
 
 
-class UnknownResourceError(HTTPStatusError):
+class UnknownResourceError(HTTPStatusError, GiveUp):
     """404: unknown project, package, repository, architecture or file."""
 
     hint = "check the project, package, repository and arch options (names are case-sensitive)"
@@ -97,7 +97,7 @@ class ObsError(ContribError):
     """Base of the OBS lookup job's state errors."""
 
 
-class RepositoryNotFoundError(ObsError):
+class RepositoryNotFoundError(ObsError, GiveUp):
     """``_result`` lists no such repository/arch for the project."""
 
     def __init__(self, job: str, project: str, repository: str, arch: str,
@@ -158,7 +158,7 @@ class ImageNotFoundError(ObsError):
         )
 
 
-class AmbiguousImageError(ObsError):
+class AmbiguousImageError(ObsError, GiveUp):
     """Several images of the preferred kind: the job cannot choose."""
 
     def __init__(self, job: str, candidates: Sequence[str]) -> None:
@@ -169,7 +169,7 @@ class AmbiguousImageError(ObsError):
         )
 
 
-class CredentialsError(ObsError):
+class CredentialsError(ObsError, GiveUp):
     """Credentials were asked for but cannot be read."""
 
 

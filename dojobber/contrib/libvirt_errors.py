@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from ..errors import DefinitionError, RunError
+from ..errors import DefinitionError, GiveUp, RunError
 from ._runscope import ReconstructibleError
 
 __all__ = [
@@ -22,7 +22,7 @@ __all__ = [
 ]
 
 
-class InvalidLibvirtOptionError(ReconstructibleError, DefinitionError):
+class InvalidLibvirtOptionError(ReconstructibleError, DefinitionError, GiveUp):
     """A libvirt job was given an option value it cannot use."""
 
     def __init__(self, job: str, option: str, value: object, why: str) -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from ..errors import DefinitionError, RunError
+from ..errors import DefinitionError, GiveUp, RunError
 from ._runscope import ReconstructibleError
 
 __all__ = [
@@ -37,7 +37,7 @@ def _tail(lines: Sequence[str]) -> str:
     return "; last output:\n  " + "\n  ".join(lines)
 
 
-class InvalidSSHOptionError(ReconstructibleError, DefinitionError):
+class InvalidSSHOptionError(ReconstructibleError, DefinitionError, GiveUp):
     """An SSH job was given an option value it cannot use."""
 
     def __init__(self, job: str, option: str, value: object, why: str) -> None:
@@ -71,7 +71,7 @@ class SSHConnectError(SSHJobError):
         )
 
 
-class SSHAuthError(SSHJobError):
+class SSHAuthError(SSHJobError, GiveUp):
     """The server refused every offered credential."""
 
     def __init__(self, job: str, target: str, reason: str) -> None:
@@ -97,7 +97,7 @@ class HostKeyUnknownError(SSHJobError):
         )
 
 
-class HostKeyChangedError(SSHJobError):
+class HostKeyChangedError(SSHJobError, GiveUp):
     """The host presented a key that differs from the recorded one."""
 
     def __init__(self, job: str, target: str, fingerprint: str, expected: str,
