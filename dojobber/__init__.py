@@ -34,6 +34,7 @@ from .errors import (
     UnknownJobError,
     UnknownOptionError,
     WorkerLostError,
+    gave_up,
 )
 from .events import Listener, RoundInfo, RunInfo
 from .graph import JobGraph
@@ -79,6 +80,7 @@ __all__ = [
     "Verdict",
     "WorkerLostError",
     "__version__",
+    "gave_up",
     "main",
     "report_progress",
 ]

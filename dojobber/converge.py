@@ -49,7 +49,7 @@ from datetime import timedelta
 from typing import TYPE_CHECKING
 
 from .backoff import Backoff, parse_duration
-from .errors import ConfigurationError, GiveUp
+from .errors import ConfigurationError, gave_up
 from .events import RoundInfo
 from .results import JobResult, JobStatus, RunOutcome, RunResult
 
@@ -141,7 +141,7 @@ class ConvergeResult:
 
 
 def _gave_up(result: RunResult) -> list[JobResult]:
-    return [job for job in result.failed() if isinstance(job.exception, GiveUp)]
+    return [job for job in result.failed() if gave_up(job.exception)]
 
 
 def failure_signature(result: RunResult) -> frozenset[Hashable]:

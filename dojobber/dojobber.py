@@ -82,7 +82,7 @@ class DoJobber:
         debug: bool = False,
         cleanup: bool = True,
         default_tries: int = 3,
-        default_retry_delay: float = 1,
+        default_retry_delay: float | Backoff = 1,
         *,
         workers: int = 1,
         executor: cf.Executor | None = None,
@@ -98,7 +98,7 @@ class DoJobber:
         cleanup: call each job instance's ``Cleanup()`` after ``checknrun``;
         with False, call :meth:`cleanup` yourself.
         default_tries / default_retry_delay: for jobs that set no ``TRIES`` /
-        ``RETRY_DELAY``.
+        ``RETRY_DELAY`` (a delay may be a :class:`~dojobber.Backoff`).
         workers: attempts running at the same time (threads).
         executor: run attempts on this :class:`concurrent.futures.Executor`.
         listeners: :class:`~dojobber.Listener` objects told of every event.

@@ -29,6 +29,7 @@ from ._context import LogRouter, Slot, phase_slot
 from ._gc import relaxed_gc
 from ._pool import run_pooled
 from .attempt import Attempted, Outcome, attempt_function
+from .errors import gave_up
 from .events import EventBus, RunInfo
 from .graph import JobGraph
 from .job import Job
@@ -193,11 +194,14 @@ class Engine:
                 res.status = _FAILED
                 res.exception = exception
             res._traceback = extra.traceback if extra is not None else None
-            final = extra is not None and extra.final
+            final = (extra is not None and extra.final) or gave_up(exception)
             retry = not (self.no_act or final) and res.tries < self.graph.tries[i]
             if retry:
                 self._seq += 1
-                due = time.monotonic() + self.graph.delays[i]
+                backoff = self.graph.backoffs.get(i) if self.graph.backoffs else None
+                due = time.monotonic() + (
+                    self.graph.delays[i] if backoff is None else backoff.delay(res.tries)
+                )
                 heapq.heappush(self._retry, (due, self._seq, i))
             else:
                 self._failed.append(i)

@@ -33,6 +33,7 @@ __all__ = [
     "UnknownJobError",
     "UnknownOptionError",
     "WorkerLostError",
+    "gave_up",
 ]
 
 
@@ -268,14 +269,27 @@ class RemoteError(RunError):
         else:
             self.type_name, self.message = original, ""
         self.remote_traceback = traceback
+        #: The original was a :class:`GiveUp` (retrying will not fix it).
+        self.gave_up = isinstance(original, GiveUp)
         super().__init__(f"{self.type_name}: {self.message}")
 
     def __reduce__(self) -> tuple[Any, ...]:
-        return (_remote_error, (self.type_name, self.message, self.remote_traceback))
+        return (_remote_error,
+                (self.type_name, self.message, self.remote_traceback, self.gave_up))
 
 
-def _remote_error(type_name: str, message: str, tb: str | None) -> RemoteError:
+def _remote_error(
+    type_name: str, message: str, tb: str | None, gave_up: bool = False
+) -> RemoteError:
     err = RemoteError(type_name, tb)
     err.message = message
     err.args = (f"{type_name}: {message}",)
+    err.gave_up = gave_up
     return err
+
+
+def gave_up(error: BaseException | None) -> bool:
+    """Whether ``error`` means "retrying will not fix this": a
+    :class:`GiveUp`, or one raised in another process that came back as a
+    :class:`RemoteError`."""
+    return isinstance(error, GiveUp) or (isinstance(error, RemoteError) and error.gave_up)

@@ -18,6 +18,7 @@ from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from ._gc import relaxed_gc
+from .backoff import Backoff
 from .errors import (
     ConfigurationError,
     DependencyCycleError,
@@ -48,9 +49,14 @@ class JobGraph:
     names: list[str]
     #: Indices of each job's direct dependencies, in ``DEPS`` order.
     deps: list[tuple[int, ...]]
-    #: Tries and retry delay of each job, defaults applied.
+    #: Tries and retry delay of each job, defaults applied (for a job whose
+    #: ``RETRY_DELAY`` is a growing :class:`~dojobber.Backoff`, its first
+    #: wait; the policy is in :attr:`backoffs`).
     tries: list[int]
     delays: list[float]
+    #: Jobs whose waits between tries grow: graph index -> policy (empty
+    #: for most graphs).  The n-th retry waits ``backoffs[i].delay(n)``.
+    backoffs: dict[int, Backoff] = field(default_factory=dict)
     dependants: list[list[int]] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -183,10 +189,14 @@ def tries_count(tries: object) -> int | None:
     return math.ceil(value)
 
 
-def _delay_of(cls: type[Job], default: float) -> float:
+def _delay_of(cls: type[Job], default: float | Backoff) -> float | Backoff:
+    """A job's RETRY_DELAY (else ``default``): seconds, or a growing
+    :class:`~dojobber.Backoff` (a constant one is its seconds)."""
     delay = cls.RETRY_DELAY if cls.RETRY_DELAY is not None else default
     if (type(delay) is float or type(delay) is int) and delay >= 0:
         return delay
+    if isinstance(delay, Backoff):
+        return delay.initial if delay.constant else delay
     if isinstance(delay, bool) or not isinstance(delay, numbers.Real) or delay < 0:
         raise InvalidRetryDelayError(cls.__name__, delay)
     return float(delay)
@@ -204,7 +214,7 @@ def _check_options(cls: type[Job]) -> None:
 
 
 def build(
-    root: type[Job], default_tries: int = 3, default_retry_delay: float = 1
+    root: type[Job], default_tries: int = 3, default_retry_delay: float | Backoff = 1
 ) -> JobGraph:
     """Walk ``root``'s DEPS and return the validated :class:`JobGraph`.
 
@@ -219,7 +229,7 @@ def build(
         return _walk(root, default_tries, default_retry_delay)
 
 
-def _walk(root: type[Job], default_tries: int, default_delay: float) -> JobGraph:
+def _walk(root: type[Job], default_tries: int, default_delay: float | Backoff) -> JobGraph:
     # Validate the defaults once, so each job's own value is a fast check.
     tries = tries_count(default_tries)
     if tries is None:
@@ -227,10 +237,15 @@ def _walk(root: type[Job], default_tries: int, default_delay: float) -> JobGraph
             "default_tries", default_tries,
             "give a number >= 1 (a fraction counts as the next whole number of tries)",
         )
-    if isinstance(default_delay, bool) or not isinstance(default_delay, numbers.Real) \
+    default_backoff: Backoff | None = None
+    if isinstance(default_delay, Backoff):
+        default_backoff = None if default_delay.constant else default_delay
+        default_delay = default_delay.initial
+    elif isinstance(default_delay, bool) or not isinstance(default_delay, numbers.Real) \
             or default_delay < 0:
         raise ConfigurationError(
-            "default_retry_delay", default_delay, "give a number of seconds >= 0"
+            "default_retry_delay", default_delay,
+            "give a number of seconds >= 0 or a dojobber.Backoff",
         )
     default_tries = tries
     default_delay = float(default_delay)
@@ -306,12 +321,22 @@ def _walk(root: type[Job], default_tries: int, default_delay: float) -> JobGraph
 
     tries = [default_tries] * len(classes)
     delays = [default_delay] * len(classes)
+    backoffs: dict[int, Backoff] = {}
+    if default_backoff is not None:  # (rare: every job's waits grow)
+        backoffs = dict.fromkeys(range(len(classes)), default_backoff)
     for i in special:
         cls = classes[i]
         if cls._required_options:
             _check_options(cls)
         tries[i] = _tries_of(cls, default_tries)
-        delays[i] = _delay_of(cls, default_delay)
+        if cls.RETRY_DELAY is not None:
+            delay = _delay_of(cls, default_delay)
+            if isinstance(delay, Backoff):
+                backoffs[i] = delay
+                delay = delay.initial
+            else:
+                backoffs.pop(i, None)
+            delays[i] = delay
     dep_index: list[tuple[int, ...]] = [
         tuple(dict.fromkeys([order[d] for d in deps])) if deps else () for deps in dep_lists
     ]
@@ -322,6 +347,7 @@ def _walk(root: type[Job], default_tries: int, default_delay: float) -> JobGraph
         deps=dep_index,
         tries=tries,
         delays=delays,
+        backoffs=backoffs,
     )
 
 

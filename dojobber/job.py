@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import copyreg
 from collections.abc import Iterable
-from typing import Any, ClassVar, TypeVar, cast
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar, cast
 
 from .errors import UnknownOptionError
+
+if TYPE_CHECKING:
+    from .backoff import Backoff
 
 __all__ = ["REQUIRED", "DummyJob", "Job", "JobMeta", "RunonlyJob"]
 
@@ -87,8 +90,9 @@ class Job(metaclass=JobMeta):
     ``TRIES``
         How many attempts this job gets; ``None`` uses ``default_tries``.
     ``RETRY_DELAY``
-        Minimum seconds between two attempts of this job; ``None`` uses
-        ``default_retry_delay``.
+        Minimum seconds between two attempts of this job, or a
+        :class:`~dojobber.Backoff` whose waits grow from try to try;
+        ``None`` uses ``default_retry_delay``.
 
     and implement ``Check(*args, **kwargs)`` (return = the fact holds, its
     return value is the job's result; raise = it does not), ``Run(*args,
@@ -102,7 +106,7 @@ class Job(metaclass=JobMeta):
 
     DEPS: ClassVar[Iterable[type[Job]]] = ()
     TRIES: ClassVar[int | None] = None
-    RETRY_DELAY: ClassVar[float | None] = None
+    RETRY_DELAY: ClassVar[float | Backoff | None] = None
 
     # Set by the engine on each instance before Check.
     storage: dict[str, Any] | None = None

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import os
+import threading
 from pathlib import Path
 from typing import Any
 
-from dojobber import DummyJob, Job
+from dojobber import DummyJob, GiveUp, Job
 
 CLEANED: list[int] = []
 
@@ -89,3 +90,24 @@ class ManyWrites(DummyJob):
 
     def Check(self) -> int:
         return sum(1 for k in self.global_storage if k.startswith("k"))  # type: ignore[union-attr]
+
+
+class NotPicklableGiveUpError(GiveUp):
+    """Gives up, and holds something that does not pickle."""
+
+    def __init__(self, what: str) -> None:
+        super().__init__(what)
+        self.handle = threading.Lock()
+
+
+class GivesUp(Job):
+    """Counts its attempts in ``tmp``/tries and gives up each time."""
+
+    TRIES = 5
+    RETRY_DELAY = 0
+
+    def Check(self, tmp: str, **_: Any) -> None:
+        tries = Path(tmp) / "tries"
+        if self._check_phase == "check":
+            tries.write_text(str(int(tries.read_text()) + 1 if tries.exists() else 1))
+        raise NotPicklableGiveUpError("the server refused the password")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 import signal
 import threading
@@ -407,3 +408,67 @@ def test_history_shows_a_session_as_one_line(
     assert rows[1].split("│")[1].strip() == "1"
     assert main(["show", "3", "--records", str(db)]) == 0
     assert "round 2 of converge session" in capsys.readouterr().out
+
+
+# -- GiveUp and Backoff inside one run ----------------------------------------
+
+
+@pytest.mark.parametrize("how", ["inline", "threads", "processes"])
+def test_a_job_that_gives_up_is_not_tried_again(how: str, tmp_path: Path) -> None:
+    import concurrent.futures as cf
+
+    import dojobber
+    from tests import parallel_jobs
+
+    dj = DoJobber()
+    if how == "processes":
+        with cf.ProcessPoolExecutor(2) as pool:
+            dj.configure(parallel_jobs.GivesUp, executor=pool)
+            dj.set_args(tmp=str(tmp_path))
+            result = dj.checknrun()
+    else:
+        dj.configure(parallel_jobs.GivesUp, workers=2 if how == "threads" else 1)
+        dj.set_args(tmp=str(tmp_path))
+        result = dj.checknrun()
+    job = result["GivesUp"]
+    assert job.tries == 1 and (tmp_path / "tries").read_text() == "1"
+    assert dojobber.gave_up(job.exception)
+    if how == "processes":  # it did not pickle: it came back as a RemoteError
+        assert isinstance(job.exception, dojobber.RemoteError)
+
+
+def test_retry_delay_may_be_a_growing_backoff() -> None:
+    import time
+
+    starts: list[float] = []
+
+    class Flaky(Job):
+        TRIES = 4
+        RETRY_DELAY = Backoff(0.02, 3, 1, 0)
+
+        def Check(self) -> None:
+            if self._check_phase == "check":
+                starts.append(time.monotonic())
+            raise RuntimeError("flaky")
+
+        def Run(self) -> None:
+            pass
+
+    dj = DoJobber()
+    dj.configure(Flaky)
+    assert dj.jobs.backoffs == {0: Flaky.RETRY_DELAY} and dj.jobs.delays == [0.02]
+    assert dj.checknrun()["Flaky"].tries == 4
+    gaps = [b - a for a, b in itertools.pairwise(starts)]
+    # (lower bounds only: each retry waited at least its policy's wait)
+    assert gaps[0] >= 0.02 and gaps[1] >= 0.06 and gaps[2] >= 0.18
+    dj.configure(Flaky, default_retry_delay=Backoff(5, 1, 5, 0))  # a constant: plain seconds
+    assert dj.jobs.delays == [0.02] and dj.jobs.backoffs == {0: Flaky.RETRY_DELAY}
+
+    class Plain(Job):
+        def Check(self) -> None:
+            pass
+
+    dj.configure(Plain, default_retry_delay=Backoff.of(7))
+    assert dj.jobs.delays == [7.0] and dj.jobs.backoffs == {}
+    dj.configure(Plain, default_retry_delay=Backoff(1, 2, 8, 0))
+    assert dj.jobs.delays == [1.0] and dj.jobs.backoffs == {0: Backoff(1, 2, 8, 0)}
