@@ -25,7 +25,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks._readme import write_section  # noqa: E402
+from benchmarks._readme import write_section
 
 ROUNDS = 3
 

@@ -241,7 +241,7 @@ def test_agent_mode_with_real_signals(jobs: Path, tmp_path: Path) -> None:
         runs = store.runs(limit=100)
     assert len(runs) == rounds  # one history line per round
     assert all(r.session is None for r in runs)
-    assert runs[-1].outcome == "failed" and runs[0].outcome == "converged"
+    assert runs[-1].outcome == "not_converged" and runs[0].outcome == "converged"
 
 
 def test_sigterm_lets_the_running_round_finish(jobs: Path, tmp_path: Path) -> None:
