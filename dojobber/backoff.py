@@ -1,12 +1,14 @@
 """How long to wait before trying again: one policy type for every retry.
 
-A :class:`Backoff` is used in two places:
+A :class:`Backoff` is used in three places:
 
 - between the rounds of :meth:`DoJobber.converge` (``backoff=``, the CLI's
   ``--backoff INITIAL..MAX``);
 - between the tries of one job within a run (a job's ``RETRY_DELAY`` or
   ``configure(default_retry_delay=...)`` may be a :class:`Backoff` as well
-  as a number of seconds; the n-th retry waits ``delay(n)``).
+  as a number of seconds; the n-th retry waits ``delay(n)``);
+- between the attempts of a run request on the board
+  (``Board.post(retry_delay=...)``, ``dojobber post --retry-delay 1m..1h``).
 
 The n-th wait (1-based) is ``initial * factor ** (n - 1)``, at most
 ``max``, then spread by ``jitter``: a random fraction of up to ``jitter``

@@ -141,20 +141,35 @@ class ConvergeResult:
 
 
 def _gave_up(result: RunResult) -> list[JobResult]:
-    return [job for job in result.failed() if gave_up(job.exception)]
+    return [job for job in _failures(result)[0] if gave_up(job.exception)]
 
 
-def failure_signature(result: RunResult) -> frozenset[Hashable]:
+def _failures(result: RunResult) -> tuple[list[JobResult], list[str]]:
+    """The failed jobs and the names of the blocked ones, in one pass."""
+    failed: list[JobResult] = []
+    blocked: list[str] = []
+    failed_status, blocked_status = JobStatus.FAILED, JobStatus.BLOCKED
+    for job in result.jobs.values():
+        status = job.status
+        if status is failed_status:
+            failed.append(job)
+        elif status is blocked_status:
+            blocked.append(job.name)
+    return failed, blocked
+
+
+def failure_signature(
+    result: RunResult, failures: tuple[list[JobResult], list[str]] | None = None
+) -> frozenset[Hashable]:
     """What a round's failures look like, to tell whether the next round
     made progress: each failed job with its exception's type and message,
-    and each blocked job."""
-    seen: set[Hashable] = set()
-    for job in result.jobs.values():
-        if job.status is JobStatus.FAILED:
-            err = job.exception
-            seen.add((job.name, type(err).__name__, str(err)))
-        elif job.status is JobStatus.BLOCKED:
-            seen.add(job.name)
+    and each blocked job.  ``failures``: :func:`_failures` of ``result``,
+    when known."""
+    failed, blocked = _failures(result) if failures is None else failures
+    seen: set[Hashable] = set(blocked)
+    for job in failed:
+        err = job.exception
+        seen.add((job.name, type(err).__name__, str(err)))
     return frozenset(seen)
 
 
@@ -227,7 +242,8 @@ def converge(
             if cut_short or (wake.is_set() and dj._after_round):
                 session.reason = "stopped on request"
                 break
-            quitters = _gave_up(result)
+            failures = _failures(result)
+            quitters = [job for job in failures[0] if gave_up(job.exception)]
             if quitters:
                 session.verdict = Verdict.GAVE_UP
                 shown = ", ".join(
@@ -237,7 +253,7 @@ def converge(
                 more = f" and {len(quitters) - 3} more" if len(quitters) > 3 else ""
                 session.reason = f"retrying will not fix {shown}{more}"
                 break
-            signature = failure_signature(result)
+            signature = failure_signature(result, failures)
             grown = grown + 1 if signature == previous else 0
             previous = signature
             if max_stuck_rounds is not None and grown >= max_stuck_rounds:

@@ -206,3 +206,39 @@ def test_wait_returns_when_stopped(location: str) -> None:
     stop = threading.Event()
     stop.set()
     board.wait(600, stop)  # returns at once instead of after ten minutes
+
+
+def test_retry_delay_may_be_a_growing_backoff(board: Board) -> None:
+    import dataclasses
+
+    from dojobber import Backoff
+
+    policy = Backoff(100, 10, 5000, 0)
+    rid = board.post("a:A", max_attempts=4, retry_delay=policy).id
+    req = board.get(rid)
+    assert req.retry_backoff == policy and req.retry_delay == 100
+    assert board.claim("w", 30) is not None
+    before = time.time()
+    assert board.finish(rid, "w", False, "failed") == "waiting"
+    waited = board.get(rid).not_before - before
+    assert 90 < waited <= 101  # the first wait is the policy's initial one
+    # the wait after the n-th failed attempt is the policy's delay(n)
+    waits = [dataclasses.replace(req, attempts=n).retry_wait() for n in (1, 2, 3, 4)]
+    assert waits == [100, 1000, 5000, 5000]
+    # a constant policy is plain seconds
+    plain = board.get(board.post("b:B", retry_delay=Backoff.of(7)).id)
+    assert plain.retry_backoff is None and plain.retry_delay == 7
+
+
+
+def test_a_version_1_board_is_upgraded(tmp_path: Path) -> None:
+    path = tmp_path / "old.sqlite3"
+    SQLiteBoard(path).post("a:A", retry_delay=30)
+    with sqlite3.connect(path) as db:  # back to what version 1 wrote
+        db.execute("ALTER TABLE requests DROP COLUMN retry_backoff")
+        db.execute("UPDATE meta SET value = '1' WHERE key = 'schema'")
+    board = SQLiteBoard(path)
+    assert [r.retry_delay for r in board.requests()] == [30]
+    assert board.requests()[0].retry_backoff is None
+    with sqlite3.connect(path) as db:
+        assert db.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone() == ("2",)

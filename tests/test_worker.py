@@ -182,3 +182,12 @@ def test_cli_post_board_cancel_and_errors(
     assert "not a database" in capsys.readouterr().err
     assert main(["cancel", "999", *where]) == 2
     assert "no request 999" in capsys.readouterr().err
+    # --retry-delay: seconds, a duration, or a growing backoff
+    assert main(["post", f"{jobs}:Mark", "--arg", "n=2", "--max-attempts", "3",
+                 "--retry-delay", "1m..1h", *where]) == 0
+    policy = board.get(int(capsys.readouterr().out.strip())).retry_backoff
+    assert policy is not None and (policy.initial, policy.max) == (60, 3600)
+    assert main(["post", f"{jobs}:Mark", "--arg", "n=3", "--retry-delay", "5m", *where]) == 0
+    assert board.get(int(capsys.readouterr().out.strip())).retry_delay == 300
+    assert main(["post", f"{jobs}:Mark", "--retry-delay", "1h..1m", *where]) == 2
+    assert "MAX is below INITIAL" in capsys.readouterr().err

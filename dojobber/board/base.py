@@ -5,7 +5,8 @@ worker under a lease that its heartbeat renews (``claimed``), and *consumed*
 (``done`` or ``failed``); a worker that dies stops renewing, its lease
 expires, and the next worker claims the request again — safe, because every
 job of a dojobber graph checks before it runs.  A failed request can be
-retried automatically (``max_attempts``, ``retry_delay``); ``cancel`` stops
+retried automatically (``max_attempts``, ``retry_delay``: seconds or a
+:class:`~dojobber.Backoff`); ``cancel`` stops
 a waiting request at once and a claimed one after its current job.
 
 :class:`Board` (this module) is the interface every backend implements;
@@ -19,6 +20,7 @@ package).
 from __future__ import annotations
 
 import abc
+import json
 import os
 import socket
 import threading
@@ -26,6 +28,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from ..backoff import Backoff
 from ..errors import DojobberError
 
 __all__ = [
@@ -88,6 +91,33 @@ class Request:
     cancel_requested: bool
     #: Run ids (in the records database) of the attempts, oldest first.
     runs: tuple[str, ...]
+    #: When the waits between attempts grow: the policy (``retry_delay`` is
+    #: then its first wait).
+    retry_backoff: Backoff | None = None
+
+    def retry_wait(self) -> float:
+        """Seconds to wait before the next attempt, after ``attempts``
+        failed ones (what every backend's ``finish`` uses)."""
+        return retry_wait(self.retry_delay, self.retry_backoff, self.attempts)
+
+
+def retry_wait(delay: float, backoff: Backoff | None, attempts: int) -> float:
+    """The wait after ``attempts`` failed attempts: ``delay``, or the
+    policy's ``delay(attempts)`` when the waits grow."""
+    return delay if backoff is None else backoff.delay(max(1, attempts))
+
+
+def backoff_json(retry_delay: float | Backoff) -> str | None:
+    """How a backend stores a growing retry policy (None for plain seconds)."""
+    if not isinstance(retry_delay, Backoff) or retry_delay.constant:
+        return None
+    p = retry_delay
+    return json.dumps([p.initial, p.factor, p.max, p.jitter])
+
+
+def backoff_of(text: str | None) -> Backoff | None:
+    """The stored policy (see :func:`backoff_json`)."""
+    return None if text is None else Backoff(*json.loads(text))
 
 
 def worker_name() -> str:
@@ -107,10 +137,11 @@ class Board(abc.ABC):
         *,
         priority: int = 0,
         max_attempts: int = 1,
-        retry_delay: float = 60.0,
+        retry_delay: float | Backoff = 60.0,
     ) -> Posted:
         """Queue a run of ``target``; an identical waiting request is not
-        queued twice (``Posted.duplicate``)."""
+        queued twice (``Posted.duplicate``).  ``retry_delay``: seconds
+        between attempts, or a :class:`~dojobber.Backoff` whose waits grow."""
 
     @abc.abstractmethod
     def claim(self, worker: str, lease: float) -> Request | None:

@@ -23,7 +23,18 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from .._postgres import NotOursError, PostgresLink, redact_url
-from .base import STATES, Board, BoardError, Posted, Request, UnknownRequestError
+from ..backoff import Backoff
+from .base import (
+    STATES,
+    Board,
+    BoardError,
+    Posted,
+    Request,
+    UnknownRequestError,
+    backoff_json,
+    backoff_of,
+    retry_wait,
+)
 
 if TYPE_CHECKING:
     import psycopg
@@ -63,11 +74,15 @@ MIGRATIONS: tuple[str, ...] = (
         WHERE state IN ('waiting', 'claimed');
     CREATE INDEX board_requests_dedupe ON board_requests (dedupe) WHERE state = 'waiting';
     """,
+    # 2: the retry policy (JSON [initial, factor, max, jitter]) of a request
+    # whose waits between attempts grow.
+    "ALTER TABLE board_requests ADD COLUMN retry_backoff text",
 )
 
 _COLUMNS = (
     "id, target, args, kwargs, priority, state, posted, attempts, max_attempts, retry_delay,"
-    " not_before, claimed_by, claimed_at, lease_until, finished, outcome, cancel_requested, runs"
+    " not_before, claimed_by, claimed_at, lease_until, finished, outcome, cancel_requested, runs,"
+    " retry_backoff"
 )
 
 
@@ -119,10 +134,13 @@ class PostgresBoard(Board):
         *,
         priority: int = 0,
         max_attempts: int = 1,
-        retry_delay: float = 60.0,
+        retry_delay: float | Backoff = 60.0,
     ) -> Posted:
         if max_attempts < 1:
             raise BoardError(f"max_attempts is {max_attempts}; give 1 or more")
+        backoff_text = backoff_json(retry_delay)
+        if isinstance(retry_delay, Backoff):
+            retry_delay = retry_delay.initial
         try:
             args_text = json.dumps(list(args))
             kwargs_text = json.dumps(kwargs or {}, sort_keys=True)
@@ -140,8 +158,10 @@ class PostgresBoard(Board):
                 return Posted(int(row[0]), True)
             row = conn.execute(
                 "INSERT INTO board_requests (target, args, kwargs, dedupe, priority,"
-                " max_attempts, retry_delay) VALUES (%s, %s, %s, %s, %s, %s, %s) RETURNING id",
-                (target, args_text, kwargs_text, dedupe, priority, max_attempts, retry_delay),
+                " max_attempts, retry_delay, retry_backoff)"
+                " VALUES (%s, %s, %s, %s, %s, %s, %s, %s) RETURNING id",
+                (target, args_text, kwargs_text, dedupe, priority, max_attempts, retry_delay,
+                 backoff_text),
             ).fetchone()
             conn.execute(f"NOTIFY {CHANNEL}")
             assert row is not None
@@ -183,11 +203,14 @@ class PostgresBoard(Board):
                run_id: str | None = None) -> str | None:
         def body(conn: psycopg.Connection[Any]) -> str | None:
             row = conn.execute(
-                "SELECT state, claimed_by, cancel_requested, attempts, max_attempts, runs"
-                " FROM board_requests WHERE id = %s FOR UPDATE", (request_id,)).fetchone()
+                "SELECT state, claimed_by, cancel_requested, attempts, max_attempts, runs,"
+                " retry_delay, retry_backoff FROM board_requests WHERE id = %s FOR UPDATE",
+                (request_id,)).fetchone()
             if row is None:
                 raise UnknownRequestError(request_id)
-            state, claimed_by, cancel_requested, attempts, max_attempts, runs = row
+            (state, claimed_by, cancel_requested, attempts, max_attempts, runs, delay,
+             policy) = row
+            wait = retry_wait(delay, backoff_of(policy), attempts)
             if state != "claimed" or claimed_by != worker:
                 return None
             if cancel_requested:
@@ -204,9 +227,9 @@ class PostgresBoard(Board):
                 f"UPDATE board_requests SET state = %s, outcome = %s, runs = %s,"
                 f" lease_until = NULL,"
                 f" finished = CASE WHEN %s THEN NULL ELSE {_NOW} END,"
-                f" not_before = CASE WHEN %s THEN {_NOW} + retry_delay ELSE 0 END"
+                f" not_before = CASE WHEN %s THEN {_NOW} + %s ELSE 0 END"
                 f" WHERE id = %s",
-                (state, outcome, json.dumps(runs), waiting, waiting, request_id),
+                (state, outcome, json.dumps(runs), waiting, waiting, wait, request_id),
             )
             if waiting:
                 conn.execute(f"NOTIFY {CHANNEL}")  # idle workers learn its due time
@@ -323,7 +346,7 @@ def _sleep(seconds: float, stop: threading.Event | None) -> None:
 def _request(row: Sequence[Any]) -> Request:
     (rid, target, args, kwargs, priority, state, posted, attempts, max_attempts,
      retry_delay, not_before, claimed_by, claimed_at, lease_until, finished, outcome,
-     cancel_requested, runs) = row
+     cancel_requested, runs, retry_backoff) = row
     return Request(
         id=int(rid), target=target, args=tuple(json.loads(args)), kwargs=json.loads(kwargs),
         priority=priority, state=state, posted=posted, attempts=attempts,
@@ -331,4 +354,5 @@ def _request(row: Sequence[Any]) -> Request:
         claimed_by=claimed_by, claimed_at=claimed_at, lease_until=lease_until,
         finished=finished, outcome=outcome, cancel_requested=bool(cancel_requested),
         runs=tuple(json.loads(runs)),
+        retry_backoff=backoff_of(retry_backoff),
     )

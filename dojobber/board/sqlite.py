@@ -14,11 +14,21 @@ from pathlib import Path
 from typing import Any
 
 from .._paths import user_state_file
-from .base import STATES, Board, BoardError, Posted, Request, UnknownRequestError
+from ..backoff import Backoff
+from .base import (
+    STATES,
+    Board,
+    BoardError,
+    Posted,
+    Request,
+    UnknownRequestError,
+    backoff_json,
+    backoff_of,
+)
 
 __all__ = ["SQLiteBoard", "default_path"]
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 
 _SCHEMA = """
@@ -42,7 +52,8 @@ CREATE TABLE IF NOT EXISTS requests (
     finished REAL,
     outcome TEXT,
     cancel_requested INTEGER NOT NULL DEFAULT 0,
-    runs TEXT NOT NULL DEFAULT '[]'
+    runs TEXT NOT NULL DEFAULT '[]',
+    retry_backoff TEXT                  -- JSON [initial, factor, max, jitter] or NULL
 );
 CREATE INDEX IF NOT EXISTS requests_due ON requests (state, priority, posted);
 CREATE INDEX IF NOT EXISTS requests_dedupe ON requests (dedupe, state);
@@ -70,6 +81,10 @@ class SQLiteBoard(Board):
                 if row is None:
                     db.execute("INSERT INTO meta VALUES ('schema', ?)", (str(SCHEMA_VERSION),))
                 version = int(row[0]) if row is not None else SCHEMA_VERSION
+                if version == 1:  # version 2 added the retry policy
+                    db.execute("ALTER TABLE requests ADD COLUMN retry_backoff TEXT")
+                    db.execute("UPDATE meta SET value='2' WHERE key='schema'")
+                    version = 2
         except (sqlite3.Error, OSError, BoardError) as err:
             raise BoardError(
                 f"cannot use {self.path} as a board: {err}; give a writable path to a "
@@ -122,10 +137,13 @@ class SQLiteBoard(Board):
         *,
         priority: int = 0,
         max_attempts: int = 1,
-        retry_delay: float = 60.0,
+        retry_delay: float | Backoff = 60.0,
     ) -> Posted:
         if max_attempts < 1:
             raise BoardError(f"max_attempts is {max_attempts}; give 1 or more")
+        backoff_text = backoff_json(retry_delay)
+        if isinstance(retry_delay, Backoff):
+            retry_delay = retry_delay.initial
         try:
             args_text = json.dumps(list(args))
             kwargs_text = json.dumps(kwargs or {}, sort_keys=True)
@@ -140,9 +158,9 @@ class SQLiteBoard(Board):
                 return Posted(int(row[0]), True)
             cur = db.execute(
                 "INSERT INTO requests (target, args, kwargs, dedupe, priority, posted,"
-                " max_attempts, retry_delay) VALUES (?,?,?,?,?,?,?,?)",
+                " max_attempts, retry_delay, retry_backoff) VALUES (?,?,?,?,?,?,?,?,?)",
                 (target, args_text, kwargs_text, dedupe, priority, time.time(), max_attempts,
-                 retry_delay),
+                 retry_delay, backoff_text),
             )
             return Posted(int(cur.lastrowid or 0), False)
 
@@ -196,7 +214,7 @@ class SQLiteBoard(Board):
                 "UPDATE requests SET state=?, outcome=?, runs=?, finished=?, lease_until=NULL,"
                 " not_before=? WHERE id=?",
                 (state, outcome, json.dumps(runs), None if state == "waiting" else now,
-                 now + req.retry_delay if state == "waiting" else 0, request_id),
+                 now + req.retry_wait() if state == "waiting" else 0, request_id),
             )
             return state
 
@@ -240,7 +258,7 @@ class SQLiteBoard(Board):
 def _request(row: Sequence[Any]) -> Request:
     (rid, target, args, kwargs, _dedupe, priority, state, posted, attempts, max_attempts,
      retry_delay, not_before, claimed_by, claimed_at, lease_until, finished, outcome,
-     cancel_requested, runs) = row
+     cancel_requested, runs, retry_backoff) = row
     return Request(
         id=rid, target=target, args=tuple(json.loads(args)), kwargs=json.loads(kwargs),
         priority=priority, state=state, posted=posted, attempts=attempts,
@@ -248,6 +266,7 @@ def _request(row: Sequence[Any]) -> Request:
         claimed_by=claimed_by, claimed_at=claimed_at, lease_until=lease_until,
         finished=finished, outcome=outcome, cancel_requested=bool(cancel_requested),
         runs=tuple(json.loads(runs)),
+        retry_backoff=backoff_of(retry_backoff),
     )
 
 

@@ -14,6 +14,7 @@ import click
 from rich.console import Console
 from rich.table import Table
 
+from ..backoff import Backoff
 from ..board import ENV_VAR as BOARD_ENV
 from ..board import Board, BoardError, Request, open_board
 from ..board.worker import WorkerOptions, run_worker
@@ -21,6 +22,7 @@ from ..loader import absolute_target, load_root, parse_args
 from ..records import ENV_VAR as RECORDS_ENV
 from ..records import default_path as default_records
 from ._base import Failure, cli
+from ._rounds import BackoffType
 
 __all__ = ["board_command", "cancel_command", "post_command", "worker_command"]
 
@@ -62,11 +64,13 @@ def _state(req: Request) -> str:
               help="Higher runs first.")
 @click.option("--max-attempts", type=click.IntRange(min=1), default=1, show_default=True,
               help="Runs until it converges, at most this many.")
-@click.option("--retry-delay", type=click.FloatRange(min=0), default=60.0,
-              show_default=True, help="Seconds between two runs of a failed request.")
+@click.option("--retry-delay", type=BackoffType(), default="60", show_default=True,
+              metavar="DELAY|INITIAL..MAX",
+              help="Wait between two runs of a failed request: seconds or a duration "
+                   "(60, 5m), or a growing backoff (1m..1h).")
 @_board_option
 def post_command(target: str, args: tuple[str, ...], priority: int, max_attempts: int,
-                 retry_delay: float, board_path: str | None) -> int:
+                 retry_delay: Backoff, board_path: str | None) -> int:
     """Queue a run of TARGET for a worker; print the request's id."""
     kwargs = parse_args(args)
     load_root(target)  # refuse what a worker could not run, now
