@@ -82,6 +82,7 @@ def _local_batch(
     started are simply missing from the list.
     """
     classes = engine.graph.classes
+    timeouts = engine.graph.timeouts
     outcomes: list[Attempted | Outcome] = []
     *first, track = rest
     with phase_slot(track) if track is not None else nullcontext() as slot:
@@ -89,6 +90,10 @@ def _local_batch(
             if outcomes and engine.stopping:
                 break
             try:
+                if timeouts is not None and timeouts[i] is not None:
+                    done, extra = engine.timed_attempt(attempt_fn, i, attempt, *rest)
+                    outcomes.append(done if extra is None else extra)
+                    continue
                 outcomes.append(attempt_fn(classes[i], i, attempt, *first, slot))
             except BaseException as err:
                 outcomes.append(_failed(i, attempt, err))
@@ -112,6 +117,7 @@ def run_pooled(engine: Engine) -> None:
     limit = engine.workers if (owned or engine.workers > 1) else None
     classes = engine.graph.classes
     names = engine.graph.names
+    timeouts = engine.graph.timeouts
     args, kwargs, storage, no_act = engine.args, engine.kwargs, engine.global_storage, engine.no_act
     local_cwd, cwd = engine.local_cwd, engine.cwd
     bus = engine.bus
@@ -136,6 +142,7 @@ def run_pooled(engine: Engine) -> None:
                     run_attempts_remote,  # type: ignore[arg-type]
                     [(classes[i], i, attempt) for i, attempt in items],
                     args, kwargs, dict(storage), cwd, no_act, next(submissions),
+                    None if timeouts is None else [timeouts[i] for i, _ in items],
                 )
         except cf.BrokenExecutor as err:
             for i, attempt in items:

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ._context import Slot
-from .errors import RemoteError
+from .errors import JobTimeoutError, RemoteError
 from .job import Job
 from .results import PHASE_FIELDS
 
@@ -330,13 +330,39 @@ def run_attempts_remote(
     cwd: str,
     no_act: bool = False,
     submission: int = 0,
+    timeouts: list[float | None] | None = None,
 ) -> list[Outcome]:
     """:func:`run_attempt_remote` for a batch of ``(job, index, attempt)``,
     one after another in one task; each attempt sees what the ones before it
-    stored in (this copy of) global storage."""
+    stored in (this copy of) global storage.  ``timeouts``: each one's
+    TIMEOUT (None: none), enforced here (see :mod:`dojobber._timeout`)."""
     outcomes = []
-    for job, index, attempt in jobs:
+    for k, (job, index, attempt) in enumerate(jobs):
+        timeout = None if timeouts is None else timeouts[k]
+        if timeout is not None:
+            outcomes.append(_timed_remote(job, index, attempt, args, kwargs, global_storage,
+                                          cwd, no_act, timeout))
+            continue
         out = run_attempt_remote(job, index, attempt, args, kwargs, global_storage, cwd, no_act)
         out.apply_storage(global_storage)
         outcomes.append(out)
     return outcomes
+
+
+def _timed_remote(
+    job: type[Job], index: int, attempt: int, args: tuple[Any, ...], kwargs: dict[str, Any],
+    global_storage: dict[str, Any], cwd: str, no_act: bool, timeout: float,
+) -> Outcome:
+    """:func:`run_attempt_remote` stopped at ``timeout`` seconds."""
+    from ._timeout import call_with_timeout_remote
+
+    start = _perf()
+    done, out = call_with_timeout_remote(timeout, lambda: run_attempt_remote(
+        job, index, attempt, args, kwargs, global_storage, cwd, no_act))
+    if done and out is not None:
+        out.apply_storage(global_storage)
+        return out
+    error = JobTimeoutError(job.__name__, timeout)
+    return Outcome(index, attempt, False, False, None, error,
+                   ["timeout", attempt, start, _perf() - start, False, error], None,
+                   storage_set={}, storage_deleted=[], final=True)

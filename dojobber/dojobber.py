@@ -11,12 +11,13 @@ from collections.abc import Iterable
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
+from . import _timeout
 from . import graph as _graph
 from .backoff import Backoff
 from .console import ConsoleListener
 from .converge import ConvergeResult, converge
 from .engine import Engine
-from .errors import CleanupError, ConfigurationError, NotConfiguredError
+from .errors import CleanupError, ConfigurationError, JobTimeoutError, NotConfiguredError
 from .events import EventBus, Listener
 from .job import Job
 from .results import JobResult, RunResult
@@ -90,6 +91,7 @@ class DoJobber:
         records: str | os.PathLike[str] | bool | None = None,
         lock: str | os.PathLike[str] | None = None,
         lock_timeout: float | None = 0.0,
+        default_timeout: float | None = None,
     ) -> None:
         """Build and validate the graph below ``root``.
 
@@ -111,6 +113,9 @@ class DoJobber:
         ``lock_timeout`` seconds (None: for ever), then raise
         :class:`~dojobber.lock.LockHeldError` naming the holder.
 
+        default_timeout: the ``TIMEOUT`` of jobs that set none (seconds one
+        attempt may take; None: no limit).  See ``docs/converge.rst``.
+
         Raises a :class:`~dojobber.errors.DefinitionError` naming the job at
         fault when the graph is not valid.
         """
@@ -126,7 +131,7 @@ class DoJobber:
                 raise ConfigurationError(
                     "listeners", listener, "each listener must subclass dojobber.Listener"
                 )
-        graph = _graph.build(root, default_tries, default_retry_delay)
+        graph = _graph.build(root, default_tries, default_retry_delay, default_timeout)
         self._wire_records_and_lock(graph, listeners, records, lock, lock_timeout)
         self._graph = graph
         self._no_act = no_act
@@ -316,6 +321,9 @@ class DoJobber:
             if not callable(method):
                 continue
             name = type(obj).__name__
+            if _timeout.abandoned(type(obj)):  # its timed-out attempt still runs
+                self._skip_cleanup(obj)
+                continue
             try:
                 method()
             except Exception as err:
@@ -328,6 +336,18 @@ class DoJobber:
             os.chdir(self._cwd)
         if failures:
             raise CleanupError(failures) from failures[0][1]
+
+    def _skip_cleanup(self, obj: Job) -> None:
+        """Leave out the ``Cleanup()`` of an instance whose job's timed-out
+        attempt still runs (it may still be using what Cleanup would undo),
+        and say so: a warning and a failed ``cleanup_finished``."""
+        name = type(obj).__name__
+        timeouts = self._graph.timeouts if self._graph is not None else None
+        i = self._graph.index.get(name) if self._graph is not None else None
+        timeout = timeouts[i] if timeouts is not None and i is not None else None
+        err = JobTimeoutError(name, timeout or 0.0, still_running=True, doing="cleaned up")
+        log.warning("%s", err)
+        self._bus.emit("cleanup_finished", name, False, err)
 
     # ------------------------------------------------------------------
     def success(self) -> bool:

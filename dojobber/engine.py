@@ -28,8 +28,9 @@ from typing import Any
 from ._context import LogRouter, Slot, phase_slot
 from ._gc import relaxed_gc
 from ._pool import run_pooled
+from ._timeout import call_with_timeout
 from .attempt import Attempted, Outcome, attempt_function
-from .errors import gave_up
+from .errors import JobTimeoutError, gave_up
 from .events import EventBus, RunInfo
 from .graph import JobGraph
 from .job import Job
@@ -84,6 +85,7 @@ class Engine:
         self._classes = graph.classes
         self._dependants = graph.dependants
         self._seq = 0
+        self._track: Any = None
 
     # ------------------------------------------------------------------
     def run(self, target: int) -> RunResult:
@@ -274,6 +276,7 @@ class Engine:
     # ------------------------------------------------------------------
     def _run_inline(self) -> None:
         emit, track = self.live_emitters()
+        self._track = track
         # The jobs ready at the start (ascending) are taken in order from a
         # list; the heap holds only those that became ready since.
         first, self._ready = self._ready, []
@@ -296,6 +299,7 @@ class Engine:
         on_created = self.instances.append
         record = self._record
         attempt_fn = attempt_function()
+        timeouts = self.graph.timeouts
         while not self.stopping:
             if k < n_first and not (ready and ready[0] < first[k]):
                 i = first[k]
@@ -313,12 +317,48 @@ class Engine:
                 attempt = self._attempt_number(i)
             else:
                 return
+            if timeouts is not None and timeouts[i] is not None:
+                record(*self.timed_attempt(attempt_fn, i, attempt, args, kwargs, storage,
+                                           cwd, no_act, emit, on_created, self._track))
+                continue
             record(
                 attempt_fn(
                     classes[i], i, attempt, args, kwargs, storage, cwd, no_act, emit,
                     on_created, slot,
                 )
             )
+
+    def timed_attempt(
+        self, attempt_fn: Any, i: int, attempt: int, *rest: Any
+    ) -> tuple[Attempted, Outcome | None]:
+        """An attempt of job ``i``, which has a TIMEOUT, on a runner thread
+        (see :mod:`dojobber._timeout`): what ``_record`` takes.  ``rest``:
+        the attempt's arguments after ``attempt``, the last one the
+        ``track`` emitter for the runner's phase slot."""
+        job = self.graph.classes[i]
+        timeouts = self.graph.timeouts
+        assert timeouts is not None
+        timeout = timeouts[i]
+        assert timeout is not None
+        *first, track = rest
+
+        def call() -> Attempted:
+            with phase_slot(track) if track is not None else nullcontext() as slot:
+                return attempt_fn(job, i, attempt, *first, slot)  # type: ignore[no-any-return]
+
+        start = _perf()
+        try:
+            done, value = call_with_timeout(job, timeout, call)
+        except JobTimeoutError as err:  # an earlier attempt of it still runs
+            done, value, error = False, None, err
+        else:
+            error = JobTimeoutError(self._names[i], timeout)
+        if done:
+            assert value is not None
+            return value, None
+        phases = ["timeout", attempt, start, _perf() - start, False, error]
+        out = Outcome(i, attempt, False, False, None, error, phases, None, final=True)
+        return out.attempted(), out
 
     # ------------------------------------------------------------------
     def _finish(self, target: int, started: float, interrupted: bool) -> RunResult:

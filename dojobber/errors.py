@@ -22,8 +22,10 @@ __all__ = [
     "DuplicateJobNameError",
     "GiveUp",
     "InvalidRetryDelayError",
+    "InvalidTimeoutError",
     "InvalidTriesError",
     "JobNotSendableError",
+    "JobTimeoutError",
     "MissingOptionError",
     "NoActError",
     "NotAJobError",
@@ -120,6 +122,19 @@ class InvalidRetryDelayError(DefinitionError):
             f"{job}: RETRY_DELAY is {delay!r}; it must be a number of "
             "seconds >= 0 (set it on the class, or default_retry_delay in "
             "configure())"
+        )
+
+
+class InvalidTimeoutError(DefinitionError):
+    """``TIMEOUT`` (or ``default_timeout``) is not a number of seconds > 0."""
+
+    def __init__(self, job: str, timeout: object) -> None:
+        self.job = job
+        self.timeout = timeout
+        super().__init__(
+            f"{job}: TIMEOUT is {timeout!r}; it must be a number of seconds > 0, or "
+            "None for no limit (set it on the class, with variant(), or default_timeout "
+            "in configure())"
         )
 
 
@@ -256,6 +271,33 @@ class WorkerLostError(RunError):
             + (f" {lost} times" if lost > 1 else "")
             + f" ({type(cause).__name__}: {cause}); does the job crash its process?"
         )
+
+
+class JobTimeoutError(RunError):
+    """An attempt of a job ran past the job's ``TIMEOUT``: a failed try.
+
+    In this process (inline, threads) the attempt is abandoned where it
+    stands: its thread goes on until the job's code returns, but the run
+    does not wait for it and the job is not tried again while it runs.  In
+    another process (process pool, dask) the attempt is stopped.
+    """
+
+    def __init__(self, job: str, timeout: float, still_running: bool = False,
+                 doing: str = "tried") -> None:
+        self.job = job
+        self.timeout = timeout
+        self.still_running = still_running
+        self.doing = doing
+        if still_running:
+            text = (f"{job}: not {doing}: its attempt that timed out (TIMEOUT={timeout:g}s) "
+                    f"still runs; it is {doing} again once that attempt has ended")
+        else:
+            text = (f"{job}: its attempt did not finish within TIMEOUT={timeout:g}s; "
+                    "raise TIMEOUT if the job needs longer, or find what it waits for")
+        super().__init__(text)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.job, self.timeout, self.still_running, self.doing))
 
 
 class RemoteError(RunError):

@@ -25,6 +25,7 @@ from .errors import (
     DepsNotIterableError,
     DuplicateJobNameError,
     InvalidRetryDelayError,
+    InvalidTimeoutError,
     InvalidTriesError,
     MissingOptionError,
     NotAJobError,
@@ -57,6 +58,9 @@ class JobGraph:
     #: Jobs whose waits between tries grow: graph index -> policy (empty
     #: for most graphs).  The n-th retry waits ``backoffs[i].delay(n)``.
     backoffs: dict[int, Backoff] = field(default_factory=dict)
+    #: Each job's TIMEOUT (seconds, or None for no limit); None when no job
+    #: of the graph has one (the engine then pays nothing for timeouts).
+    timeouts: list[float | None] | None = None
     dependants: list[list[int]] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -214,7 +218,8 @@ def _check_options(cls: type[Job]) -> None:
 
 
 def build(
-    root: type[Job], default_tries: int = 3, default_retry_delay: float | Backoff = 1
+    root: type[Job], default_tries: int = 3, default_retry_delay: float | Backoff = 1,
+    default_timeout: float | None = None,
 ) -> JobGraph:
     """Walk ``root``'s DEPS and return the validated :class:`JobGraph`.
 
@@ -225,8 +230,35 @@ def build(
     """
     if not (isinstance(root, type) and issubclass(root, Job)):
         raise NotAJobError(None, root)
+    if default_timeout is not None and not _valid_timeout(default_timeout):
+        raise ConfigurationError(
+            "default_timeout", default_timeout, "give seconds > 0, or None for no limit"
+        )
     with relaxed_gc(no_garbage=True):
-        return _walk(root, default_tries, default_retry_delay)
+        graph = _walk(root, default_tries, default_retry_delay)
+    graph.timeouts = _timeouts(graph.classes, default_timeout)
+    return graph
+
+
+def _valid_timeout(value: object) -> bool:
+    return (not isinstance(value, bool) and isinstance(value, numbers.Real)
+            and math.isfinite(value) and float(value) > 0)
+
+
+def _timeouts(classes: list[type[Job]], default: float | None) -> list[float | None] | None:
+    """Each job's TIMEOUT (else ``default``), or None when there is none."""
+    own = [cls.TIMEOUT for cls in classes]
+    if default is None and not any(t is not None for t in own):
+        return None
+    out: list[float | None] = []
+    for cls, value in zip(classes, own, strict=True):
+        if value is None:
+            out.append(None if default is None else float(default))
+        elif _valid_timeout(value):
+            out.append(float(value))
+        else:
+            raise InvalidTimeoutError(cls.__name__, value)
+    return out
 
 
 def _walk(root: type[Job], default_tries: int, default_delay: float | Backoff) -> JobGraph:

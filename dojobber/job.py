@@ -93,6 +93,11 @@ class Job(metaclass=JobMeta):
         Minimum seconds between two attempts of this job, or a
         :class:`~dojobber.Backoff` whose waits grow from try to try;
         ``None`` uses ``default_retry_delay``.
+    ``TIMEOUT``
+        Longest one attempt (Check, Run, recheck) may take, in seconds;
+        past it the attempt is a failed try with
+        :class:`~dojobber.JobTimeoutError` (see ``docs/converge.rst``).
+        ``None`` uses ``default_timeout`` (no limit by default).
 
     and implement ``Check(*args, **kwargs)`` (return = the fact holds, its
     return value is the job's result; raise = it does not), ``Run(*args,
@@ -107,6 +112,7 @@ class Job(metaclass=JobMeta):
     DEPS: ClassVar[Iterable[type[Job]]] = ()
     TRIES: ClassVar[int | None] = None
     RETRY_DELAY: ClassVar[float | Backoff | None] = None
+    TIMEOUT: ClassVar[float | None] = None
 
     # Set by the engine on each instance before Check.
     storage: dict[str, Any] | None = None

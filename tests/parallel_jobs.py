@@ -111,3 +111,37 @@ class GivesUp(Job):
         if self._check_phase == "check":
             tries.write_text(str(int(tries.read_text()) + 1 if tries.exists() else 1))
         raise NotPicklableGiveUpError("the server refused the password")
+
+
+class Stuck(Job):
+    """Its Run sleeps far past its TIMEOUT (stopped only in another process)."""
+
+    TIMEOUT = 1.0
+    TRIES = 3
+
+    def Check(self, tmp: str, **_: Any) -> None:
+        raise RuntimeError("not done")
+
+    def Run(self, tmp: str, **_: Any) -> None:
+        (Path(tmp) / f"stuck-{os.getpid()}").write_text("started")
+        import time
+
+        time.sleep(600)
+
+
+class Quick(Job):
+    """Passes after writing a file (while Stuck is stuck)."""
+
+    TIMEOUT = 60.0
+
+    def Check(self, tmp: str, **_: Any) -> str:
+        if not (Path(tmp) / "quick").exists():
+            raise RuntimeError("not yet")
+        return "quick"
+
+    def Run(self, tmp: str, **_: Any) -> None:
+        (Path(tmp) / "quick").write_text("x")
+
+
+class StuckAndQuick(DummyJob):
+    DEPS = [Stuck, Quick]
