@@ -76,6 +76,10 @@ class Download(Job):
     check_remote: bool = True
     credentials: Credentials | None = None
     timeout: float | tuple[float, float] = (10.0, 60.0)
+    #: Longest one attempt may take: two hours (a big image on a slow link;
+    #: a stalled connection fails sooner, by ``timeout``).  A later try
+    #: resumes what was downloaded.
+    TIMEOUT = 7200.0
     chunk_size: int = 256 << 10
     fsync: bool = True
 

@@ -76,6 +76,8 @@ class LibvirtJob(Job):
 
     #: libvirt connection URI.
     uri: ClassVar[str | None] = "qemu:///system"
+    #: Longest one attempt may take (copying a disk image included).
+    TIMEOUT = 1800.0
 
     def _uri(self) -> str:
         return self.uri or "qemu:///system"

@@ -123,6 +123,9 @@ class ObsImage(Job):
     credentials: Credentials | None = None
     oscrc: str | bool | None = None
     timeout: float | tuple[float, float] = (10.0, 60.0)
+    #: Longest one attempt may take (a handful of requests, each bounded
+    #: by ``timeout``): past it the try fails with JobTimeoutError.
+    TIMEOUT = 600.0
 
     # ------------------------------------------------------------------
     def _name(self) -> str:

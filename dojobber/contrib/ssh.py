@@ -93,6 +93,9 @@ class SSHJob(Job):
     #: Keep retrying this many seconds while sshd is not up (machine booting).
     connect_retry_for: ClassVar[float] = 120.0
     retry_interval: ClassVar[float] = 2.0
+    #: Longest one attempt may take (connecting while the machine boots,
+    #: then every command, each bounded by its own ``timeout``).
+    TIMEOUT = 3600.0
 
     @classmethod
     def variant(cls, name: str | None = None, /, **options: Any) -> Any:
