@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 import numbers
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
@@ -263,8 +263,8 @@ def _timeouts(classes: list[type[Job]], default: float | None) -> list[float | N
 
 def _walk(root: type[Job], default_tries: int, default_delay: float | Backoff) -> JobGraph:
     # Validate the defaults once, so each job's own value is a fast check.
-    tries = tries_count(default_tries)
-    if tries is None:
+    count = tries_count(default_tries)
+    if count is None:
         raise ConfigurationError(
             "default_tries", default_tries,
             "give a number >= 1 (a fraction counts as the next whole number of tries)",
@@ -279,7 +279,7 @@ def _walk(root: type[Job], default_tries: int, default_delay: float | Backoff) -
             "default_retry_delay", default_delay,
             "give a number of seconds >= 0 or a dojobber.Backoff",
         )
-    default_tries = tries
+    default_tries = count
     default_delay = float(default_delay)
     by_name: dict[str, type[Job]] = {}
     order: dict[type[Job], int] = {}
@@ -307,7 +307,10 @@ def _walk(root: type[Job], default_tries: int, default_delay: float | Backoff) -
     root_deps = _deps_of(root, getattr(root, "DEPS", ()))
     named(root)
     on_path[root] = 0
-    stack = [(root, root_deps, iter(root_deps), root.__name__, _own_options(root))]
+    # (the last field: whether the job has options of its own; any true value)
+    stack: list[tuple[type[Job], list[type[Job]], Iterator[type[Job]], str, object]] = [
+        (root, root_deps, iter(root_deps), root.__name__, _own_options(root))
+    ]
     while stack:
         cls, deps, pending, name, own = stack[-1]
         for dep in pending:

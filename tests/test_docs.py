@@ -82,6 +82,15 @@ BLOCKS: dict[tuple[str, str], Block] = {
         "python", needs=("dask",), replace=(("dask://scheduler.example.org:8786", "$dask"),),
         after="assert dojob.success()"),
     ("README.rst", "dojobber run deploy.py:Deploy --arg host=web1 --workers 4"): Block("shell"),
+    ("README.rst",
+     'session = dojob.converge(within="30m", backoff=dojobber.Backoff(10, 2, 300))'): Block(
+        "python", before=DOJOB + "import dojobber\ndojob.configure(Root)\n",
+        after="assert session.verdict.value == 'converged', session.report()\n"
+              "assert issubclass(BadPassword, dojobber.GiveUp)"),
+    ("README.rst",
+     "dojobber run site.py:Published --until-converged --within 30m --backoff 10s..5m"): Block(
+        "shell", why="the agent line only shows its options: it runs until stopped",
+        replace=(("--every 15m --splay 2m", "--every 15m --splay 2m --help"),)),
     ("README.rst", "dojobber post site.py:Published --arg host=web03 --priority 5"): Block(
         "shell", replace=(("--concurrency 4", "--concurrency 4 --once"),)),
     # ------------------------------------------------------------ board.rst
@@ -144,6 +153,15 @@ BLOCKS: dict[tuple[str, str], Block] = {
     ("docs/converge.rst", "class BadCredentials(dojobber.GiveUp, PermissionError):"): Block(
         "python", before="import dojobber\n",
         after="assert issubclass(BadCredentials, PermissionError)"),
+    ("docs/converge.rst",
+     "dojobber run FILE:Root --until-converged [--max-rounds N] [--within DURATION]"):
+        Block("synopsis"),
+    ("docs/converge.rst",
+     "dojobber run FILE:Root --every DURATION [--splay DURATION] [--until-converged ...]"):
+        Block("synopsis"),
+    ("docs/converge.rst", "class Deploy(Job):"): Block(
+        "python", before="from dojobber import Job\n",
+        after="assert Deploy.TIMEOUT == 300 and DoJobber().configure(Deploy) is None"),
     # --------------------------------------------------------- parallel.rst
     ("docs/parallel.rst", "dojob.configure(Root, workers=8)"): Block(
         "python", before=DOJOB, after="assert dojob.checknrun().success()"),
