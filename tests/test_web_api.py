@@ -387,15 +387,12 @@ def test_serve_refuses_a_public_address_before_listening() -> None:
     assert out.getvalue() == ""
 
 
-SERVE = """
-import sys
-from dojobber.web import WebOptions, serve
-serve(WebOptions(records=sys.argv[1], board=sys.argv[2], port=0))
-"""
+SERVE = "import sys, dojobber; sys.exit(dojobber.main())"
 
 
-def test_serve_prints_a_url_that_logs_in(tmp_path: Path) -> None:
-    child = start_python(SERVE, str(tmp_path / "r.sqlite3"), str(tmp_path / "b.sqlite3"))
+def test_dojobber_serve_prints_a_url_that_logs_in(tmp_path: Path) -> None:
+    child = start_python(SERVE, "serve", "--port", "0", "--records", str(tmp_path / "r.sqlite3"),
+                         "--board", str(tmp_path / "b.sqlite3"))
     try:
         line = read_line(child)
         match = re.fullmatch(r"dojobber serve: open (http://127\.0\.0\.1:\d+)(/login\?token=\S+)",
@@ -414,6 +411,35 @@ def test_serve_prints_a_url_that_logs_in(tmp_path: Path) -> None:
     assert child.returncode == 0, child.stderr.read() if child.stderr else ""
 
 
+def test_dojobber_serve_with_the_token_from_the_environment(tmp_path: Path) -> None:
+    child = start_python(SERVE, "serve", "--port", "0", "--read-only", "--records",
+                         str(tmp_path / "r.sqlite3"), "--board", str(tmp_path / "b.sqlite3"),
+                         DOJOBBER_WEB_TOKEN=TOKEN)
+    try:
+        line = read_line(child)
+        assert TOKEN not in line  # a token the user gave is never printed
+        base = re.search(r"(http://127\.0\.0\.1:\d+)/runs", line)[1]  # type: ignore[index]
+        assert "read-only" in read_line(child)
+        reply = fetch(f"{base}/api/board/post", method="POST", headers=BEARER,
+                      form={"target": "x.py:X"})
+        assert reply.status == 403 and "read-only" in reply.json()["error"]
+    finally:
+        child.send_signal(signal.SIGTERM)
+        child.wait(timeout=30)
+    # uvicorn shuts down cleanly, then ends by the signal as it came.
+    assert child.returncode == -signal.SIGTERM
+    assert "Traceback" not in (child.stderr.read() if child.stderr else "")
+
+
+@pytest.mark.parametrize("host", ["0.0.0.0", "::", "example.org"])
+def test_dojobber_serve_refuses_a_public_address_without_a_token(host: str) -> None:
+    done = run_python(["-m", "dojobber", "serve", "--host", host, "--port", "0"])
+    assert done.returncode == 2
+    assert done.stdout == ""
+    assert done.stderr.count("\n") == 1, done.stderr  # one line saying why
+    assert done.stderr.startswith(f"Error: refusing to listen on {host} without a token")
+
+
 def test_import_dojobber_imports_no_web_stack() -> None:
     code = (
         "import sys, dojobber, dojobber.records, dojobber.board, dojobber.render; "
@@ -422,3 +448,13 @@ def test_import_dojobber_imports_no_web_stack() -> None:
     )
     done = run_python(["-c", code])
     assert done.stdout.strip() == "[]", done.stderr
+
+
+def test_web_view_example(tmp_path: Path) -> None:
+    done = run_python(["examples/web_view.py", "--check", "--dir", str(tmp_path)],
+                      cwd=str(Path(__file__).resolve().parents[1]))
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines()[-2:] == [
+        "run 2: Published converged, trend converged",
+        "run 1: Published failed, trend first run",
+    ]

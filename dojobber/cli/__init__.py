@@ -9,6 +9,7 @@
     dojobber post FILE.py:Root [--arg KEY=VALUE ...] [--priority N]
     dojobber worker [--concurrency N] [--once]
     dojobber board [ID] / dojobber cancel ID
+    dojobber serve [--records PATH] [--board PATH] [--host H] [--port N] [--read-only]
 
 ``python -m dojobber`` is the same.  In a script of your own,
 ``raise SystemExit(dojobber.main(Root))`` gives the script the options of
@@ -19,7 +20,8 @@ or was blocked), 4 stopped (SIGTERM) before the end, 130 interrupted
 the ``--lock``, 5 a job gave up (``--until-converged``).
 
 One module per command family: :mod:`.run`, :mod:`.records` (history,
-show), :mod:`.graph`, :mod:`.board` (post, worker, board, cancel); what
+show), :mod:`.graph`, :mod:`.board` (post, worker, board, cancel),
+:mod:`.serve` (the web view); what
 they share is in :mod:`._base`.
 """
 
@@ -33,7 +35,7 @@ import click
 
 from ..job import Job
 from ..loader import TargetError
-from . import board, graph, records, run
+from . import board, graph, records, run, serve
 from ._base import (
     EXIT_FAILED,
     EXIT_INTERRUPTED,
@@ -60,7 +62,7 @@ __all__ = [
 ]
 
 #: The command families, each registered on :data:`cli` when imported.
-COMMANDS = (run, records, graph, board)
+COMMANDS = (run, records, graph, board, serve)
 
 
 def main(

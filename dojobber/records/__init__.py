@@ -24,6 +24,7 @@ from .sqlite import RecordStore
 from .store import (
     ENV_VAR,
     OUTCOMES,
+    Browsable,
     JobRecord,
     LogLine,
     RecordsError,
@@ -40,6 +41,7 @@ __all__ = [
     "MASK",
     "OUTCOMES",
     "SECRET_NAMES",
+    "Browsable",
     "JobRecord",
     "LogLine",
     "RecordStore",

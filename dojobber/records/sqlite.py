@@ -267,7 +267,7 @@ class RecordStore:
         """Log lines of a run (of one job, if given), in the order made."""
         rid = self.resolve(run_id)
         sql = (
-            "SELECT job, phase, attempt, created, level, logger, message FROM logs "
+            "SELECT job, phase, attempt, created, level, logger, message, seq FROM logs "
             "WHERE run_id = ?"
         )
         params: list[Any] = [rid]
@@ -285,6 +285,81 @@ class RecordStore:
             (rid,),
         ).fetchone()
         return None if row is None else dict(json.loads(row[0]))
+
+    # Browsing (the web view) ------------------------------------------------
+    def find_runs(
+        self,
+        *,
+        root: str | None = None,
+        outcome: str | None = None,
+        since: float | None = None,
+        until: float | None = None,
+        limit: int = 50,
+        offset: int = 0,
+    ) -> tuple[list[RunRecord], int]:
+        """One page of the runs under the filters (start time ``since`` <=
+        started < ``until``), newest first, and how many match in all."""
+        clauses, params = [], []
+        for clause, value in (("root = ?", root), ("outcome = ?", outcome),
+                              ("started >= ?", since), ("started < ?", until)):
+            if value is not None:
+                clauses.append(clause)
+                params.append(value)
+        where = " WHERE " + " AND ".join(clauses) if clauses else ""
+        rows = self.conn.execute(
+            f"SELECT {_RUN_COLUMNS} FROM runs{where} ORDER BY id DESC LIMIT ? OFFSET ?",
+            (*params, limit, offset),
+        ).fetchall()
+        total = self.conn.execute(f"SELECT COUNT(*) FROM runs{where}", params).fetchone()[0]
+        return [_run_record(row) for row in rows], int(total)
+
+    def roots(self) -> list[str]:
+        """Every root job with a recorded run, by name."""
+        return [r for (r,) in self.conn.execute("SELECT DISTINCT root FROM runs ORDER BY root")]
+
+    def trend(self, run_id: int, length: int = 12) -> list[tuple[int, str, int]]:
+        """``(id, outcome, failed + blocked)`` of run ``run_id`` and up to
+        ``length - 1`` runs before it of the same root with the same stored
+        arguments, oldest first."""
+        rows = self.conn.execute(
+            "SELECT id, outcome, COALESCE(failed, 0) + COALESCE(blocked, 0) FROM runs "
+            "WHERE root = (SELECT root FROM runs WHERE id = :r) AND id <= :r "
+            "AND args IS (SELECT args FROM runs WHERE id = :r) ORDER BY id DESC LIMIT :n",
+            {"r": run_id, "n": length},
+        ).fetchall()
+        return [(int(i), str(o), int(b)) for i, o, b in reversed(rows)]
+
+    def job_states(self, run_id: int | str) -> dict[str, tuple[str, int, float | None]]:
+        """``{name: (status, tries, duration)}`` of the jobs recorded so far
+        (the cheap form of :meth:`jobs`, for following a running run)."""
+        rows = self.conn.execute(
+            "SELECT name, status, tries, duration FROM jobs WHERE run_id = ?",
+            (self.resolve(run_id),),
+        )
+        return {name: (status, tries, duration) for name, status, tries, duration in rows}
+
+    def log_lines(
+        self, run_id: int | str, *, job: str | None = None, after: int = 0,
+        last: int | None = None, limit: int = 1000,
+    ) -> list[LogLine]:
+        """Log lines (with their ``seq``) of a run or one of its jobs: the
+        first ``limit`` written after line ``after``, or the ``last`` ones."""
+        sql = ("SELECT job, phase, attempt, created, level, logger, message, seq FROM logs "
+               "WHERE run_id = ? AND seq > ?")
+        params: list[Any] = [self.resolve(run_id), after]
+        if job is not None:
+            sql += " AND job = ?"
+            params.append(job)
+        if last is not None:
+            rows = self.conn.execute(sql + " ORDER BY seq DESC LIMIT ?", (*params, last))
+            return [LogLine(*row) for row in reversed(rows.fetchall())]
+        rows = self.conn.execute(sql + " ORDER BY seq LIMIT ?", (*params, limit))
+        return [LogLine(*row) for row in rows]
+
+    def change_marker(self) -> int:
+        """A number that changes when another connection commits to the
+        database (SQLite's ``data_version``): cheap to poll."""
+        return int(self.conn.execute("PRAGMA data_version").fetchone()[0])
 
 
 def _run_record(row: tuple[Any, ...]) -> RunRecord:

@@ -27,6 +27,7 @@ from ..results import RunOutcome
 
 __all__ = [
     "ENV_VAR",
+    "Browsable",
     "JobRecord",
     "LogLine",
     "RecordsError",
@@ -138,6 +139,8 @@ class LogLine:
     level: int
     logger: str
     message: str
+    #: Its place among the run's lines (from :meth:`Browsable.log_lines`).
+    seq: int = 0
 
 
 
@@ -262,3 +265,22 @@ class RecordsWriter(Protocol):
         traceback, phases JSON), append ``logs`` (run id, job, phase,
         attempt, created, level, logger, message) and, with ``end``, close
         the run; all in one transaction."""
+
+
+class Browsable(Store, Protocol):
+    """What the web view reads beyond :class:`Store`: pages of runs under
+    filters, trends, and what changed in a running run."""
+
+    def find_runs(
+        self, *, root: str | None = None, outcome: str | None = None,
+        since: float | None = None, until: float | None = None, limit: int = 50,
+        offset: int = 0,
+    ) -> tuple[list[RunRecord], int]: ...
+    def roots(self) -> list[str]: ...
+    def trend(self, run_id: int, length: int = 12) -> list[tuple[int, str, int]]: ...
+    def job_states(self, run_id: int | str) -> dict[str, tuple[str, int, float | None]]: ...
+    def log_lines(
+        self, run_id: int | str, *, job: str | None = None, after: int = 0,
+        last: int | None = None, limit: int = 1000,
+    ) -> list[LogLine]: ...
+    def change_marker(self) -> int: ...

@@ -26,11 +26,11 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from .. import __version__
-from ..records import RecordStore
+from ..records import Browsable
 from ..records import default_path as default_records
 from . import _board, _filters
 from ._data import BadParameterError, NotFoundError, job_data, run_data, runs_data
-from ._live import Tracker, Watcher
+from ._live import Tracker, Watcher, browsable
 from ._options import WebOptions
 from ._security import COOKIE, Guard, auth_of, safe_next, wants_json
 from ._svg import PictureCache, PictureUnavailableError
@@ -47,10 +47,10 @@ class Stores:
         self.path = path
         self._local = threading.local()
 
-    def get(self) -> RecordStore:
-        store: RecordStore | None = getattr(self._local, "store", None)
+    def get(self) -> Browsable:
+        store: Browsable | None = getattr(self._local, "store", None)
         if store is None:
-            store = self._local.store = RecordStore(self.path)
+            store = self._local.store = browsable(self.path)
         return store
 
 

@@ -14,9 +14,8 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import quote, urlencode
 
-from ..records import JobRecord, RecordsError, RecordStore, RunRecord
+from ..records import Browsable, JobRecord, LogLine, RecordsError, RunRecord
 from ..render import STYLES
-from . import _queries as q
 
 __all__ = [
     "OUTCOMES",
@@ -36,6 +35,9 @@ STATUSES = ("failed", "blocked", "changed", "ok", "pending")
 PER_PAGE = 50
 JOBS_PER_PAGE = 500
 RUN_LOG_LINES = 100
+JOB_LOG_LINES = 5000
+#: Runs in a trend (the run itself and the ones before it).
+TREND_LENGTH = 12
 
 
 class BadParameterError(ValueError):
@@ -117,6 +119,15 @@ def _choice(params: Mapping[str, str], name: str, choices: tuple[str, ...]) -> s
     return value
 
 
+def log_dicts(run_id: int, lines: list[LogLine]) -> list[dict[str, Any]]:
+    return [
+        {"seq": line.seq, "job": line.job, "job_url": job_url(run_id, line.job),
+         "phase": line.phase, "attempt": line.attempt, "created": line.created,
+         "level": line.level, "logger": line.logger, "message": line.message}
+        for line in lines
+    ]
+
+
 def run_dict(run: RunRecord, counts: Mapping[str, int] | None = None) -> dict[str, Any]:
     """A run for a page: what the records hold (arguments as masked when
     recorded), its URL and its job counts."""
@@ -161,19 +172,17 @@ def _trend_verdict(points: list[dict[str, Any]]) -> str:
     return "converging" if last["bad"] < points[-2]["bad"] else "not converging"
 
 
-def runs_data(store: RecordStore, params: Mapping[str, str]) -> dict[str, Any]:
+def runs_data(store: Browsable, params: Mapping[str, str]) -> dict[str, Any]:
     """The runs list: one page of runs under the filters, with trends."""
-    where = q.RunFilter(
-        root=params.get("root") or None,
-        outcome=_choice(params, "outcome", OUTCOMES),
-        since=parse_time("since", params.get("since")),
-        until=parse_time("until", params.get("until")),
-    )
+    where: dict[str, Any] = {
+        "root": params.get("root") or None,
+        "outcome": _choice(params, "outcome", OUTCOMES),
+        "since": parse_time("since", params.get("since")),
+        "until": parse_time("until", params.get("until")),
+    }
     per_page = min(_int(params, "per_page", PER_PAGE), 500)
     page = _int(params, "page", 1)
-    total = q.count_runs(store, where)
-    runs = q.find_runs(store, where, per_page, (page - 1) * per_page)
-    trends = q.trends(store, runs)
+    runs, total = store.find_runs(**where, limit=per_page, offset=(page - 1) * per_page)
     filters = {k: params.get(k, "") for k in ("root", "outcome", "since", "until")}
     kept = {k: v for k, v in filters.items() if v}
     if per_page != PER_PAGE:
@@ -186,7 +195,8 @@ def runs_data(store: RecordStore, params: Mapping[str, str]) -> dict[str, Any]:
     rows = []
     for run in runs:
         row = run_dict(run)
-        points = trends.get(run.id, [])
+        points = [{"id": i, "outcome": o, "bad": b}
+                  for i, o, b in store.trend(run.id, TREND_LENGTH)]
         row["trend"] = {"points": points, "verdict": _trend_verdict(points)}
         rows.append(row)
     return {
@@ -196,27 +206,27 @@ def runs_data(store: RecordStore, params: Mapping[str, str]) -> dict[str, Any]:
         "pages": pages,
         "per_page": per_page,
         "filters": filters,
-        "roots": q.roots(store),
+        "roots": store.roots(),
         "outcomes": list(OUTCOMES),
         "prev": page_url(page - 1) if page > 1 else None,
         "next": page_url(page + 1) if page < pages else None,
     }
 
 
-def _run(store: RecordStore, run_id: str) -> RunRecord:
+def _run(store: Browsable, run_id: str) -> RunRecord:
     try:
         return store.run(run_id)
     except RecordsError as err:
         raise NotFoundError(err.reason) from None
 
 
-def live_counts(store: RecordStore, run: RunRecord) -> dict[str, int]:
+def live_counts(store: Browsable, run: RunRecord) -> dict[str, int]:
     """Job counts of a run; a running one's from its job rows so far."""
     if run.outcome != "running":
         return {"ok": run.ok, "changed": run.changed, "failed": run.failed,
                 "blocked": run.blocked}
     counts = dict.fromkeys(("ok", "changed", "failed", "blocked"), 0)
-    for status, _tries, _duration in q.job_states(store, run.id).values():
+    for status, _tries, _duration in store.job_states(run.id).values():
         if status in counts:
             counts[status] += 1
     return counts
@@ -228,7 +238,7 @@ def _first_line(text: str | None) -> str | None:
     return text.strip().splitlines()[0] if text.strip() else text
 
 
-def run_data(store: RecordStore, run_id: str, params: Mapping[str, str]) -> dict[str, Any]:
+def run_data(store: Browsable, run_id: str, params: Mapping[str, str]) -> dict[str, Any]:
     """A run: summary, its jobs (a page of them, by status), recent log
     lines, and where its picture and live updates are."""
     run = _run(store, run_id)
@@ -253,9 +263,7 @@ def run_data(store: RecordStore, run_id: str, params: Mapping[str, str]) -> dict
     counts = live_counts(store, run)
     shown = [j for j in jobs if status is None or j["status"] == status]
     start = (page - 1) * JOBS_PER_PAGE
-    logs = q.last_logs(store, run.id, limit=RUN_LOG_LINES)
-    for line in logs:
-        line["job_url"] = job_url(run.id, line["job"])
+    logs = log_dicts(run.id, store.log_lines(run.id, last=RUN_LOG_LINES))
     base = f"/runs/{run.id}"
     return {
         "run": run_dict(run, counts),
@@ -318,7 +326,7 @@ def job_dict(run_id: int, job: JobRecord) -> dict[str, Any]:
     }
 
 
-def job_data(store: RecordStore, run_id: str, name: str) -> dict[str, Any]:
+def job_data(store: Browsable, run_id: str, name: str) -> dict[str, Any]:
     """One job of a run: status, tries, phases on a timeline, exception and
     traceback, its dependencies and dependants, and its log lines."""
     run = _run(store, run_id)
@@ -338,7 +346,7 @@ def job_data(store: RecordStore, run_id: str, name: str) -> dict[str, Any]:
         i = names.index(name)
         deps = [names[d] for d in graph["deps"][i]]
         dependants = [names[k] for k, ds in enumerate(graph["deps"]) if i in ds]
-    logs = q.last_logs(store, run.id, job=name, limit=5000)
+    logs = log_dicts(run.id, store.log_lines(run.id, job=name, last=JOB_LOG_LINES))
     return {
         "run": run_dict(run, live_counts(store, run)),
         "job": job,

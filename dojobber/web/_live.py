@@ -20,11 +20,20 @@ from typing import Any
 
 import anyio.to_thread
 
-from ..records import RecordsError, RecordStore
-from . import _queries as q
-from ._data import NotFoundError, job_dict, job_url, live_counts, run_dict
+from ..records import Browsable, RecordsError, open_store
+from ._data import NotFoundError, job_dict, job_url, live_counts, log_dicts, run_dict
 
-__all__ = ["Tracker", "Watcher"]
+__all__ = ["Tracker", "Watcher", "browsable"]
+
+
+def browsable(path: str) -> Browsable:
+    """The records at ``path``, opened for the web view."""
+    store = open_store(path)
+    if not all(hasattr(store, name) for name in ("find_runs", "job_states", "change_marker")):
+        store.close()
+        raise RecordsError(path, f"the {type(store).__name__} backend cannot be browsed",
+                           "the web view reads records backends that offer Browsable")
+    return store  # type: ignore[return-value]
 
 
 class Watcher:
@@ -37,14 +46,15 @@ class Watcher:
         #: Goes up by one each time a commit by another connection is seen.
         self.generation = 0
         self._changed: asyncio.Condition | None = None
-        self._store: RecordStore | None = None
+        self._store: Browsable | None = None
 
     def _look(self, reap: bool) -> int:
         if self._store is None:
-            self._store = RecordStore(self.path)
-        if reap:
-            self._store.reap()
-        return int(self._store.conn.execute("PRAGMA data_version").fetchone()[0])
+            self._store = browsable(self.path)
+        reaper = getattr(self._store, "reap", None)
+        if reap and reaper is not None:
+            reaper()
+        return self._store.change_marker()
 
     async def run(self) -> None:
         """Poll until cancelled."""
@@ -95,25 +105,23 @@ class Tracker:
         self.graph_stored: bool | None = None
         self.finished = False
 
-    def poll(self, store: RecordStore) -> dict[str, Any] | None:
+    def poll(self, store: Browsable) -> dict[str, Any] | None:
         """The changes since the last call (everything, the first time), or
         None when nothing changed.  Raises :class:`NotFoundError` for no run."""
         try:
             run = store.run(self.run_id)
         except RecordsError as err:
             raise NotFoundError(err.reason) from None
-        states = q.job_states(store, run.id)
+        states = store.job_states(run.id)
         changed: list[dict[str, Any]] = []
         for name, state in states.items():
             if self.known.get(name) != state and (self.job is None or name == self.job):
                 self.known[name] = state
                 changed.append({"name": name, "status": state[0], "tries": state[1],
                                 "duration": state[2], "url": job_url(run.id, name)})
-        logs = q.logs_after(store, run.id, self.seq, self.job)
+        logs = log_dicts(run.id, store.log_lines(run.id, job=self.job, after=self.seq))
         if logs:
             self.seq = logs[-1]["seq"]
-        for line in logs:
-            line["job_url"] = job_url(run.id, line["job"])
         stored = store.graph_data(run.id) is not None if not self.graph_stored else True
         finished = run.outcome != "running"
         if not changed and not logs and stored == self.graph_stored and not finished:

@@ -21,14 +21,16 @@ def serve(
     *,
     out: TextIO | None = None,
     log_level: str = "warning",
+    show_token: bool | None = None,
     on_listening: Callable[[str], None] | None = None,
 ) -> None:
     """Check ``options`` (:class:`ServeError` if they must not be served),
     listen, print the URL to open, and serve until interrupted (Ctrl-C or
     SIGTERM: open pages are told, then it returns).
 
-    The URL printed logs the browser in (it carries the token once); the
-    token itself is printed only when it was generated here.
+    The URL printed logs the browser in (it carries the token once); it is
+    printed only for a token made here (``show_token``, by default when the
+    user gave none), never for one read from a file or the environment.
     """
     import uvicorn
 
@@ -53,7 +55,9 @@ def serve(
     shown = "127.0.0.1" if options.host in ("0.0.0.0", "::") else options.host
     base = f"http://{_url_host(shown)}:{port}"
     url = f"{base}/login?token={options.token}&next=/runs"
-    if options.token_given:
+    if show_token is None:
+        show_token = not options.token_given
+    if not show_token:
         out.write(f"dojobber serve: {base}/runs (log in with your token to post and cancel)\n")
     else:
         out.write(f"dojobber serve: open {url}\n")

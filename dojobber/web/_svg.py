@@ -20,9 +20,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..errors import DojobberError
-from ..records import RecordsError, RecordStore, stored_run
+from ..records import Browsable, RecordsError, stored_run
 from ..render import FOCUS_FAILURES, GraphvizUnavailableError, RenderError, render
-from . import _queries as q
 from ._data import BadParameterError, NotFoundError, job_url
 from ._filters import visible
 
@@ -113,7 +112,7 @@ class PictureCache:
         self._drawing = threading.BoundedSemaphore(parallel)
 
     def picture(
-        self, store: RecordStore, run_id: str, params: dict[str, str], default_max: int
+        self, store: Browsable, run_id: str, params: dict[str, str], default_max: int
     ) -> GraphPicture:
         """The picture of a run under the page's options: ``all=1`` draws
         everything; ``focus`` (``failures`` or a job name) and
@@ -124,7 +123,7 @@ class PictureCache:
             run = store.run(run_id)
         except RecordsError as err:
             raise NotFoundError(err.reason) from None
-        states = q.job_states(store, run.id)
+        states = store.job_states(run.id)
         failed = sum(1 for s, _t, _d in states.values() if s == "failed")
         focus = params.get("focus") or None
         max_text = params.get("max_nodes") or ""
@@ -159,7 +158,7 @@ class PictureCache:
 
     @staticmethod
     def _draw(
-        store: RecordStore, run_id: int, focus: str | None, max_nodes: int | None
+        store: Browsable, run_id: int, focus: str | None, max_nodes: int | None
     ) -> GraphPicture:
         try:
             graph, result = stored_run(store, run_id)

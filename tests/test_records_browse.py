@@ -1,0 +1,74 @@
+"""The records' browsing queries (what the web view reads): pages of runs
+under filters, trends, job states and log lines after a given line."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from dojobber import DoJobber
+from dojobber.records import RecordStore
+from tests.fakes.web import Fetch, Site
+
+
+def _run(path: Path, root: type, **kwargs: object) -> int:
+    dojob = DoJobber()
+    dojob.configure(root, records=str(path))
+    dojob.set_args(**kwargs)
+    dojob.checknrun()
+    with RecordStore(path) as store:
+        return store.resolve("last")
+
+
+def test_find_runs_filters_pages_and_counts(tmp_path: Path) -> None:
+    path = tmp_path / "r.sqlite3"
+    ids = [_run(path, Site), _run(path, Fetch), _run(path, Site, host="b")]
+    with RecordStore(path) as store:
+        runs, total = store.find_runs()
+        assert [r.id for r in runs] == ids[::-1] and total == 3
+        runs, total = store.find_runs(root="Site", limit=1)
+        assert [r.id for r in runs] == [ids[2]] and total == 2
+        runs, total = store.find_runs(root="Site", limit=1, offset=1)
+        assert [r.id for r in runs] == [ids[0]]
+        assert store.find_runs(outcome="converged")[1] == 1
+        assert store.find_runs(since=time.time() + 60)[1] == 0
+        assert store.find_runs(until=time.time() + 60)[1] == 3
+        assert store.roots() == ["Fetch", "Site"]
+
+
+def test_trend_is_per_root_and_arguments(tmp_path: Path) -> None:
+    path = tmp_path / "r.sqlite3"
+    a1 = _run(path, Site, host="a")
+    b1 = _run(path, Site, host="b")
+    a2 = _run(path, Site, host="a")
+    with RecordStore(path) as store:
+        assert store.trend(a2) == [(a1, "failed", 2), (a2, "failed", 2)]
+        assert store.trend(b1) == [(b1, "failed", 2)]
+        assert store.trend(a2, length=1) == [(a2, "failed", 2)]
+
+
+def test_job_states_and_log_lines(tmp_path: Path) -> None:
+    path = tmp_path / "r.sqlite3"
+    rid = _run(path, Site)
+    with RecordStore(path) as store:
+        assert {n: s[:2] for n, s in store.job_states(rid).items()} == {
+            "Fetch": ("changed", 1), "Broken": ("failed", 2), "Site": ("blocked", 0)}
+        lines = store.log_lines(rid)
+        assert [ln.message for ln in lines] == [
+            "fetching", "fetched into /srv/www", *["broken check"] * 4]
+        seqs = [ln.seq for ln in lines]
+        assert seqs == sorted(seqs) and len(set(seqs)) == len(seqs)
+        assert [ln.seq for ln in store.log_lines(rid, after=seqs[1])] == seqs[2:]
+        assert [ln.seq for ln in store.log_lines(rid, last=2)] == seqs[-2:]
+        assert [ln.message for ln in store.log_lines(rid, job="Fetch", limit=1)] == ["fetching"]
+        assert [ln.seq for ln in store.logs(rid)] == seqs
+
+
+def test_change_marker_moves_when_another_connection_writes(tmp_path: Path) -> None:
+    path = tmp_path / "r.sqlite3"
+    _run(path, Fetch)
+    with RecordStore(path) as reader:
+        before = reader.change_marker()
+        assert reader.change_marker() == before
+        _run(path, Fetch)
+        assert reader.change_marker() != before
