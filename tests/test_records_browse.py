@@ -42,9 +42,9 @@ def test_trend_is_per_root_and_arguments(tmp_path: Path) -> None:
     b1 = _run(path, Site, host="b")
     a2 = _run(path, Site, host="a")
     with RecordStore(path) as store:
-        assert store.trend(a2) == [(a1, "failed", 2), (a2, "failed", 2)]
-        assert store.trend(b1) == [(b1, "failed", 2)]
-        assert store.trend(a2, length=1) == [(a2, "failed", 2)]
+        assert store.trend(a2) == [(a1, "not_converged", 2), (a2, "not_converged", 2)]
+        assert store.trend(b1) == [(b1, "not_converged", 2)]
+        assert store.trend(a2, length=1) == [(a2, "not_converged", 2)]
 
 
 def test_job_states_and_log_lines(tmp_path: Path) -> None:

@@ -69,7 +69,7 @@ def test_runs_list_json_twin_newest_first(server: str, records: Any) -> None:
     assert api == accept
     assert [r["id"] for r in api["runs"]] == sorted(ids.values(), reverse=True)
     by_id = {r["id"]: r for r in api["runs"]}
-    assert by_id[ids["failed"]]["outcome"] == "failed"
+    assert by_id[ids["failed"]]["outcome"] == "not_converged"
     assert by_id[ids["failed"]]["counts"] == {
         "ok": 0, "changed": 1, "failed": 1, "blocked": 1, "pending": 0}
     assert by_id[ids["converged"]]["outcome"] == "converged"
@@ -92,7 +92,7 @@ def test_runs_filters_and_pages(server: str, records: Any) -> None:
     ids = records[1]
     only = fetch(f"{server}/api/runs?root=Fetch").json()
     assert [r["id"] for r in only["runs"]] == [ids["converged"]]
-    failed = fetch(f"{server}/api/runs?outcome=failed").json()
+    failed = fetch(f"{server}/api/runs?outcome=not_converged").json()
     assert {r["id"] for r in failed["runs"]} == {ids["failed"], ids["hostile"]}
     assert fetch(f"{server}/api/runs?since=1h").json()["total"] == 3
     assert fetch(f"{server}/api/runs?until=2000-01-01").json()["total"] == 0
@@ -224,7 +224,7 @@ def test_events_of_a_finished_run(server: str, records: Any) -> None:
     kinds = [re.search(r"^event: (\w+)", e, re.M)[1] for e in events]  # type: ignore[index]
     assert kinds == ["update", "end"]
     data = json.loads(re.search(r"^data: (.*)$", events[0], re.M)[1])  # type: ignore[index]
-    assert data["finished"] and data["run"]["outcome"] == "failed"
+    assert data["finished"] and data["run"]["outcome"] == "not_converged"
     assert {j["name"]: j["status"] for j in data["jobs"]} == {
         "Fetch": "changed", "Broken": "failed", "Site": "blocked"}
 
@@ -459,5 +459,5 @@ def test_web_view_example(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     assert done.stdout.splitlines()[-2:] == [
         "run 2: Published converged, trend converged",
-        "run 1: Published failed, trend first run",
+        "run 1: Published not_converged, trend first run",
     ]

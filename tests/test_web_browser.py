@@ -67,7 +67,7 @@ def test_runs_list(page: Any, site: dict[str, Any]) -> None:
     assert [int(r) for r in rows.evaluate_all("rs => rs.map(r => r.dataset.run)")] == sorted(
         ids.values(), reverse=True)
     failed_row = page.locator(f"#runs tr[data-run='{ids['failed']}']")
-    assert "failed" in failed_row.locator(".outcome").inner_text()
+    assert failed_row.locator(".outcome").inner_text() == "not_converged"
     assert '"web1", password="***", url="https://***@example.invalid/x"' in (
         failed_row.locator(".args").inner_text())
     assert failed_row.locator("svg.spark rect").count() == 1

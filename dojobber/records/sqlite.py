@@ -20,8 +20,10 @@ from contextlib import contextmanager
 from typing import Any
 
 from .._paths import expand_path
+from ..results import RunOutcome
 from ._schema import MIGRATIONS, migrate
 from .store import (
+    RUNNING,
     GraphRow,
     JobRecord,
     LogLine,
@@ -299,9 +301,15 @@ class RecordStore:
     ) -> tuple[list[RunRecord], int]:
         """One page of the runs under the filters (start time ``since`` <=
         started < ``until``), newest first, and how many match in all."""
-        clauses, params = [], []
-        for clause, value in (("root = ?", root), ("outcome = ?", outcome),
-                              ("started >= ?", since), ("started < ?", until)):
+        clauses: list[str] = []
+        params: list[Any] = []
+        if outcome == "not_converged":  # records written before outcomes said so
+            clauses.append("outcome IN ('not_converged', 'failed')")
+        elif outcome is not None:
+            clauses.append("outcome = ?")
+            params.append(outcome)
+        for clause, value in (("root = ?", root), ("started >= ?", since),
+                              ("started < ?", until)):
             if value is not None:
                 clauses.append(clause)
                 params.append(value)
@@ -327,7 +335,8 @@ class RecordStore:
             "AND args IS (SELECT args FROM runs WHERE id = :r) ORDER BY id DESC LIMIT :n",
             {"r": run_id, "n": length},
         ).fetchall()
-        return [(int(i), str(o), int(b)) for i, o, b in reversed(rows)]
+        return [(int(i), o if o == RUNNING else RunOutcome.read(o).value, int(b))
+                for i, o, b in reversed(rows)]
 
     def job_states(self, run_id: int | str) -> dict[str, tuple[str, int, float | None]]:
         """``{name: (status, tries, duration)}`` of the jobs recorded so far

@@ -59,7 +59,7 @@ def routes(options: WebOptions, pages: Pages) -> list[Route]:
 
     def listing(request: Request, state: str | None, notice: str | None = None,
                 error: str | None = None) -> dict[str, Any]:
-        data: dict[str, Any] = {"board": path, "states": list(STATES), "state": state,
+        data: dict[str, Any] = {"board": mask_urls(path), "states": list(STATES), "state": state,
                                 "requests": [], "notice": notice, "error": error,
                                 "can_change": can_change(request),
                                 "read_only": options.read_only}

@@ -14,7 +14,7 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import quote, urlencode
 
-from ..records import Browsable, JobRecord, LogLine, RecordsError, RunRecord
+from ..records import OUTCOMES, Browsable, JobRecord, LogLine, RecordsError, RunRecord
 from ..render import STYLES
 
 __all__ = [
@@ -29,7 +29,6 @@ __all__ = [
     "runs_data",
 ]
 
-OUTCOMES = ("running", "converged", "failed", "interrupted")
 #: Job statuses, in the order the pages list them.
 STATUSES = ("failed", "blocked", "changed", "ok", "pending")
 PER_PAGE = 50
@@ -159,17 +158,17 @@ def run_dict(run: RunRecord, counts: Mapping[str, int] | None = None) -> dict[st
 
 def _trend_verdict(points: list[dict[str, Any]]) -> str:
     """``converged``, ``converging`` (fewer failed/blocked jobs than the run
-    before), ``not converging`` (as many or more) or ``first run``."""
-    if not points:
-        return "first run"
-    last = points[-1]
-    if last["outcome"] == "converged":
+    before), ``not converging`` (as many or more), ``first run``, or the
+    outcome of a run still going or cut short (those are left out of the
+    comparison: they say nothing about the graph)."""
+    if points and points[-1]["outcome"] not in ("converged", "not_converged"):
+        return str(points[-1]["outcome"]).replace("_", " ")
+    done = [p for p in points if p["outcome"] in ("converged", "not_converged")]
+    if done and done[-1]["outcome"] == "converged":
         return "converged"
-    if last["outcome"] == "running":
-        return "running"
-    if len(points) < 2:
+    if len(done) < 2:
         return "first run"
-    return "converging" if last["bad"] < points[-2]["bad"] else "not converging"
+    return "converging" if done[-1]["bad"] < done[-2]["bad"] else "not converging"
 
 
 def runs_data(store: Browsable, params: Mapping[str, str]) -> dict[str, Any]:
