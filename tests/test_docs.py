@@ -237,6 +237,28 @@ BLOCKS: dict[tuple[str, str], Block] = {
         # with --help, which checks that each option shown exists.
         "shell", replace=(("~/dojobber-venv/bin/python examples/vm_from_obs.py",
                            "python $root/examples/vm_from_obs.py --help"),)),
+    # ------------------------------------------------------------- web.rst
+    # `dojobber serve` runs until stopped: its blocks are checked against
+    # --help; tests/test_web_*.py start it for real.
+    ("README.rst", "dojobber serve --records runs.sqlite3"): Block("synopsis"),
+    ("docs/web.rst", "pip install 'dojobber[web]'"): Block("install", why="pip"),
+    ("docs/web.rst", "dojobber serve"): Block("synopsis"),
+    ("docs/web.rst", "dojobber serve [--records PATH] [--board PATH] [--host 127.0.0.1]"
+                     " [--port 8642]"): Block("synopsis"),
+    ("docs/web.rst", "import json"): Block(
+        "python",
+        replace=(('"http://127.0.0.1:8642/api/runs', 'web_url + "/api/runs'),),
+        before=("from tests.fakes.web import record_runs, web_server\n"
+                "record_runs(os.path.join(tmp, 'web.sqlite3'))\n"
+                "served = web_server(records=os.path.join(tmp, 'web.sqlite3'),"
+                " board=os.path.join(tmp, 'web-board.sqlite3'))\n"
+                "web_url = served.__enter__()\n"),
+        after=("served.__exit__(None, None, None)\n"
+               "assert printed.split()[1:] == ['Fetch', 'converged', 'converged'], printed")),
+    ("docs/web.rst", "from dojobber.web import WebOptions, serve"): Block(
+        # serve() runs until Ctrl-C: the options are built and checked instead.
+        "python", replace=(("serve(WebOptions(", "options = (WebOptions("),),
+        after="options.check()\nassert options.read_only and options.host == '127.0.0.1'"),
 }
 
 
