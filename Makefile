@@ -31,7 +31,6 @@ demo: $(VENV)/.demo-installed
 
 # The picture README.rst shows: the demo's graph after its failing run.
 docs-graph: $(VENV)/.demo-installed
-	@command -v dot >/dev/null || { echo "docs-graph needs Graphviz's dot program: apt-get install graphviz" >&2; exit 1; }
 	$(PY) examples/website.py --graphs $(VENV)/docs-graph >/dev/null
 	mkdir -p docs
 	cp $(VENV)/docs-graph/website-failing-run.png docs/website-graph.png

@@ -7,14 +7,23 @@ others need a Run), so the pictures carry every colour.  Shapes:
 * layered  layers of 50 jobs, each depending on the job at its position in
            the layer below and one other there
 * random   each job depends on 2 of the 200 jobs before it
+* root-all random, but the root depends on every job (a "group everything"
+           DummyJob)
+* skip2    job i depends on job i-2, the root on every job (issue 18: 200
+           such jobs took dot more than 30 s)
 
-The root depends on every job no other job needs: in the random shape that
-is ~700 jobs at every depth, so ~700 edges span up to 130 ranks, the hard
-case for dot's layout (each rank crossed costs it a virtual node).
+In wide, layered and random the root depends on every job no other job
+needs: in the random shape that is ~700 jobs at every depth, so ~700 edges
+span up to 130 ranks, the hard case for dot's layout (each rank crossed
+costs it a virtual node).  root-all and skip2 add thousands of such edges,
+all implied by longer paths: the default picture leaves them out
+(transitive reduction); ``all_edges=True`` draws them, bounded by
+``--all-edges-timeout``.
 
 Timed (median of ``--repeat``): the DOT text (picking jobs, labels, graphviz
-quoting), the Mermaid text, the SVG (DOT text + the ``dot`` program), and
-the SVG of ``focus='failures'``.  One extra row draws the layered graph with
+quoting, the reduction), the Mermaid text, the default SVG (DOT text + the
+layout in its child process), the SVG of ``focus='failures'`` and of
+``max_nodes=500``, and once the SVG with every edge.  One extra row draws the layered graph with
 dot's default layout settings, i.e. without the speed-ups render.py applies
 above ``BIG_GRAPH`` jobs, for comparison in the same run.
 
@@ -35,10 +44,11 @@ from typing import Any
 
 from _readme import write_section  # benchmarks/ is on sys.path when run as a script
 
-import dojobber.render as render_module
+import dojobber.render.dot as render_module
 from dojobber import DoJobber, Job, RunResult
 from dojobber.graph import JobGraph
-from dojobber.render import render, to_dot, to_mermaid
+from dojobber.render import LayoutTimeoutError, engines, render, to_dot, to_mermaid
+from dojobber.render.picture import build_picture
 
 
 def make_jobs(shape: str, n: int) -> type[Job]:
@@ -62,6 +72,10 @@ def make_jobs(shape: str, n: int) -> type[Job]:
     if shape == "wide":
         classes = [job(i, []) for i in range(n - 1)]
         return job(n - 1, classes)
+    if shape == "skip2":
+        for i in range(n - 1):
+            classes.append(job(i, [classes[i - 2]] if i >= 2 else []))
+        return job(n - 1, classes)
     needed: set[int] = set()
     for i in range(n - 1):
         if shape == "layered":
@@ -71,6 +85,8 @@ def make_jobs(shape: str, n: int) -> type[Job]:
             picked = rng.sample(range(max(0, i - 200), i), min(2, i))
         needed.update(picked)
         classes.append(job(i, [classes[d] for d in dict.fromkeys(picked)]))
+    if shape == "root-all":
+        return job(n - 1, classes)
     # The root needs every job nothing else needs: all n jobs are in the graph.
     return job(n - 1, [c for i, c in enumerate(classes) if i not in needed])
 
@@ -90,8 +106,21 @@ def median_time(fn: Callable[[], Any], repeat: int) -> float:
     return statistics.median(times)
 
 
+def all_edges_time(graph: JobGraph, result: RunResult, timeout: float) -> float | None:
+    """Seconds for the SVG with every edge, or None when over ``timeout``."""
+    start = time.perf_counter()
+    try:
+        render(graph, result, "svg", all_edges=True, timeout=timeout)
+    except LayoutTimeoutError:
+        return None
+    return time.perf_counter() - start
+
+
 def measure(graph: JobGraph, result: RunResult, repeat: int) -> dict[str, float]:
+    picture = build_picture(graph, result)
     return {
+        "edges": len(picture.edges),
+        "implied": picture.implied_edges,
         "dot_text": median_time(lambda: to_dot(graph, result), repeat),
         "mermaid": median_time(lambda: to_mermaid(graph, result), repeat),
         "svg": median_time(lambda: render(graph, result, "svg"), repeat),
@@ -106,12 +135,16 @@ def main() -> int:
     parser.add_argument("--jobs", type=int, default=5000)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--write", type=Path, help="update this README's Rendering section")
+    parser.add_argument("--all-edges-timeout", type=float, default=60.0,
+                        help="bound on the SVG with every edge (seconds)")
     args = parser.parse_args()
     n, repeat = args.jobs, args.repeat
 
     rows = []
-    for shape in ("wide", "layered", "random"):
-        row = measure(*run_graph(shape, n), repeat)
+    for shape in ("wide", "layered", "random", "root-all", "skip2"):
+        graph, result = run_graph(shape, n)
+        row = measure(graph, result, repeat)
+        row["all_edges"] = all_edges_time(graph, result, args.all_edges_timeout)
         rows.append({"shape": shape, **row})
         print(rows[-1], flush=True)
 
@@ -128,19 +161,27 @@ def main() -> int:
         ["dot", "-V"], capture_output=True, text=True, check=True
     ).stderr.strip()
     table = [
-        "| shape | jobs | DOT text (ms) | Mermaid text (ms) | SVG (s) "
-        "| SVG, focus='failures' (s) | SVG, max_nodes=500 (s) | SVG size (MB) |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|",
+        "| shape | jobs | edges drawn (implied, left out) | DOT text (ms) | Mermaid text (ms) "
+        "| SVG (s) | SVG, focus='failures' (s) | SVG, max_nodes=500 (s) | SVG size (MB) "
+        "| SVG, all_edges=True (s) |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
+    bound = args.all_edges_timeout
     for r in rows:
+        every = f"{r['all_edges']:.2f}" if r["all_edges"] is not None else f"> {bound:g}"
         table.append(
-            f"| {r['shape']} | {n:,} | {r['dot_text'] * 1e3:.0f} | {r['mermaid'] * 1e3:.0f} | "
-            f"{r['svg']:.2f} | {r['focus']:.2f} | {r['capped']:.2f} | {r['svg_mb']:.1f} |"
+            f"| {r['shape']} | {n:,} | {r['edges']:,} ({r['implied']:,}) | "
+            f"{r['dot_text'] * 1e3:.0f} | {r['mermaid'] * 1e3:.0f} | "
+            f"{r['svg']:.2f} | {r['focus']:.2f} | {r['capped']:.2f} | {r['svg_mb']:.1f} | "
+            f"{every} |"
         )
     text = "\n".join([
         f"Measured {time.strftime('%Y-%m-%d')} on {platform.python_implementation()} "
-        f"{platform.python_version()}, {platform.machine()}, {dot_version}; median of "
-        f"{repeat} runs; `python benchmarks/bench_render.py --jobs {n}`.",
+        f"{platform.python_version()}, {platform.machine()}, {dot_version} (layout engines "
+        f"here: {', '.join(engines())}; big pictures go to the dot program in a child "
+        f"process); median of {repeat} runs; "
+        f"`python benchmarks/bench_render.py --jobs {n} --repeat {repeat}`.  The machine "
+        "was shared with other work: compare rows within this table.",
         "",
         *table,
         "",
@@ -151,9 +192,14 @@ def main() -> int:
         "- The random shape is dot's hard case: its root needs ~700 jobs at every "
         "depth, and each rank an edge crosses is a virtual node for the layout. "
         "`focus='failures'` or `max_nodes` draw such graphs in about a second.",
+        "- root-all and skip2 are the same graphs with the root over every job: the "
+        "reduction leaves those edges out, so the default picture costs what the "
+        "graph without them costs; drawn in full (`all_edges=True`) they are bounded "
+        f"by the timeout ({bound:g} s here).",
         "- Making the DOT text (Python) is "
         + ", ".join(f"{r['dot_text'] / r['svg']:.0%}" for r in rows)
-        + " of the SVG time (wide, layered, random); the rest is the `dot` program.",
+        + " of the SVG time (" + ", ".join(r["shape"] for r in rows)
+        + "); the rest is the layout.",
     ])
     print(text)
     if args.write:

@@ -384,6 +384,16 @@ class DoJobber:
         return self._graph
 
     # -- Graph pictures (dojobber.render; graphviz is imported only here) --
+    def _repr_html_(self) -> str | None:
+        """In Jupyter: the graph (coloured by the last run, if any) and a
+        compact table; nothing before ``configure()``."""
+        if self._graph is None:
+            return None
+        from .render.notebook import html_table, notebook_svg
+
+        svg, why = notebook_svg(self._graph, self.result)
+        return html_table(self._graph, self.result, svg, why)
+
     def write_graph(self, fd: Any, fmt: str = "png", **options: Any) -> None:
         """Write a picture of the graph to the open file ``fd``.
 

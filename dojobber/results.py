@@ -318,23 +318,27 @@ class RunResult:
         return "\n".join(line.rstrip() for line in lines)
 
     # Notebook display ------------------------------------------------------
-    #: Most jobs a notebook picture draws (failures and the root come first).
-    _REPR_MAX_NODES = 300
+    def _notebook_svg(self) -> tuple[str | None, str]:
+        """The picture for Jupyter, made once (IPython asks every repr)."""
+        cached: tuple[str | None, str] | None = self.__dict__.get("_svg")
+        if cached is None:
+            from .render import notebook_svg
+
+            cached = self.__dict__["_svg"] = notebook_svg(self.graph, self)
+        return cached
 
     def _repr_svg_(self) -> str | None:
-        """The coloured job graph as SVG, so a Jupyter cell shows the run.
+        """The coloured job graph as SVG (None when Graphviz is missing, or
+        the layout would hold the notebook more than two seconds).  Draws at
+        most 300 jobs; use :func:`dojobber.render.render` for more."""
+        return self._notebook_svg()[0]
 
-        None (so Jupyter falls back to the text repr) when Graphviz is
-        missing or fails.  Draws at most 300 jobs; use :func:`dojobber.render.render`
-        for more.
-        """
-        from .render import RenderError, render
+    def _repr_html_(self) -> str:
+        """A compact table (summary, counts, failed jobs) and the picture."""
+        from .render import html_table
 
-        try:
-            svg = render(self.graph, self, "svg", max_nodes=self._REPR_MAX_NODES)
-        except RenderError:
-            return None
-        return svg.decode()
+        svg, why = self._notebook_svg()
+        return html_table(self.graph, self, svg, why)
 
     # The upstream dicts -------------------------------------------------
     def upstream_dicts(

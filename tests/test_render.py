@@ -25,8 +25,10 @@ from dojobber.render import (
     GraphvizFailedError,
     GraphvizNotFoundError,
     GraphvizPackageMissingError,
+    LayoutTimeoutError,
     NoImageViewerError,
     UnsupportedFormatError,
+    engines,
     open_image,
     render,
     to_dot,
@@ -122,6 +124,16 @@ def run() -> tuple[DoJobber, RunResult]:
 def edges_of(graph: JobGraph) -> set[tuple[str, str]]:
     """(dependency, dependant) name pairs, walked from DEPS independently."""
     return {(dep.__name__, cls.__name__) for cls in graph.classes for dep in cls.DEPS}
+
+
+def reduced_edges_of(graph: JobGraph) -> set[tuple[str, str]]:
+    """The edges a default picture draws: networkx's transitive reduction of
+    the DEPS edges (an implementation independent of dojobber's)."""
+    import networkx
+
+    full = networkx.DiGraph(list(edges_of(graph)))
+    full.add_nodes_from(cls.__name__ for cls in graph.classes)
+    return set(networkx.transitive_reduction(full).edges)
 
 
 def chain_graph(n: int, fail_at: int | None = None) -> tuple[JobGraph, RunResult]:
@@ -237,6 +249,12 @@ def no_dot_on_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     assert shutil.which("dot") is None
 
 
+@pytest.fixture
+def no_graphviz_at_all(no_dot_on_path: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Neither the dot program nor pygraphviz (import pygraphviz -> ImportError)."""
+    monkeypatch.setitem(sys.modules, "pygraphviz", None)
+
+
 # ----------------------------------------------------------------------
 # Images from the real dot program
 def png_size(data: bytes) -> tuple[int, int]:
@@ -292,7 +310,13 @@ def test_svg_details_show_tries_and_durations(run: tuple[DoJobber, RunResult]) -
 @needs_dot
 def test_dot_round_trips_through_dot_without_warnings(run: tuple[DoJobber, RunResult]) -> None:
     dojob, result = run
-    for source in (to_dot(dojob.jobs, result, details=True), to_dot(dojob.jobs)):
+    every, reduced = edges_of(dojob.jobs), reduced_edges_of(dojob.jobs)
+    assert reduced < every  # the fixture has an implied edge
+    for source, expected in (
+        (to_dot(dojob.jobs, result, details=True), reduced),
+        (to_dot(dojob.jobs), reduced),
+        (to_dot(dojob.jobs, result, all_edges=True), every),
+    ):
         done = subprocess.run(
             [DOT or "dot", "-Tjson"], input=source.encode(), capture_output=True, timeout=60
         )
@@ -301,11 +325,11 @@ def test_dot_round_trips_through_dot_without_warnings(run: tuple[DoJobber, RunRe
         laid_out = json.loads(done.stdout)
         objects = laid_out["objects"]
         assert len(objects) == len(dojob.jobs)
-        assert len(laid_out["edges"]) == len(edges_of(dojob.jobs))
+        assert len(laid_out["edges"]) == len(expected)
         ids = {obj["_gvid"]: obj["name"] for obj in objects}
         names = {f"j{i}": name for i, name in enumerate(dojob.jobs.names)}
         drawn = {(names[ids[e["tail"]]], names[ids[e["head"]]]) for e in laid_out["edges"]}
-        assert drawn == edges_of(dojob.jobs)  # dependency -> dependant
+        assert drawn == expected  # dependency -> dependant
 
 
 @needs_dot
@@ -339,7 +363,7 @@ def test_repr_svg_for_notebooks(run: tuple[DoJobber, RunResult]) -> None:
 # ----------------------------------------------------------------------
 # Without Graphviz
 def test_without_dot_text_works_and_images_say_what_to_install(
-    run: tuple[DoJobber, RunResult], no_dot_on_path: None
+    run: tuple[DoJobber, RunResult], no_graphviz_at_all: None
 ) -> None:
     dojob, result = run
     assert to_dot(dojob.jobs, result).startswith("digraph")
@@ -347,10 +371,13 @@ def test_without_dot_text_works_and_images_say_what_to_install(
     parse_mermaid(render(dojob.jobs, result, "mermaid").decode())
     with pytest.raises(GraphvizNotFoundError, match="apt-get install graphviz") as err:
         render(dojob.jobs, result, "png")
-    assert err.value.__cause__ is None and err.value.__suppress_context__
+    assert err.value.__cause__ is None
+    assert err.value.__context__ is None or err.value.__suppress_context__
     with pytest.raises(GraphvizNotFoundError):
         dojob.write_graph(io.BytesIO(), "svg")
-    assert result._repr_svg_() is None
+    fresh = skip_two_graph(3)[1]  # (a result caches its notebook picture)
+    assert fresh._repr_svg_() is None
+    assert "no picture" in fresh._repr_html_() and "pip install" in fresh._repr_html_()
 
 
 def test_without_the_graphviz_package(
@@ -405,7 +432,7 @@ def test_mermaid_parses_with_escaped_labels_and_one_line_per_edge(
     assert sorted(names.values()) == sorted(EXPECTED)
     edges = [(names[a], names[b]) for a, b in parsed["edges"]]
     assert len(edges) == len(set(edges))
-    assert set(edges) == edges_of(dojob.jobs)
+    assert set(edges) == reduced_edges_of(dojob.jobs)
     for node, name in names.items():
         assert parsed["class_of"][node] == EXPECTED[name].value
     ovals = {names[n] for n, shape in parsed["shapes"].items() if shape == "([" and n in names}
@@ -524,15 +551,36 @@ def test_display_graph_without_a_display_logs_why_and_returns(
 
 # ----------------------------------------------------------------------
 # The demo
-def test_demo_finishes_without_dot(tmp_path: Path) -> None:
+def test_demo_draws_without_system_graphviz(tmp_path: Path) -> None:
+    """`make demo` installs only '.[graph]': pygraphviz's wheel draws the
+    PNGs with no dot program on PATH."""
+    pytest.importorskip("pygraphviz")
     env = {**os.environ, "PATH": str(tmp_path)}
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "examples" / "website.py"), "--dir", str(tmp_path / "site"),
+         "--graphs", str(tmp_path / "graphs")],
+        capture_output=True, text=True, timeout=180, env=env, cwd=ROOT,
+    )
+    assert done.returncode == 0, done.stderr
+    pngs = sorted(tmp_path.glob("graphs/*.png"))
+    assert [p.name for p in pngs] == ["website-failing-run.png", "website-final-run.png"]
+    for png in pngs:
+        assert png.read_bytes().startswith(PNG_SIGNATURE)
+
+
+def test_demo_finishes_without_any_graphviz(tmp_path: Path) -> None:
+    env = {**os.environ, "PATH": str(tmp_path)}
+    blocker = tmp_path / "blocker"
+    blocker.mkdir()
+    (blocker / "pygraphviz.py").write_text("raise ImportError('pygraphviz blocked by the test')\n")
+    env["PYTHONPATH"] = os.pathsep.join([str(blocker), env.get("PYTHONPATH", "")])
     done = subprocess.run(
         [sys.executable, str(ROOT / "examples" / "website.py"), "--dir", str(tmp_path / "site"),
          "--graphs", str(tmp_path / "graphs")],
         capture_output=True, text=True, timeout=120, env=env, cwd=ROOT,
     )
     assert done.returncode == 0, done.stderr
-    assert "no picture" in done.stdout and "apt-get install graphviz" in done.stdout
+    assert "no picture" in done.stdout and "pip install 'dojobber[graph]'" in done.stdout
     assert not list(tmp_path.glob("graphs/*.png"))
 
 
@@ -565,3 +613,76 @@ def test_graph_pictures_example(tmp_path: Path) -> None:
         "Fleet healthy", "host17 config", "host17 package", "host17 service"
     ]
     assert len(svg_nodes((tmp_path / "fleet.svg").read_bytes())) == 121
+
+
+# ----------------------------------------------------------------------
+# Hard shapes for dot: transitive reduction by default, bounded layout time
+def skip_two_graph(n: int) -> tuple[JobGraph, RunResult]:
+    """Job i needs job i-2 and the root needs all of them: the issue's
+    200-job picture that dot could not lay out in 30 s."""
+    classes: list[type[Job]] = []
+    for i in range(n):
+        classes.append(type(f"Skip{i}", (DummyJob,), {"DEPS": [classes[i - 2]] if i >= 2 else []}))
+    root = type("OverAll", (DummyJob,), {"DEPS": classes})
+    dojob = DoJobber()
+    dojob.configure(root)
+    return dojob.jobs, dojob.checknrun()
+
+
+def test_pictures_leave_out_implied_edges_and_say_so() -> None:
+    graph, result = skip_two_graph(200)
+    parsed = parse_mermaid(to_mermaid(graph, result))
+    names = job_nodes(parsed)
+    drawn = {(names[a], names[b]) for a, b in parsed["edges"]}
+    assert drawn == reduced_edges_of(graph)
+    assert len(drawn) == 200 and len(edges_of(graph)) == 398
+    note = " ".join(parsed["nodes"]["legend_note"])
+    assert "198 dependencies implied by a longer path not drawn" in note
+    every = parse_mermaid(to_mermaid(graph, result, all_edges=True))
+    assert len(every["edges"]) == 398 and "legend_note" not in every["nodes"]
+
+
+@pytest.mark.parametrize("engine", ["dot", "pygraphviz"])
+def test_a_layout_over_its_time_stops_with_advice(
+    engine: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if engine == "dot":
+        if DOT is None:
+            pytest.skip("Graphviz 'dot' is not installed")
+    else:
+        pytest.importorskip("pygraphviz")
+        (tmp_path / "bin").mkdir()
+        monkeypatch.setenv("PATH", str(tmp_path / "bin"))  # only pygraphviz left
+    graph, result = skip_two_graph(200)
+    assert render(graph, result, "svg", timeout=120).lstrip().startswith(b"<")  # reduced
+    with pytest.raises(LayoutTimeoutError) as info:
+        render(graph, result, "svg", all_edges=True, timeout=1)
+    message = str(info.value)
+    assert "201 jobs, 398 edges" in message and "took longer than 1s" in message
+    assert "focus='failures'" in message and "max_nodes" in message
+    assert isinstance(info.value, TimeoutError)
+
+
+def test_notebook_html_shows_a_table_and_the_picture(run: tuple[DoJobber, RunResult]) -> None:
+    _, result = run
+    page = result._repr_html_()
+    assert result.summary().split(" in ")[0] in page
+    assert "<li><b>Broken</b>" in page and "<td>failed</td>" in page
+    if engines():
+        assert "<svg" in page and result._repr_svg_() in page
+    before = DoJobber()
+    assert before._repr_html_() is None  # not configured: plain repr
+    before.configure(Root)
+    assert "not run yet" in (before._repr_html_() or "")
+
+
+def test_notebook_picture_never_holds_the_cell(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A layout over the notebook's bound gives the table and how to draw."""
+    if "dot" not in engines():
+        pytest.skip("the dot program bounds even small layouts")
+    import dojobber.render.notebook as notebook
+
+    monkeypatch.setattr(notebook, "NOTEBOOK_TIMEOUT", 1e-6)
+    _, result = skip_two_graph(10)
+    assert result._repr_svg_() is None
+    assert "took more than" in result._repr_html_()

@@ -12,7 +12,7 @@ from ..graph import JobGraph
 from ..graph import build as build_graph
 from ..loader import load_root
 from ..records import stored_run
-from ..render import render
+from ..render import DEFAULT_TIMEOUT, render
 from ..results import RunResult
 from ._base import EXIT_OK, cli, guarded, open_records, records_option
 
@@ -45,11 +45,14 @@ def write_picture(
     focus: str | None = None,
     max_nodes: int | None = None,
     details: bool = False,
+    all_edges: bool = False,
+    timeout: float | None = DEFAULT_TIMEOUT,
 ) -> str:
     """Draw and write the picture to ``path`` (``-``: stdout); return the
     format used.  Nothing is written when drawing fails."""
     kind = format_of(path, fmt) if path != "-" else (fmt or "dot")
-    data = render(graph, result, kind, focus=focus, max_nodes=max_nodes, details=details)
+    data = render(graph, result, kind, focus=focus, max_nodes=max_nodes, details=details,
+                  all_edges=all_edges, timeout=timeout)
     if path == "-":
         sys.stdout.buffer.write(data)
         sys.stdout.flush()
@@ -76,10 +79,15 @@ def write_picture(
 @click.option("--focus", metavar="failures|JOB", help="Only failures, or one job's neighbourhood.")
 @click.option("--max-nodes", type=click.IntRange(min=1), help="Draw at most this many jobs.")
 @click.option("--details", is_flag=True, help="Tries and phase times on each job.")
+@click.option("--all-edges", is_flag=True,
+              help="Draw every dependency, also those a longer path implies.")
+@click.option("--timeout", type=click.FloatRange(min=0, min_open=True), default=DEFAULT_TIMEOUT,
+              show_default=True, help="Seconds the layout may take.")
 @click.option("-d", "--debug", is_flag=True, help="Tracebacks of errors.")
 def graph_command(
     target: str | None, run_id: str | None, records_path: str | None, output: str,
-    fmt: str | None, focus: str | None, max_nodes: int | None, details: bool, debug: bool,
+    fmt: str | None, focus: str | None, max_nodes: int | None, details: bool,
+    all_edges: bool, timeout: float, debug: bool,
 ) -> int:
     """Draw the graph of TARGET, or of a recorded run (--run RUN)."""
     if (target is None) == (run_id is None):
@@ -93,7 +101,7 @@ def graph_command(
         else:
             graph = build_graph(load_root(str(target)))
         write_picture(graph, result, output, fmt, focus=focus, max_nodes=max_nodes,
-                      details=details)
+                      details=details, all_edges=all_edges, timeout=timeout)
         if output != "-":
             sys.stderr.write(f"wrote {output}\n")
         return EXIT_OK

@@ -25,16 +25,20 @@ from ._errors import (
     GraphvizNotFoundError,
     GraphvizPackageMissingError,
     GraphvizUnavailableError,
+    LayoutTimeoutError,
     NoImageViewerError,
     RenderError,
     UnsupportedFormatError,
 )
-from .dot import import_graphviz, to_dot
+from ._layout import engines, lay_out
+from .dot import dot_source, import_graphviz, to_dot
 from .mermaid import to_mermaid
-from .picture import FOCUS_FAILURES, STYLES
+from .notebook import html_table, notebook_svg
+from .picture import FOCUS_FAILURES, STYLES, build_picture
 from .viewer import open_image, viewer_command
 
 __all__ = [
+    "DEFAULT_TIMEOUT",
     "FOCUS_FAILURES",
     "STYLES",
     "TEXT_FORMATS",
@@ -42,10 +46,14 @@ __all__ = [
     "GraphvizNotFoundError",
     "GraphvizPackageMissingError",
     "GraphvizUnavailableError",
+    "LayoutTimeoutError",
     "NoImageViewerError",
     "RenderError",
     "UnsupportedFormatError",
+    "engines",
     "formats",
+    "html_table",
+    "notebook_svg",
     "open_image",
     "render",
     "to_dot",
@@ -59,6 +67,8 @@ MERMAID_FORMATS = frozenset({"mermaid", "mmd"})
 TEXT_FORMATS = DOT_FORMATS | MERMAID_FORMATS
 #: dot's interactive outputs: they open a window instead of writing bytes.
 _WINDOW_FORMATS = frozenset({"x11", "xlib", "gtk"})
+#: Seconds a layout may take by default before LayoutTimeoutError.
+DEFAULT_TIMEOUT = 60.0
 
 
 # ----------------------------------------------------------------------
@@ -81,12 +91,14 @@ def render(
     max_nodes: int | None = None,
     details: bool = False,
     legend: bool = True,
+    all_edges: bool = False,
+    timeout: float | None = DEFAULT_TIMEOUT,
 ) -> bytes:
     """Draw ``graph`` coloured by ``result`` (plain structure when None).
 
-    fmt: ``png``, ``svg``, ``pdf`` or any other format of the ``dot``
-    program; ``dot``/``gv`` (DOT source) and ``mermaid``/``mmd`` are text
-    (UTF-8) and need no program.
+    fmt: ``png``, ``svg``, ``pdf`` or any other format of Graphviz's ``dot``;
+    ``dot``/``gv`` (DOT source) and ``mermaid``/``mmd`` are text (UTF-8)
+    and need no Graphviz.
     focus: ``"failures"`` draws only the failed jobs, the jobs they block and
     their path up to the root; a job name draws that job, what it depends on
     and what depends on it.  None draws everything.
@@ -94,16 +106,24 @@ def render(
     root first); the legend says what was left out.
     details: add tries used and time spent per phase to each job's label.
     legend: add the title and colour legend under the graph.
+    all_edges: draw every dependency; by default one that a longer path
+    already implies (C needs B and A, B needs A: C -> A) is left out, which
+    keeps big pictures readable and quick to lay out (the legend says how
+    many were left out).
+    timeout: seconds the layout may take (images only; None: no bound).
 
-    Raises :class:`UnsupportedFormatError` for an unknown format,
-    :class:`GraphvizNotFoundError` when an image needs ``dot`` and it is not
-    installed, :class:`GraphvizPackageMissingError` without the ``graphviz``
-    package (extra ``graph``), :class:`GraphvizFailedError` when ``dot``
-    fails.
+    Images are laid out with pygraphviz (extra ``graph``, which brings
+    Graphviz along), else the ``dot`` program; see
+    :mod:`dojobber.render._layout`.  Raises :class:`UnsupportedFormatError`
+    for an unknown format, :class:`GraphvizNotFoundError` when an image is
+    asked for and neither is installed, :class:`GraphvizPackageMissingError`
+    without the ``graphviz`` package (extra ``graph``),
+    :class:`GraphvizFailedError` when the layout fails and
+    :class:`LayoutTimeoutError` when it takes longer than ``timeout``.
     """
     fmt = _normalise(fmt)
     options: dict[str, Any] = dict(
-        focus=focus, max_nodes=max_nodes, details=details, legend=legend
+        focus=focus, max_nodes=max_nodes, details=details, legend=legend, all_edges=all_edges
     )
     if fmt in MERMAID_FORMATS:
         return to_mermaid(graph, result, **options).encode()
@@ -112,15 +132,17 @@ def render(
         return to_dot(graph, result, **options).encode()
     if fmt not in graphviz.FORMATS or fmt in _WINDOW_FORMATS:
         raise UnsupportedFormatError(fmt, formats())
-    source = graphviz.Source(to_dot(graph, result, **options))
-    try:
-        data: bytes = source.pipe(format=fmt, quiet=True)
-    except graphviz.ExecutableNotFound:
-        raise GraphvizNotFoundError(fmt) from None
-    except graphviz.CalledProcessError as err:
-        stderr = err.stderr.decode(errors="replace") if err.stderr else ""
-        raise GraphvizFailedError(fmt, err.returncode, stderr) from None
-    return data
+    if timeout is not None and (
+        isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout <= 0
+    ):
+        raise ValueError(f"timeout={timeout!r}: give seconds > 0, or None for no bound")
+    picture = build_picture(
+        graph, result, focus=focus, max_nodes=max_nodes, details=details, all_edges=all_edges
+    )
+    source = dot_source(picture, legend=legend)
+    return lay_out(
+        source, fmt, nodes=len(picture.nodes), edges=len(picture.edges), timeout=timeout
+    )
 
 
 def _normalise(fmt: str) -> str:

@@ -9,6 +9,7 @@ __all__ = [
     "GraphvizNotFoundError",
     "GraphvizPackageMissingError",
     "GraphvizUnavailableError",
+    "LayoutTimeoutError",
     "NoImageViewerError",
     "RenderError",
     "UnsupportedFormatError",
@@ -47,15 +48,33 @@ class GraphvizPackageMissingError(GraphvizUnavailableError, ImportError):
 
 
 class GraphvizNotFoundError(GraphvizUnavailableError):
-    """Graphviz's ``dot`` program is not on ``PATH``."""
+    """Neither pygraphviz nor Graphviz's ``dot`` program is installed."""
 
     def __init__(self, fmt: str) -> None:
         self.fmt = fmt
         super().__init__(
-            f"cannot draw the graph as {fmt}: Graphviz's 'dot' program is not on PATH; "
-            "install Graphviz (Debian/Ubuntu: apt-get install graphviz, Fedora: dnf "
-            "install graphviz, macOS: brew install graphviz, Windows: winget install "
-            "graphviz) or ask for fmt='dot' or 'mermaid', which need no program"
+            f"cannot draw the graph as {fmt}: neither pygraphviz nor Graphviz's 'dot' "
+            "program is installed; pip install 'dojobber[graph]' (its pygraphviz wheel "
+            "brings Graphviz along), or install Graphviz (Debian/Ubuntu: apt-get install "
+            "graphviz, Fedora: dnf install graphviz, macOS: brew install graphviz), or "
+            "ask for fmt='dot' or 'mermaid', which need no program"
+        )
+
+
+class LayoutTimeoutError(RenderError, TimeoutError):
+    """Graphviz took longer than allowed to lay the picture out."""
+
+    def __init__(self, fmt: str, timeout: float, nodes: int, edges: int, engine: str) -> None:
+        self.fmt = fmt
+        self.timeout = timeout
+        self.nodes = nodes
+        self.edges = edges
+        super().__init__(
+            f"drawing the graph as {fmt} ({nodes} jobs, {edges} edges) took longer than "
+            f"{timeout:g}s in {engine}, so it was stopped; draw less with "
+            "focus='failures' (or focus='SomeJob'), or max_nodes=200, or drop "
+            "all_edges=True if it was given; timeout= allows more time "
+            "(command line: --focus, --max-nodes, --timeout)"
         )
 
 

@@ -18,7 +18,7 @@ from .picture import (
     build_picture,
 )
 
-__all__ = ["BIG_GRAPH", "FONT", "import_graphviz", "to_dot"]
+__all__ = ["BIG_GRAPH", "FONT", "dot_source", "import_graphviz", "to_dot"]
 
 #: Above this many jobs, the picture is laid out for size rather than looks.
 BIG_GRAPH = 300
@@ -34,11 +34,19 @@ def to_dot(
     max_nodes: int | None = None,
     details: bool = False,
     legend: bool = True,
+    all_edges: bool = False,
 ) -> str:
     """DOT source of the picture :func:`render` draws (needs the ``graphviz``
     package, not the ``dot`` program)."""
+    picture = build_picture(
+        graph, result, focus=focus, max_nodes=max_nodes, details=details, all_edges=all_edges
+    )
+    return dot_source(picture, legend=legend)
+
+
+def dot_source(picture: Picture, *, legend: bool = True) -> str:
+    """DOT source of a :class:`Picture` already worked out."""
     graphviz = import_graphviz("dot")
-    picture = build_picture(graph, result, focus=focus, max_nodes=max_nodes, details=details)
     graph_attr = {
         "rankdir": "BT",
         "fontname": FONT,

@@ -19,10 +19,13 @@ def to_mermaid(
     max_nodes: int | None = None,
     details: bool = False,
     legend: bool = True,
+    all_edges: bool = False,
 ) -> str:
     """Mermaid ``flowchart`` text of the picture (paste it into Markdown
     that renders Mermaid, e.g. on GitHub or GitLab).  Needs nothing."""
-    picture = build_picture(graph, result, focus=focus, max_nodes=max_nodes, details=details)
+    picture = build_picture(
+        graph, result, focus=focus, max_nodes=max_nodes, details=details, all_edges=all_edges
+    )
     out = ["flowchart BT", f"    %% {_mermaid_comment(picture.title)}"]
     out.append(f"    %% {_mermaid_comment(EDGE_LEGEND)}")
     for node in picture.nodes:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 import textwrap
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
@@ -105,6 +106,8 @@ class Picture:
     has_dummy: bool
     #: Jobs in the whole graph.
     total: int
+    #: Dependencies not drawn because a longer path already shows them.
+    implied_edges: int = 0
 
 
 def build_picture(
@@ -114,6 +117,7 @@ def build_picture(
     focus: str | None = None,
     max_nodes: int | None = None,
     details: bool = False,
+    all_edges: bool = False,
 ) -> Picture:
     """Work out what to draw; see :func:`dojobber.render.render` for options."""
     if max_nodes is not None and (
@@ -127,7 +131,12 @@ def build_picture(
     nodes = [
         _node(graph, i, statuses[i], result, details, shown) for i in sorted(keep)
     ]
-    edges = [(d, i) for i in sorted(keep) for d in graph.deps[i] if d in shown]
+    order = sorted(keep)
+    implied = 0
+    if all_edges or len(order) > REDUCE_MAX_NODES:
+        edges = [(d, i) for i in order for d in graph.deps[i] if d in shown]
+    else:
+        edges, implied = transitive_reduction(order, graph.deps, shown)
     left_out = Counter(statuses[i] for i in range(len(graph)) if i not in shown)
     drawn = Counter(n.status for n in nodes)
     legend = [(s, _legend_text(s, result)) for s in _ORDER if drawn[s]]
@@ -135,11 +144,49 @@ def build_picture(
         nodes=nodes,
         edges=edges,
         title=_title(graph, result),
-        note=_note(len(graph), len(nodes), left_out, why, capped),
+        note=_note(len(graph), len(nodes), left_out, why, capped, implied),
         legend=legend,
         has_dummy=any(n.dummy for n in nodes),
         total=len(graph),
+        implied_edges=implied,
     )
+
+
+#: Above this many drawn jobs the reduction is skipped (its bit sets grow
+#: with the square of the jobs drawn); such pictures need max_nodes anyway.
+REDUCE_MAX_NODES = 20_000
+
+
+def transitive_reduction(
+    order: list[int], deps: Sequence[Sequence[int]], shown: set[int]
+) -> tuple[list[tuple[int, int]], int]:
+    """The edges among ``shown`` jobs that no longer path implies, and how
+    many were dropped.
+
+    ``order`` lists the shown jobs dependencies first (graph indices grow
+    that way).  Each job keeps the set of jobs below it as the bits of an
+    int; an edge to a dependency is implied when another dependency already
+    reaches it.  A job that depends on A and on B, where B needs A, is
+    drawn with the edge to B only: what it depends on is unchanged, the
+    picture loses the long edges that make dot slow and the drawing busy.
+    """
+    below: dict[int, int] = {}
+    edges: list[tuple[int, int]] = []
+    implied = 0
+    for i in order:
+        mine = [d for d in deps[i] if d in shown]
+        via = 0
+        for d in mine:
+            via |= below[d]
+        reach = via
+        for d in mine:
+            if (via >> d) & 1:
+                implied += 1
+            else:
+                edges.append((d, i))
+            reach |= 1 << d
+        below[i] = reach
+    return edges, implied
 
 
 _ORDER = [JobStatus.OK, JobStatus.CHANGED, JobStatus.FAILED, JobStatus.BLOCKED, JobStatus.PENDING]
@@ -314,12 +361,18 @@ def _title(graph: JobGraph, result: RunResult | None) -> str:
 
 
 def _note(
-    total: int, drawn: int, left_out: Counter[JobStatus], why: str, capped: bool
+    total: int, drawn: int, left_out: Counter[JobStatus], why: str, capped: bool,
+    implied: int = 0,
 ) -> str:
-    if drawn == total:
-        return ""
-    what = ", ".join(f"{left_out[s]} {s.value}" for s in _ORDER if left_out[s])
-    reasons = [why] if why else []
-    if capped:
-        reasons.append("over the max_nodes cap")
-    return f"showing {drawn} of {total} jobs; not shown: {what} ({'; '.join(reasons)})"
+    notes = []
+    if drawn != total:
+        what = ", ".join(f"{left_out[s]} {s.value}" for s in _ORDER if left_out[s])
+        reasons = [why] if why else []
+        if capped:
+            reasons.append("over the max_nodes cap")
+        notes.append(f"showing {drawn} of {total} jobs; not shown: {what} "
+                     f"({'; '.join(reasons)})")
+    if implied:
+        edge = "dependency" if implied == 1 else "dependencies"
+        notes.append(f"{implied} {edge} implied by a longer path not drawn (all_edges draws them)")
+    return "; ".join(notes)
