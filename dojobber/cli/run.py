@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import signal
 import sys
 import threading
 from collections.abc import Callable, Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack, contextmanager, nullcontext, redirect_stdout
 from typing import Any
 
 import click
@@ -193,6 +194,7 @@ def _converge(
     dj = DoJobber()
     _configure(dj, root, options, listeners, executor, agent=options["every"] is not None)
     dj.set_args(**kwargs)
+    quiet_stdout = stdout_to_stderr() if options["as_json"] else nullcontext()
     display = _rounds_display(options, records, err_stream)
     if display is not None:
         dj.add_listener(display)
@@ -201,7 +203,7 @@ def _converge(
             return _agent(dj, root, options, kwargs, listeners, display, executor, err_stream)
         session: ConvergeResult | None = None
         try:
-            with _stop_on_sigterm(dj):
+            with _stop_on_sigterm(dj), quiet_stdout:
                 if display is not None:
                     session = _session(dj, options)
                     result = session.last
@@ -321,6 +323,28 @@ def _report_rounds(session: ConvergeResult, display: RoundsDisplay, as_json: boo
         sys.stdout.write(rounds_text(session, display.ids))
 
 
+@contextmanager
+def stdout_to_stderr() -> Iterator[None]:
+    """Send whatever the run prints to stderr, so that stdout carries only
+    ``--json``'s document: Python's ``sys.stdout`` (every thread) and file
+    descriptor 1 (programs the jobs start)."""
+    sys.stdout.flush()
+    try:
+        saved: int | None = os.dup(1)
+    except OSError:  # no file descriptor 1
+        saved = None
+    try:
+        if saved is not None:
+            os.dup2(2, 1)
+        with redirect_stdout(sys.stderr):
+            yield
+    finally:
+        sys.stderr.flush()
+        if saved is not None:
+            os.dup2(saved, 1)
+            os.close(saved)
+
+
 def _report(
     result: RunResult, run_id: int | None, records: RecordsListener | None, as_json: bool,
     session: ConvergeResult | None = None, display: RoundsDisplay | None = None,
@@ -342,13 +366,13 @@ def _report(
         if session is not None:
             data["converge"] = _session_json(session, display.ids if display else [])
         sys.stdout.write(json.dumps(data, indent=2) + "\n")
-        return
-    if session is not None and display is not None:
-        _report_rounds(session, display, as_json)
-    if sys.stdout.isatty():
-        stdout_console().print(summary_table(result))
     else:
-        sys.stdout.write(summary_text(result))
+        if session is not None and display is not None:
+            _report_rounds(session, display, as_json)
+        if sys.stdout.isatty():
+            stdout_console().print(summary_table(result))
+        else:
+            sys.stdout.write(summary_text(result))
     if records is not None and run_id is not None:
         where = redact_url(records.path)
         sys.stderr.write(f"recorded as run {run_id} in {where} (dojobber show {run_id})\n")
