@@ -108,21 +108,51 @@ def test_run_exit_codes_and_records(jobs: Path, capsys: pytest.CaptureFixture[st
 def test_history_tells_whether_a_graph_converges(
     jobs: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    for fail in ("3", "3", "1"):
-        assert main(["run", f"{jobs}:Root", "-a", f"fail={fail}"]) == 1
+    """One trend per root and arguments; dry runs are shown as such and
+    never counted as failures."""
+    for _ in range(2):
+        assert main(["run", f"{jobs}:Root", "-a", "fail=3"]) == 1
     capsys.readouterr()
     assert main(["history", "Root"]) == 0
     out, _ = capsys.readouterr()
-    assert "Root: converging (failed or blocked per run: 4 -> 4 -> 2)" in out
-    assert main(["run", f"{jobs}:Root", "-a", "fail=2"]) == 1
+    assert "Root fail=3: not converging (failed or blocked per run: 4 -> 4)" in out
+    assert main(["run", f"{jobs}:Root", "-a", "fail=3", "-n"]) == 1
+    assert main(["run", f"{jobs}:Root", "-a", "fail=1"]) == 1
+    capsys.readouterr()
     assert main(["history", "--json"]) == 0
     data = json.loads(_last_json(capsys))
-    assert data["trend"]["Root"].startswith("getting worse")
-    assert [r["failed"] for r in data["runs"]] == [2, 1, 3, 3]
+    assert data["trend"] == {
+        "Root fail=1": "not converged yet (2 jobs failed or blocked)",
+        "Root fail=3": "last run a dry run; not converging "
+                       "(failed or blocked per run: 4 -> 4)",
+    }
+    assert [r["no_act"] for r in data["runs"]] == [False, True, False, False]
+    main(["history"])
+    out = capsys.readouterr().out
+    assert re.search(r"^\s*3\s.*Root fail=3\s+dry run\s", out, re.M), out
     main(["run", f"{jobs}:Root"])
     capsys.readouterr()
     main(["history"])
     assert "Root: converged" in capsys.readouterr().out
+
+
+def test_history_is_readable_at_80_columns(
+    jobs: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    main(["run", f"{jobs}:Root", "-a", "fail=1", "-a", "region=eu-central-with-a-long-name"])
+    main(["run", f"{jobs}:Root"])
+    capsys.readouterr()
+    monkeypatch.setenv("COLUMNS", "80")
+    assert main(["history"]) == 0
+    out = capsys.readouterr().out
+    table = [line for line in out.splitlines() if re.match(r"\s*\d+\s", line)]
+    assert len(table) == 2
+    for line in out.splitlines():
+        assert len(line.rstrip()) <= 80, line
+    for line in table:  # every column whole but the root and its arguments
+        assert re.search(r"\d\d-\d\d \d\d:\d\d", line), line
+        assert re.search(r"\s(converged|not converged)\s+\d+\s+\d+\s+\d+\s+\d+\s+\d+\s+"
+                         r"\d+\.\d\ds$", line), line
 
 
 def _last_json(capsys: pytest.CaptureFixture[str]) -> str:

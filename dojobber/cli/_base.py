@@ -83,9 +83,13 @@ def cli() -> None:
 
 
 def stdout_console() -> Console:
-    """A rich console on stdout (wide enough for tables when piped)."""
-    tty = sys.stdout.isatty()
-    return Console(file=sys.stdout, highlight=False, width=None if tty else 120)
+    """A rich console on stdout: the terminal's width, or when piped
+    ``$COLUMNS`` if set, else 120 (wide enough for tables)."""
+    width = None
+    if not sys.stdout.isatty():
+        columns = os.environ.get("COLUMNS", "")
+        width = int(columns) if columns.isdigit() and int(columns) > 0 else 120
+    return Console(file=sys.stdout, highlight=False, width=width)
 
 
 def open_records(path: str | None) -> Store:

@@ -15,7 +15,10 @@ from rich.text import Text
 from ..records import RunRecord, Store
 from ..results import RunOutcome
 
-__all__ = ["group_sessions", "print_history", "print_job", "print_run", "trend"]
+__all__ = [
+    "args_text", "group_sessions", "print_history", "print_job", "print_run", "trend",
+    "trends_of",
+]
 
 _STYLE = {"ok": "green", "changed": "cyan", "failed": "bold red", "blocked": "yellow"}
 #: Colour of each run outcome (None: still running).
@@ -25,10 +28,13 @@ _OUTCOME_STYLE: dict[RunOutcome | None, str] = {
 }
 
 
-def _outcome(run: RunRecord) -> Text:
+def _outcome_text(run: RunRecord) -> tuple[str, str]:
+    """(label, style) of a run's outcome; a dry run (``-n``) is shown as
+    one, whatever its checks found."""
     verdict = run.verdict
-    return Text(verdict.label if verdict is not None else run.outcome,
-                style=_OUTCOME_STYLE[verdict])
+    if run.no_act and verdict in (RunOutcome.CONVERGED, RunOutcome.NOT_CONVERGED):
+        return "dry run", "dim"
+    return (verdict.label if verdict is not None else run.outcome), _OUTCOME_STYLE[verdict]
 
 
 def _when(stamp: float | None) -> str:
@@ -37,25 +43,42 @@ def _when(stamp: float | None) -> str:
     return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(stamp))
 
 
+def _short_when(stamp: float) -> str:
+    """Month, day and time: what history needs at 80 columns."""
+    return time.strftime("%m-%d %H:%M", time.localtime(stamp))
+
+
 def _secs(value: float | None) -> str:
     return "" if value is None else f"{value:.2f}s"
 
 
-def trend(runs: Sequence[RunRecord]) -> str:
-    """Whether a graph is converging, from its runs newest first.
+def args_text(run: RunRecord) -> str:
+    """A run's ``--arg`` values as ``k=v k=v`` (positional ones first)."""
+    args = run.args if isinstance(run.args, dict) else {}
+    words = [str(value) for value in args.get("args") or []]
+    kwargs = args.get("kwargs") or {}
+    words += [f"{key}={value}" for key, value in sorted(kwargs.items())]
+    return " ".join(words)
 
-    Converged when the newest finished run converged.  Otherwise compares
-    the jobs left unconverged (failed + blocked) of the last two runs that
-    went to their end; a newest run stopped or interrupted is said first
-    (it did not say whether the graph converges)."""
-    done = [r for r in runs if r.verdict is not None]
+
+def trend(runs: Sequence[RunRecord]) -> str:
+    """Whether a graph is converging, from its runs newest first (one root,
+    one set of arguments).
+
+    Dry runs (``-n``) change nothing, so they are left out (a newest dry
+    run is said first).  Converged when the newest finished run converged.
+    Otherwise compares the jobs left unconverged (failed + blocked) of the
+    last two runs that went to their end; a newest run stopped or
+    interrupted is said first (it did not say whether the graph converges)."""
+    dry = "last run a dry run; " if runs and runs[0].no_act else ""
+    done = [r for r in runs if r.verdict is not None and not r.no_act]
     if not done:
-        return "no finished run yet"
+        return f"{dry}no finished run yet"
     last = done[0].verdict
     if last is RunOutcome.CONVERGED:
-        return "converged"
+        return f"{dry}converged"
     ended = [r for r in done if r.verdict in (RunOutcome.CONVERGED, RunOutcome.NOT_CONVERGED)]
-    cut = "" if last is RunOutcome.NOT_CONVERGED else f"last run {done[0].outcome}; "
+    cut = dry if last is RunOutcome.NOT_CONVERGED else f"{dry}last run {done[0].outcome}; "
     if not ended:
         return f"{cut}no run went to its end"
     left = [r.failed + r.blocked for r in ended[:5]]
@@ -87,12 +110,29 @@ def group_sessions(runs: Sequence[RunRecord]) -> list[list[RunRecord]]:
     return groups
 
 
+#: Runs read per root to find the last few with the same arguments.
+_TREND_DEPTH = 200
+
+
+def trends_of(store: Store, runs: Sequence[RunRecord]) -> dict[str, str]:
+    """One trend per root and arguments seen in ``runs``, keyed ``root`` or
+    ``root k=v ...``."""
+    keys = list(dict.fromkeys((r.root, args_text(r)) for r in runs))
+    out: dict[str, str] = {}
+    cache: dict[str, list[RunRecord]] = {}
+    for root, args in keys:
+        if root not in cache:
+            cache[root] = store.runs(root=root, limit=_TREND_DEPTH)
+        same = [r for r in cache[root] if args_text(r) == args][:10]
+        out[f"{root} {args}".strip()] = trend(same)
+    return out
+
+
 def print_history(
     store: Store, root: str | None, limit: int, console: Console, as_json: bool
 ) -> None:
     runs = store.runs(root=root, limit=limit)
-    roots = list(dict.fromkeys(r.root for r in runs))
-    trends = {name: trend(store.runs(root=name, limit=5)) for name in roots}
+    trends = trends_of(store, runs)
     if as_json:
         console.print_json(
             data={
@@ -104,28 +144,50 @@ def print_history(
     if not runs:
         console.print(f"no runs recorded{f' for {root}' if root else ''} in {store.path}")
         return
-    table = Table(title=f"Runs in {store.path}", title_justify="left", expand=False)
-    for name, justify in (
-        ("Run", "right"), ("Started", "left"), ("Root", "left"), ("Outcome", "left"),
-        ("Rounds", "right"), ("Jobs", "right"), ("OK", "right"), ("Changed", "right"),
-        ("Failed", "right"), ("Blocked", "right"), ("Time", "right"),
-    ):
-        table.add_column(name, justify=justify)  # type: ignore[arg-type]
-    for group in group_sessions(runs):
+    groups = group_sessions(runs)
+    with_rounds = any(group[0].session is not None for group in groups)
+    rows: list[list[str]] = []
+    styles: list[str] = []
+    for group in groups:
         last, first = group[0], group[-1]
         ids = str(last.id) if len(group) == 1 else f"{first.id}-{last.id}"
         finished = last.finished
         took = None if finished is None else finished - first.started
-        rounds = "" if last.session is None else str(last.round or len(group))
-        table.add_row(
-            ids, _when(first.started), last.root,
-            _outcome(last), rounds,
-            str(last.jobs), str(last.ok), str(last.changed), str(last.failed), str(last.blocked),
-            _secs(took),
+        label, style = _outcome_text(last)
+        row = [ids, _short_when(first.started), f"{last.root} {args_text(last)}".strip(), label]
+        if with_rounds:
+            row.append("" if last.session is None else str(last.round or len(group)))
+        row += [str(last.jobs), str(last.ok), str(last.changed), str(last.failed),
+                str(last.blocked), _secs(took)]
+        rows.append(row)
+        styles.append(style)
+    headers = ["Run", "Started", "Root", "Outcome"] + (["Rnds"] if with_rounds else []) + [
+        "Jobs", "OK", "Chg", "Fail", "Blk", "Time"]
+    table = Table(title=f"Runs in {store.path}", title_justify="left", expand=False,
+                  box=None, padding=(0, 1), pad_edge=False, header_style="bold")
+    widths = [max(len(name), *(len(row[col]) for row in rows))
+              for col, name in enumerate(headers)]
+    root_col = headers.index("Root")
+    # Every column but Root keeps its full width; Root (with the arguments)
+    # gets what is left of the console's width, ending in an ellipsis.
+    others = sum(widths) - widths[root_col] + 2 * (len(headers) - 1)  # the gaps
+    room = max(8, console.width - others - 1)
+    for col, name in enumerate(headers):
+        is_root = col == root_col
+        table.add_column(
+            name, justify="left" if name in ("Started", "Root", "Outcome") else "right",
+            no_wrap=True, overflow="ellipsis",
+            min_width=None if is_root else widths[col],
+            max_width=min(room, widths[col]) if is_root else None,
         )
+    outcome_col = headers.index("Outcome")
+    for row, style in zip(rows, styles, strict=True):
+        cells: list[str | Text] = list(row)
+        cells[outcome_col] = Text(row[outcome_col], style=style)
+        table.add_row(*cells)
     console.print(table)
-    for name in roots:
-        console.print(f"{name}: {trends[name]}")
+    for key, text in trends.items():
+        console.print(f"{key}: {text}", overflow="fold")
 
 
 def print_run(
@@ -147,7 +209,7 @@ def print_run(
     console.print(
         Text.assemble(
             (f"Run {run.id}", "bold"), f" of {run.root}: ",
-            _outcome(run),
+            Text(*_outcome_text(run)),
             f"  started {_when(run.started)}, took {_secs(run.duration) or '?'}",
         )
     )
