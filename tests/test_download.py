@@ -444,3 +444,28 @@ def test_a_bad_chunk_size_is_named(obs: FakeObs, tmp_path: Path) -> None:
     err = run(get(obs, tmp_path, chunk_size=0)).nodeexceptions["Get image"]
     assert isinstance(err, DownloadError) and "chunk_size option 0" in str(err)
     assert image_gets(obs) == []
+
+
+def test_example_fake_serves_the_same_bytes_into_its_own_directory(tmp_path: Path) -> None:
+    """``obs_download.py --fake``: a rerun finds the file in place (the fake
+    image is the same bytes every time) and nothing lands in the real image
+    cache."""
+    example = Path(__file__).resolve().parent.parent / "examples" / "obs_download.py"
+    env = {**os.environ, "HOME": str(tmp_path)}
+    runs = []
+    for _ in range(2):
+        done = subprocess.run([sys.executable, str(example), "--fake"], capture_output=True,
+                              text=True, timeout=120, env=env)
+        assert done.returncode == 0, done.stderr
+        runs.append(done.stdout)
+    assert runs[0] == runs[1]  # same path, same sha256, same size
+    [image] = (tmp_path / ".cache" / "dojobber" / "fake-images").glob("*.qcow2")
+    assert str(image) in runs[0]
+    assert not (tmp_path / ".cache" / "dojobber" / "images").exists()
+    first = image.stat()
+    done = subprocess.run([sys.executable, str(example), "--fake", "-v"], capture_output=True,
+                          text=True, timeout=120, env=env)
+    assert done.returncode == 0, done.stderr
+    again = image.stat()
+    assert (again.st_ino, again.st_mtime_ns) == (first.st_ino, first.st_mtime_ns)
+    assert "Download openSUSE-Leap-15.6-JeOS.run" not in done.stderr  # nothing ran

@@ -71,7 +71,7 @@ def test_lookup_picks_the_preferred_image_and_records_it(obs: FakeObs) -> None:
     assert seen["jobs"]["Find image"] == result
     # The URL really serves the image.
     assert obs.requests_for(f"/public/build/{PROJECT}/_result")[0].query == {
-        "package": [PACKAGE], "repository": ["images"], "arch": ["x86_64"]}
+        "package": [PACKAGE]}  # every repository: a missing one's error lists them
 
 
 @pytest.mark.parametrize(("preferred", "expected"), [
@@ -145,9 +145,12 @@ def test_repository_not_ready_then_converges(obs: FakeObs, state: str, dirty: bo
 
 def test_unknown_repository(obs: FakeObs) -> None:
     obs.add_build(PROJECT, PACKAGE, files={IMAGE: IMAGE_BYTES})
+    obs.add_build(PROJECT, PACKAGE, repository="images_leap_16", files={IMAGE: IMAGE_BYTES})
     err = run(find(obs, repository="nope")).nodeexceptions["Find image"]
     assert isinstance(err, RepositoryNotFoundError)
     assert "'nope'" in str(err) and "repository and arch options" in str(err)
+    # The hint lists the repositories the project really has.
+    assert "(it has: images/x86_64, images_leap_16/x86_64)" in str(err)
 
 
 def test_failed_and_unfinished_builds(obs: FakeObs) -> None:

@@ -204,9 +204,10 @@ class ObsImage(Job):
         return result
 
     def _check_repository(self, session: requests.Session) -> None:
+        # Asked for the package only, so that when the repository is not
+        # there the error can list the ones the project really has.
         root = self._get_xml(session, self._api("build", self.project, "_result"),
-                             {"package": self.package, "repository": self.repository,
-                              "arch": self.arch})
+                             {"package": self.package})
         seen: list[str] = []
         for result in root.iter("result"):
             repo, arch = result.get("repository", ""), result.get("arch", "")
