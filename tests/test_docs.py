@@ -112,6 +112,7 @@ BLOCKS: dict[tuple[str, str], Block] = {
         "script", replace=(('    """Deploy the web site."""\n    ...\n',
                             '    """Deploy the web site."""\n'
                             "    def Check(self, *args, **kwargs): pass\n"),)),
+    ("docs/cli.rst", "dojobber list deploy.py:Deploy"): Block("shell"),
     ("docs/cli.rst", "dojobber history [ROOT] [--limit 20] [--json]"): Block("synopsis"),
     ("docs/cli.rst", "dojobber show RUN [JOB] [--status failed] [--all] [--json]"):
         Block("synopsis"),

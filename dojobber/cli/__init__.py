@@ -6,6 +6,7 @@
     dojobber history [ROOT]
     dojobber show RUN [JOB]
     dojobber graph FILE.py:Root -o out.svg | --run RUN -o out.png
+    dojobber list FILE.py:Root
     dojobber post FILE.py:Root [--arg KEY=VALUE ...] [--priority N]
     dojobber worker [--concurrency N] [--once]
     dojobber board [ID] / dojobber cancel ID
@@ -20,8 +21,8 @@ or was blocked), 4 stopped (SIGTERM) before the end, 130 interrupted
 the ``--lock``, 5 a job gave up (``--until-converged``).
 
 One module per command family: :mod:`.run`, :mod:`.records` (history,
-show), :mod:`.graph`, :mod:`.board` (post, worker, board, cancel),
-:mod:`.serve` (the web view); what
+show), :mod:`.graph`, :mod:`.jobs` (list), :mod:`.board` (post, worker, board,
+cancel), :mod:`.serve` (the web view); what
 they share is in :mod:`._base`.
 """
 
@@ -35,7 +36,7 @@ import click
 
 from ..job import Job
 from ..loader import TargetError
-from . import board, graph, records, run, serve
+from . import board, graph, jobs, records, run, serve
 from ._base import (
     EXIT_FAILED,
     EXIT_INTERRUPTED,
@@ -62,7 +63,7 @@ __all__ = [
 ]
 
 #: The command families, each registered on :data:`cli` when imported.
-COMMANDS = (run, records, graph, board, serve)
+COMMANDS = (run, records, graph, board, serve, jobs)
 
 
 def main(
