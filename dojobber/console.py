@@ -108,8 +108,10 @@ class _Tally(Listener):
         self.failed: list[str] = []
         self.counts: dict[JobStatus, int] = dict.fromkeys(JobStatus, 0)
         self.target = ""
+        self.started = time.monotonic()
 
     def run_started(self, run: RunInfo) -> None:
+        self.started = time.monotonic()
         self.total = len(run.jobs)
         self.done = 0
         self.running.clear()
@@ -197,6 +199,25 @@ class RichProgress(_Tally):
         if live is not None:
             live.stop()
 
+    def bar_style(self) -> str:
+        """The bar's colour by how the run goes: red once a job failed,
+        yellow while jobs are blocked, else green."""
+        if self.counts[JobStatus.FAILED]:
+            return "red"
+        if self.counts[JobStatus.BLOCKED]:
+            return "yellow"
+        return "green"
+
+    def timing(self, now: float | None = None) -> str:
+        """Elapsed time, and an estimate of the time left from the pace so
+        far (once a job finished)."""
+        elapsed = (time.monotonic() if now is None else now) - self.started
+        text = f"{_clock(elapsed)} elapsed"
+        if 0 < self.done < self.total:
+            left = elapsed / self.done * (self.total - self.done)
+            text += f", ~{_clock(left)} left"
+        return text
+
     def render(self) -> RenderableType:
         """What the live display shows now."""
         from rich.progress_bar import ProgressBar
@@ -204,10 +225,13 @@ class RichProgress(_Tally):
         from rich.text import Text
 
         grid = Table.grid(padding=(0, 1))
+        style = self.bar_style()
         grid.add_row(
             Text(self.target, style="bold"),
-            ProgressBar(total=max(self.total, 1), completed=self.done, width=30),
+            ProgressBar(total=max(self.total, 1), completed=self.done, width=30,
+                        complete_style=style, finished_style=style),
             Text(f"{self.done}/{self.total} jobs"),
+            Text(self.timing(), style="dim"),
             Text(
                 ", ".join(
                     f"{n} {s.value}" for s, n in self.counts.items() if n and s is not JobStatus.OK
@@ -234,6 +258,14 @@ class RichProgress(_Tally):
             more = f" (+{len(self.failed) - 6} earlier)" if len(self.failed) > 6 else ""
             body.add_row(Text(f"failed so far: {shown}{more}", style="red"))
         return body
+
+
+def _clock(seconds: float) -> str:
+    """``75.3`` -> ``1:15``; ``3725`` -> ``1:02:05``."""
+    whole = int(seconds)
+    hours, rest = divmod(whole, 3600)
+    minutes, secs = divmod(rest, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
 
 
 def _amount(value: float, unit: str) -> str:

@@ -378,6 +378,8 @@ def test_a_job_finishing_late_sends_what_is_held() -> None:
 
 def test_blocked_jobs_reach_jobs_finished() -> None:
     class Broken(Job):
+        DEPS = [Second]  # after Second, so Second sees a run going well
+
         def Check(self) -> None:
             raise RuntimeError("no")
 
@@ -420,3 +422,52 @@ def test_a_batch_is_sent_by_size_and_by_age() -> None:
     time.sleep(0.06)
     by_age.add("c", time.perf_counter())
     assert got == [["a", "b", "c"]]
+
+
+def test_rich_progress_bar_is_coloured_by_state_with_elapsed_and_eta() -> None:
+    """Green while all goes well (issue 18: it was bright red on a fully
+    successful run), red once a job failed; elapsed time and time left."""
+    from rich.console import Console
+
+    from dojobber import DoJobber, DummyJob, Job
+    from dojobber.console import RichProgress
+
+    console = Console(record=True, width=120, force_terminal=False)
+    display = RichProgress(console)
+    seen: list[tuple[str, str]] = []
+
+    class First(DummyJob):
+        pass
+
+    class Second(Job):
+        DEPS = [First]
+
+        def Check(self) -> None:
+            seen.append((display.bar_style(), display.timing(now=display.started + 10)))
+
+    class Broken(Job):
+        DEPS = [Second]  # after Second, so Second sees a run going well
+
+        def Check(self) -> None:
+            raise RuntimeError("no")
+
+        def Run(self) -> None:
+            pass
+
+    class Top(DummyJob):
+        DEPS = [Second, Broken]
+
+    dojob = DoJobber()
+    dojob.configure(Top, listeners=[display], default_tries=1)
+    dojob.checknrun()
+    # While Second runs, only First is done: 10 s for 1 job of 4 -> 30 s left.
+    assert seen == [("green", "0:10 elapsed, ~0:30 left")]
+    assert display.total == 4 and display.done == 4
+    assert display.bar_style() == "red"  # Broken failed, Top blocked
+    console.print(display.render())
+    assert "elapsed" in console.export_text()
+
+    ok = RichProgress(Console(record=True, width=120, force_terminal=False))
+    dojob.configure(First, listeners=[ok])
+    dojob.checknrun()
+    assert ok.bar_style() == "green"
