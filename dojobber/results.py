@@ -214,11 +214,7 @@ class RunResult:
         shown = " ".join(
             f"{status.value}={counts[status]}" for status in JobStatus if counts[status]
         )
-        verdict = "converged" if self.success() else "not converged"
-        if self.interrupted:
-            verdict += ", interrupted"
-        elif self.stopped:
-            verdict += ", stopped"
+        verdict = self.outcome.label
         if self.no_act:
             verdict += ", no_act"
         return (
