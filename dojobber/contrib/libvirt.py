@@ -332,8 +332,10 @@ class WaitForAddress(LibvirtJob):
     #: ``port_forwards``): the address is the forward's host side, ready once
     #: the guest sends data on it (SSH's banner).  None: ask ``sources``.
     forwarded_port: ClassVar[int | None] = None
-    #: Seconds one probe of the forward waits for the guest's first bytes.
-    probe_timeout: ClassVar[float] = 5.0
+    #: Seconds one probe of the forward waits for the guest's first bytes (a
+    #: guest under TCG emulation on a busy host takes many seconds to send
+    #: SSH's banner; a probe returns as soon as it arrives).
+    probe_timeout: ClassVar[float] = 30.0
 
     @classmethod
     def variant(cls, name: str | None = None, /, **options: Any) -> Any:
