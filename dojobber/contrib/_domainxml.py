@@ -123,12 +123,17 @@ def disk_element(path: str | None, fmt: str) -> str:
 
 
 def cdrom_element(path: str | None) -> str:
-    """A read-only SATA CD-ROM holding ``path`` (e.g. a cloud-init seed)."""
+    """A read-only CD-ROM holding ``path`` (a cloud-init seed) on its own
+    virtio-scsi controller: virtio-scsi works on every machine type and
+    architecture, and guests with virtio drivers have it, while a SATA
+    CD-ROM needs ``ahci`` (missing from Debian's cloud kernel) and IDE exists
+    only on i440fx machines."""
     if not path:
         return ""
     return (
+        "<controller type='scsi' model='virtio-scsi'/>"
         "<disk type='file' device='cdrom'><driver name='qemu' type='raw'/>"
-        f"<source file={quoteattr(path)}/><target dev='sdz' bus='sata'/><readonly/></disk>"
+        f"<source file={quoteattr(path)}/><target dev='sda' bus='scsi'/><readonly/></disk>"
     )
 
 
