@@ -59,6 +59,7 @@ CACHE = pathlib.Path(os.environ.get("DOJOBBER_TEST_VM_CACHE")
                      or pathlib.Path.home() / ".cache" / "dojobber-test-vm")
 DOMAIN_TYPE = os.environ.get("DOJOBBER_TEST_VM_DOMAIN_TYPE", "qemu")
 times: dict[str, float] = {}
+per_job: dict[str, dict[str, float]] = {}
 
 
 @contextlib.contextmanager
@@ -114,8 +115,13 @@ def statuses(dj: DoJobber) -> dict[str, JobStatus]:
     return {name: res.status for name, res in dj.results.items()}
 
 
-def run_graph(example: ModuleType, root: Any) -> DoJobber:
+def run_graph(example: ModuleType, root: Any, label: str) -> DoJobber:
     dj: DoJobber = example.converge(root, verbose=False, tries=1, retry_delay=0)
+    assert dj.result is not None
+    jobs = {name: round(res.duration, 2) for name, res in dj.result.jobs.items()}
+    per_job[label] = jobs
+    print(f"\n[test-vm] {label}: " + ", ".join(f"{k} {v:.2f} s" for k, v in jobs.items()),
+          flush=True)
     assert dj.success(), dj.nodeexceptions
     return dj
 
@@ -162,7 +168,7 @@ def test_vm_from_obs_on_a_real_guest(workdir: pathlib.Path) -> None:
         try:
             cloud_init = example.build(prepare="cloud-init", **settings)
             with stage("first converge (download, seed, define, boot, key, provision)"):
-                first = run_graph(example, cloud_init)
+                first = run_graph(example, cloud_init, "first converge")
             done = statuses(first)
             # cloud-init may have written the key before sshd answered, so
             # the key job finds it there (OK) or waits for it (CHANGED).
@@ -183,7 +189,7 @@ def test_vm_from_obs_on_a_real_guest(workdir: pathlib.Path) -> None:
             xml = conn.lookupByName(NAME).XMLDesc(0)
 
             with stage("rerun of the converged guest (cloud-init graph)"):
-                second = run_graph(example, cloud_init)
+                second = run_graph(example, cloud_init, "rerun (cloud-init)")
             assert set(statuses(second).values()) == {JobStatus.OK}
             assert len(obs.requests_for(image_path, "GET")) == downloads
             assert conn.lookupByName(NAME).XMLDesc(0) == xml
@@ -194,11 +200,11 @@ def test_vm_from_obs_on_a_real_guest(workdir: pathlib.Path) -> None:
                                    "check": None}), verbose=False, tries=1, retry_delay=0)
             console = example.build(prepare="console", console_password=password, **settings)
             with stage("console method: log in on the serial console, write the key"):
-                third = run_graph(example, console)
+                third = run_graph(example, console, "console method")
             assert third.results["Authorize key"].status is JobStatus.CHANGED
             assert third.results["Provision"].status is JobStatus.OK
             with stage("rerun of the converged guest (console graph)"):
-                fourth = run_graph(example, console)
+                fourth = run_graph(example, console, "rerun (console)")
             assert set(statuses(fourth).values()) == {JobStatus.OK}
         finally:
             disks = [created_disk(conn)]
@@ -214,8 +220,9 @@ def test_vm_from_obs_on_a_real_guest(workdir: pathlib.Path) -> None:
             assert disk is None or not os.path.exists(disk)
         assert [d.name() for d in conn.listAllDomains() if d.name() == NAME] == []
     conn.close()
-    (CACHE / "last-run.json").write_text(json.dumps(times, indent=2) + "\n")
-    print(json.dumps(times, indent=2))
+    report = {"stages": times, "jobs": per_job}
+    (CACHE / "last-run.json").write_text(json.dumps(report, indent=2) + "\n")
+    print(json.dumps(report, indent=2))
 
 
 def created_disk(conn: Any) -> str | None:
