@@ -238,6 +238,8 @@ BLOCKS: dict[tuple[str, str], Block] = {
         # with --help, which checks that each option shown exists.
         "shell", replace=(("~/dojobber-venv/bin/python examples/vm_from_obs.py",
                            "python $root/examples/vm_from_obs.py --help"),)),
+    ("docs/vm_from_obs.rst", "make test-vm"): Block(
+        "install", why="make (a real guest for minutes; `make test-vm` runs it)"),
     # ------------------------------------------------------------- web.rst
     # `dojobber serve` runs until stopped: its blocks are checked against
     # --help; tests/test_web_*.py start it for real.
