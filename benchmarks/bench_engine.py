@@ -20,6 +20,14 @@ after their graph's classes are made, as in a script; the scaling pairs
 first push those classes out of the per-core caches (``_cool_caches``),
 which would otherwise favour the small graph (the chain 1 200 case runs
 ~15% faster from the cache) and make the ratio measure the cache.
+
+``--ab OLD NEW`` compares two source trees instead (for example main
+against a change: ``git worktree add /tmp/old main``): each round runs a
+fresh child on each tree, alternating which goes first, and the figure is
+the median of the per-round ratios NEW / OLD, for wide 20 000 and layered
+4 000 unless ``--case SHAPE:N`` names others.  The children run with
+``python -S`` and ``PYTHONPATH=TREE``, so each imports its own tree (the
+core needs nothing outside the standard library).
 """
 
 from __future__ import annotations
@@ -129,12 +137,16 @@ def _cool_caches() -> None:
 
 
 # --- parent side -----------------------------------------------------------
-def measure(python: str, shape: str, n: int, repeat: int, cool: bool = False) -> float:
+def measure(python: str, shape: str, n: int, repeat: int, cool: bool = False,
+            tree: str | None = None) -> float:
     python = os.path.abspath(python)  # not resolve(): a venv's python is a symlink
+    env = None
+    if tree is not None:  # that tree's dojobber, whatever is installed
+        env = {**os.environ, "PYTHONPATH": f"{os.path.abspath(tree)}{os.pathsep}{HERE}"}
     out = subprocess.run(
-        [python, str(Path(__file__).resolve()), "--child", shape, str(n), str(repeat),
-         *(["--cool"] if cool else [])],
-        capture_output=True, text=True, cwd="/", timeout=3600,
+        [python, *(["-S"] if tree is not None else []), str(Path(__file__).resolve()),
+         "--child", shape, str(n), str(repeat), *(["--cool"] if cool else [])],
+        capture_output=True, text=True, cwd="/", timeout=3600, env=env,
     )
     if out.returncode:
         raise SystemExit(f"{python} {shape} {n} failed:\n{out.stderr}")
@@ -150,10 +162,20 @@ def main() -> int:
     parser.add_argument("--upstream-repeat", type=int, default=3,
                         help="rounds for compared figures (upstream runs once a round)")
     parser.add_argument("--write", type=Path, help="update this Markdown file's table")
+    parser.add_argument("--ab", nargs=2, metavar=("OLD", "NEW"),
+                        help="compare two source trees (see above)")
+    parser.add_argument("--case", action="append", metavar="SHAPE:N",
+                        help="with --ab: a graph to compare (repeatable)")
+    parser.add_argument("--rounds", type=int, default=15, help="with --ab: rounds")
     args = parser.parse_args()
     if args.child:
         child(args.child[0], int(args.child[1]), int(args.child[2]), args.cool)
         return 0
+    if args.ab:
+        cases = [(c.split(":")[0], int(c.split(":")[1])) for c in args.case or []]
+        return compare_trees(args.ab[0], args.ab[1], cases or [("wide", 20_000),
+                                                             ("layered", 4_000)],
+                             args.rounds, args.repeat)
 
     # Figures that are compared are measured round by round, close in time
     # (the machine's speed drifts over a minute): each round runs our child
@@ -231,6 +253,25 @@ def main() -> int:
     print(text)
     if args.write:
         write_section(args.write, "engine", "Engine", text)
+    return 0
+
+
+def compare_trees(old: str, new: str, cases: list[tuple[str, int]], rounds: int,
+                  repeat: int) -> int:
+    """Print, per case, the median over ``rounds`` of NEW's time / OLD's."""
+    for shape, n in cases:
+        ratios, olds, news = [], [], []
+        for r in range(rounds):
+            order = [(old, olds), (new, news)]
+            if r % 2:
+                order.reverse()
+            for tree, into in order:
+                into.append(measure(sys.executable, shape, n, repeat, tree=tree))
+            ratios.append(news[-1] / olds[-1])
+        print(f"{shape:8} {n:>7}  old {statistics.median(olds) * 1e3:8.1f} ms"
+              f"  new {statistics.median(news) * 1e3:8.1f} ms"
+              f"  new/old {statistics.median(ratios):.3f} (median of {rounds} rounds; "
+              f"per round {', '.join(f'{x:.2f}' for x in ratios)})", flush=True)
     return 0
 
 

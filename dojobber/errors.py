@@ -5,6 +5,118 @@ Errors found while *defining* a graph (at :meth:`DoJobber.configure`) derive
 from :class:`DefinitionError`; errors that happen while *running* one derive
 from :class:`RunError`.  Each message names the job (class) at fault and says
 what to do about it.
+
+The whole tree, every error class the package defines (a test checks this
+drawing against the classes, so it cannot go stale).  The second column
+names the module (under ``dojobber.``) of each class defined outside this
+one; the third, in parentheses, its other bases::
+
+    DojobberError                                                    (Exception)
+        DefinitionError                                              (ValueError)
+            DepsNotIterableError                                     (TypeError)
+            NotAJobError                                             (TypeError)
+            DuplicateJobNameError
+            DependencyCycleError
+            InvalidTriesError
+            InvalidRetryDelayError
+            InvalidTimeoutError
+            UnknownOptionError                                       (TypeError)
+            MissingOptionError                                       (TypeError)
+            InvalidSSHOptionError            contrib.ssh_errors      (ReconstructibleError, GiveUp)
+            InvalidLibvirtOptionError        contrib.libvirt_errors  (ReconstructibleError, GiveUp)
+        ConfigurationError                                           (ValueError)
+        UnknownJobError                                              (KeyError)
+        NotConfiguredError
+        RunError
+            NoActError                                               (RuntimeError)
+            CleanupError
+            JobNotSendableError
+            WorkerLostError
+            JobTimeoutError
+            RemoteError
+            LockHeldError                    lock
+            NotConvergedError                contrib._runscope       (ReconstructibleError)
+            SSHJobError                      contrib.ssh_errors      (ReconstructibleError)
+                NoHostError                  contrib.ssh_errors
+                SSHConnectError              contrib.ssh_errors
+                SSHAuthError                 contrib.ssh_errors      (GiveUp)
+                HostKeyUnknownError          contrib.ssh_errors
+                HostKeyChangedError          contrib.ssh_errors      (GiveUp)
+                CommandFailedError           contrib.ssh_errors
+                CommandTimeoutError          contrib.ssh_errors
+                CheckCommandError            contrib.ssh_errors
+                ConsoleError                 contrib.ssh_errors
+                    ConsoleTimeoutError      contrib.ssh_errors
+                    ConsoleLoginError        contrib.ssh_errors
+                    ConsoleCommandError      contrib.ssh_errors
+                SeedError                    contrib.ssh_errors
+            LibvirtJobError                  contrib.libvirt_errors  (ReconstructibleError)
+                LibvirtCallError             contrib.libvirt_errors
+                DomainDriftError             contrib.libvirt_errors
+                DomainNotFoundError          contrib.libvirt_errors
+                AddressTimeoutError          contrib.libvirt_errors
+                DiskError                    contrib.libvirt_errors
+            ContribError                     contrib.errors
+                TransportError               contrib.errors
+                HTTPStatusError              contrib.errors
+                    ObsAuthError             contrib.errors          (GiveUp)
+                    UnknownResourceError     contrib.errors          (GiveUp)
+                    ServerError              contrib.errors
+                ObsError                     contrib.errors
+                    RepositoryNotFoundError  contrib.errors          (GiveUp)
+                    RepositoryNotReadyError  contrib.errors
+                    BuildNotReadyError       contrib.errors
+                    BuildFailedError         contrib.errors
+                    ImageNotFoundError       contrib.errors
+                    AmbiguousImageError      contrib.errors          (GiveUp)
+                    CredentialsError         contrib.errors          (GiveUp)
+                DownloadError                contrib.errors
+                    NoUrlError               contrib.errors
+                    NotDownloadedError       contrib.errors
+                    RemoteChangedError       contrib.errors
+                    DownloadInterruptedError contrib.errors
+                    SizeMismatchError        contrib.errors
+                    ChecksumMismatchError    contrib.errors
+        BoardError                           board.base
+            UnknownRequestError              board.base              (KeyError)
+        TargetError                          loader
+        RecordsError                         records.store
+        RenderError                          render._errors
+            UnsupportedFormatError           render._errors          (ValueError)
+            GraphvizUnavailableError         render._errors
+                GraphvizPackageMissingError  render._errors          (ImportError)
+                GraphvizNotFoundError        render._errors
+            LayoutTimeoutError               render._errors          (TimeoutError)
+            GraphvizFailedError              render._errors
+            NoImageViewerError               render._errors
+        GraphOutputError                     cli.graph
+        ServeError                           web._options
+        ExecutorStartError                   cluster                 (RuntimeError)
+
+Not in the tree (other exception classes of the package, named here so
+that the test finds them deliberate):
+
+- ``errors.GiveUp`` (this module): raised by a job, not by dojobber, to say
+  that retrying cannot help (so it is no DojobberError);
+- ``_postgres.NotOursError``: a PostgreSQL database holds tables dojobber
+  did not make (the board and records backends turn it into their
+  ``BoardError`` / ``RecordsError``), and ``_postgres._ConnectError``, a
+  failed connection that may work on the next try;
+- ``contrib._runscope.ReconstructibleError``: a mixin (listed above among
+  the bases) whose subclasses pickle by being made again from their
+  arguments, to and from executor processes;
+- ``_timeout._AlarmError`` (a ``BaseException``, so that a job's
+  ``except Exception`` does not swallow it): raised in job code by the timer
+  signal that ends an attempt past its TIMEOUT in a process pool;
+- ``web._data.BadParameterError`` (``ValueError``), ``web._data.NotFoundError``
+  (``LookupError``) and ``web._svg.PictureUnavailableError``
+  (``RuntimeError``): the web view's, turned into HTTP answers;
+- ``records._graph.StoredError``: stands for a job's exception in a stored
+  run (its text only);
+- ``records._schema.SchemaTooNewError`` (``sqlite3.DatabaseError``): the
+  records database was written by a newer dojobber;
+- ``cli._base.Failure`` (``click.ClickException``) and its ``Locked``:
+  what the CLI prints before it exits with status 2 or 3.
 """
 
 from __future__ import annotations

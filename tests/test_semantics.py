@@ -436,16 +436,20 @@ def test_stop_ends_the_run_after_the_running_job() -> None:
 
 
 def test_stop_with_threads_lets_running_jobs_finish() -> None:
+    import threading
     import time as _time
 
     dojob = DoJobber()
+    slow_running = threading.Event()
 
     class Stopper(Job):
         def Check(self) -> None:
+            assert slow_running.wait(30)  # stop while Slow runs
             dojob.stop()
 
     class Slow(Job):
         def Check(self) -> str:
+            slow_running.set()
             _time.sleep(0.2)
             return "finished"
 
