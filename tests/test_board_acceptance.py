@@ -242,3 +242,16 @@ def test_a_version_1_board_is_upgraded(tmp_path: Path) -> None:
     assert board.requests()[0].retry_backoff is None
     with sqlite3.connect(path) as db:
         assert db.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone() == ("2",)
+
+
+def test_release_hands_a_claim_back_uncounted(board: Board) -> None:
+    if not hasattr(board, "release"):
+        pytest.skip(f"{type(board).__name__} has no release() yet")
+    rid = board.post("a:A").id
+    assert board.claim("w", 30) is not None
+    assert not board.release(rid, "other")  # not its claim
+    assert board.release(rid, "w")
+    again = board.get(rid)
+    assert (again.state, again.attempts, again.claimed_by) == ("waiting", 0, None)
+    claimed = board.claim("w2", 30)
+    assert claimed is not None and claimed.attempts == 1

@@ -185,6 +185,22 @@ class PostgresBoard(Board):
 
         return self._link.run(body)
 
+    def release(self, request_id: int, worker: str) -> bool:
+        """Hand a claim back untouched (``waiting`` again, not counted as an
+        attempt): the worker found a fault of its own before running it.
+        Returns whether the claim was this worker's."""
+        def body(conn: psycopg.Connection[Any]) -> bool:
+            row = conn.execute(
+                "UPDATE board_requests SET state = 'waiting', claimed_by = NULL,"
+                " claimed_at = NULL, lease_until = NULL, attempts = greatest(attempts - 1, 0)"
+                " WHERE id = %s AND state = 'claimed' AND claimed_by = %s RETURNING id",
+                (request_id, worker)).fetchone()
+            if row is not None:
+                conn.execute(f"NOTIFY {CHANNEL}")
+            return row is not None
+
+        return self._link.run(body)
+
     def heartbeat(self, request_id: int, worker: str, lease: float) -> str:
         def body(conn: psycopg.Connection[Any]) -> str:
             row = conn.execute(

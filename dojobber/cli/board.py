@@ -116,6 +116,8 @@ def worker_command(concurrency: int, once: bool, lease: float, poll: float,
     )
     try:
         count = run_worker(board, options, stop)
+    except BoardError as err:  # the board stayed away longer than its retries
+        raise Failure(f"worker stopped: {err}") from err
     except KeyboardInterrupt:
         sys.stderr.write("worker stopped\n")
         return 130
