@@ -8,7 +8,10 @@ from a shell::
     dojobber worker --once
     dojobber board
 
-Run it with ``python examples/run_queue.py [--dir DIR]``.
+Run it with ``python examples/run_queue.py [--dir DIR]``.  With
+``--board postgresql://user:password@host/db`` (needs ``dojobber[postgres]``)
+the board is on a PostgreSQL server, where workers on other hosts could
+take the requests too; ``--records URL_OR_PATH`` records each run.
 """
 
 from __future__ import annotations
@@ -38,19 +41,22 @@ class Greeting(Job):
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dir", type=Path, default=None, help="where board and files go")
+    parser.add_argument("--board", help="board file or postgresql:// URL (default: in DIR)")
+    parser.add_argument("--records", help="run records file or postgresql:// URL (default: none)")
     args = parser.parse_args()
     where = args.dir or Path(tempfile.mkdtemp(prefix="dojobber-queue-"))
     where.mkdir(parents=True, exist_ok=True)
-    board = open_board(where / "board.sqlite3")
+    board = open_board(args.board or where / "board.sqlite3")
     target = f"{Path(__file__).resolve()}:Greeting"
     for name in ("ann", "bob", "ann"):
         posted = board.post(target, kwargs={"name": name, "where": str(where)})
         note = " (already waiting)" if posted.duplicate else ""
         print(f"posted {name}: request {posted.id}{note}")
-    count = run_worker(board, WorkerOptions(once=True, poll=0.1))
+    count = run_worker(board, WorkerOptions(once=True, poll=0.1, records=args.records))
     print(f"the worker carried out {count} request(s)")
     for req in board.requests():
-        print(f"  request {req.id}: {req.kwargs['name']} -> {req.state} ({req.outcome})")
+        runs = f", run {req.runs[-1]}" if req.runs else ""
+        print(f"  request {req.id}: {req.kwargs['name']} -> {req.state} ({req.outcome}{runs})")
     return 0 if all(r.state == "done" for r in board.requests()) else 1
 
 

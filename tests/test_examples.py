@@ -45,3 +45,10 @@ def test_converge_example_converges_and_gives_up(tmp_path: Path) -> None:
     )
     assert gave_up.returncode == 5
     assert "gave up after 1 round" in gave_up.stdout
+
+
+def test_run_queue_example_on_postgresql(tmp_path: Path, pg_url: str) -> None:
+    out = run("run_queue.py", "--dir", str(tmp_path), "--board", pg_url, "--records", pg_url)
+    assert "(already waiting)" in out and "carried out 2 request(s)" in out
+    assert "ann -> done (" in out and "bob -> done (" in out
+    assert "s, run 1)" in out and "s, run 2)" in out  # runs recorded in the database
