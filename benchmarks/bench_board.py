@@ -75,7 +75,9 @@ def _idle_worker(location: str, stop_file: str) -> None:
     run_worker(board, WorkerOptions(poll=1.0, lease=30), stop, _load)
 
 
-def latency(location: str, samples: int, tmp: Path) -> list[float]:
+def latency(location: str, samples: int, tmp: Path) -> tuple[list[float], list[float]]:
+    """(post -> start, post -> claim) in seconds per sample; the second by
+    the board's own clock (the server's for PostgreSQL)."""
     out, stop_file = tmp / f"stamps-{os.getpid()}-{id(location)}", tmp / "stop"
     stop_file.unlink(missing_ok=True)
     ctx = multiprocessing.get_context("fork")
@@ -102,7 +104,9 @@ def latency(location: str, samples: int, tmp: Path) -> list[float]:
         stop_file.write_text("")
         worker.join(timeout=30)
     started = {int(a): float(b) for a, b in (ln.split() for ln in out.read_text().splitlines())}
-    return [started[n] - posted[n] for n in posted]
+    claims = [r.claimed_at - r.posted for r in board.requests(limit=samples)
+              if r.claimed_at is not None]
+    return [started[n] - posted[n] for n in posted], claims
 
 
 def _drain(location: str, go: Any, counts: Any, index: int) -> None:
@@ -159,13 +163,14 @@ def main() -> None:
         "",
         "Post -> start latency, one idle worker:",
         "",
-        "| board | median ms | p90 ms | max ms |",
-        "|---|---:|---:|---:|",
+        "| board | post -> start median ms | p90 ms | max ms | post -> claim median ms |",
+        "|---|---:|---:|---:|---:|",
     ]
-    for name, values in lat.items():
+    for name, (values, claims) in lat.items():
         ms = sorted(v * 1000 for v in values)
         lines.append(f"| {name} | {statistics.median(ms):.1f} | "
-                     f"{ms[int(len(ms) * 0.9) - 1]:.1f} | {ms[-1]:.1f} |")
+                     f"{ms[int(len(ms) * 0.9) - 1]:.1f} | {ms[-1]:.1f} | "
+                     f"{statistics.median(claims) * 1000:.1f} |")
     lines += [
         "",
         f"Claim throughput, {opts.requests} trivial requests (claim + one-job checknrun + "

@@ -6,8 +6,8 @@ and the writer the records listener uses
 sequence, so they are unique across hosts and ``dojobber show 42`` means
 the same run everywhere; each run row says where it ran (host, user, pid),
 ``dojobber history`` shows it, and ``dojobber show HOST:PID`` finds the
-newest run of that process.  A batch of finished jobs is one multi-row
-``INSERT ... SELECT FROM unnest(...)`` (one statement whatever its size),
+newest run of that process.  A batch of finished jobs and log lines is
+one ``COPY`` per table (a job written again falls back to an upsert),
 committed durably, at the listener's pace (within about a second).
 
 Opening the database creates or migrates its tables (see
@@ -18,7 +18,10 @@ processes on this host ``interrupted``, as SQLite does.  Needs the
 
 from __future__ import annotations
 
+import itertools
 import json
+import queue
+import threading
 from typing import TYPE_CHECKING, Any
 
 from .._postgres import NotOursError, PostgresLink, redact_url
@@ -135,11 +138,23 @@ _DETAILS_UPSERT = (
     " traceback = EXCLUDED.traceback, phases = EXCLUDED.phases"
 )
 
-_LOGS_INSERT = (
-    "INSERT INTO records_logs (run_id, job, phase, attempt, created, level, logger, message)"
-    " SELECT * FROM unnest(%s::bigint[], %s::text[], %s::text[], %s::int[], %s::float8[],"
-    " %s::int[], %s::text[], %s::text[])"
-)
+_Batch = tuple[int, "GraphRow | None", list[Any], list[tuple[Any, ...]], list[tuple[Any, ...]],
+               "RunEnd | None"]
+
+_JOB_FIELDS = "run_id, idx, name, status, tries, started, duration"
+_LOG_FIELDS = "run_id, job, phase, attempt, created, level, logger, message"
+
+
+def _copy(conn: psycopg.Connection[Any], table: str, fields: str, width: int,
+          values: list[Any]) -> None:
+    """``COPY`` rows given as one flat list of ``width`` values per row: a
+    fifth of the client and server time of the same rows as one
+    ``INSERT ... SELECT FROM unnest(...)`` (no per-value adaptation into
+    arrays, no array parsing on the server)."""
+    with conn.cursor().copy(f"COPY {table} ({fields}) FROM STDIN") as copy:
+        write = copy.write_row
+        for start in range(0, len(values), width):
+            write(values[start : start + width])
 
 
 class PostgresRecordStore:
@@ -157,6 +172,10 @@ class PostgresRecordStore:
             raise RecordsError(self.path, "needs psycopg",
                                "pip install 'dojobber[postgres]'") from err
         self._link = PostgresLink(url, self._error, retry_for=retry_for)
+        #: Batches for the writer thread (bounded: a slow server slows the run).
+        self._queue: queue.Queue[_Batch | None] = queue.Queue(maxsize=8)
+        self._writer: threading.Thread | None = None
+        self._failure: BaseException | None = None
         try:
             self._link.ensure_schema("records", MIGRATIONS, _TABLES)
         except NotOursError as err:
@@ -173,7 +192,14 @@ class PostgresRecordStore:
         return f"PostgresRecordStore({self.path!r})"
 
     def close(self) -> None:
+        """Write what is queued, then let go of the connection."""
+        writer = self._writer
+        if writer is not None and writer.is_alive():
+            self._queue.put(None)
+            writer.join()
+        self._writer = None
         self._link.close()
+        self._raise_failure()
 
     def __enter__(self) -> PostgresRecordStore:
         return self
@@ -203,9 +229,50 @@ class PostgresRecordStore:
         logs: list[tuple[Any, ...]],
         end: RunEnd | None,
     ) -> None:
-        job_columns = [jobs[i::7] for i in range(7)] if jobs else None
+        """Hand the batch to the writer thread (so the run goes on while the
+        server works); the batch that ends a run returns only when it and
+        every batch before it are committed.  A failed write is raised here,
+        at the next batch."""
+        self._raise_failure()
+        if self._writer is None or not self._writer.is_alive():
+            self._writer = threading.Thread(target=self._write_loop, daemon=True,
+                                            name="dojobber-records-postgres")
+            self._writer.start()
+        self._queue.put((run_id, graph, jobs, details, logs, end))
+        if end is not None:
+            self._queue.join()
+            self._raise_failure()
+
+    def _raise_failure(self) -> None:
+        failure, self._failure = self._failure, None
+        if failure is not None:
+            raise failure
+
+    def _write_loop(self) -> None:
+        while True:
+            batch = self._queue.get()
+            try:
+                if batch is None:
+                    return
+                if self._failure is None:  # after a failure, drop until it is seen
+                    self._write_now(*batch)
+            except BaseException as err:
+                self._failure = err
+            finally:
+                self._queue.task_done()
+
+    def _write_now(
+        self,
+        run_id: int,
+        graph: GraphRow | None,
+        jobs: list[Any],
+        details: list[tuple[Any, ...]],
+        logs: list[tuple[Any, ...]],
+        end: RunEnd | None,
+    ) -> None:
+        import psycopg
+
         detail_columns = [list(c) for c in zip(*details, strict=True)] if details else None
-        log_columns = [list(c) for c in zip(*logs, strict=True)] if logs else None
 
         def body(conn: psycopg.Connection[Any]) -> None:
             if graph is not None:
@@ -220,12 +287,17 @@ class PostgresRecordStore:
                 assert got is not None
                 conn.execute("UPDATE records_runs SET graph_id = %s WHERE id = %s",
                              (got[0], run_id))
-            if job_columns:
-                conn.execute(_JOBS_UPSERT, job_columns)
+            if jobs:
+                try:
+                    with conn.transaction():  # a savepoint: COPY, the fast way
+                        _copy(conn, "records_jobs", _JOB_FIELDS, 7, jobs)
+                except psycopg.errors.UniqueViolation:  # a job written again
+                    conn.execute(_JOBS_UPSERT, [jobs[i::7] for i in range(7)])
             if detail_columns:
                 conn.execute(_DETAILS_UPSERT, detail_columns)
-            if log_columns:
-                conn.execute(_LOGS_INSERT, log_columns)
+            if logs:
+                _copy(conn, "records_logs", _LOG_FIELDS, 8,
+                      list(itertools.chain.from_iterable(logs)))
             if end is not None:
                 conn.execute(
                     "UPDATE records_runs SET finished = %s, outcome = %s, ok = %s, changed = %s,"
