@@ -72,6 +72,10 @@ def redact_urls(text: str) -> str:
     return _PASSWORD_PARAM.sub(r"\1***", text)
 
 
+#: URLs this process has connected to: a failure there is worth waiting out.
+_REACHED: set[str] = set()
+
+
 class NotOursError(Exception):
     """The database holds tables that dojobber did not create."""
 
@@ -83,9 +87,10 @@ class PostgresLink:
     :meth:`run` calls a function with the connection inside one transaction;
     when the connection fails (server restarted, network cut) it reconnects
     and calls it again, for up to ``retry_for`` seconds, then raises
-    ``error(message)``.  The first connection is not retried: a wrong URL,
-    password or server is reported at once.  Every wait is bounded: ``connect_timeout`` to
-    connect, TCP keepalives and ``tcp_user_timeout`` to notice a dead peer.
+    ``error(message)``.  A server this process has never reached is not
+    waited for: a wrong URL, password or host is reported at once.  Every
+    wait is bounded: ``connect_timeout`` to connect, TCP keepalives and
+    ``tcp_user_timeout`` to notice a dead peer.
     """
 
     def __init__(self, url: str, error: Callable[[str], Exception], *,
@@ -97,7 +102,6 @@ class PostgresLink:
         self.connect_timeout = connect_timeout
         self._lock = threading.RLock()
         self._conn: psycopg.Connection[Any] | None = None
-        self._connected = False
 
     def connect(self, autocommit: bool = True) -> psycopg.Connection[Any]:
         """A new connection (the caller owns it)."""
@@ -124,16 +128,16 @@ class PostgresLink:
                 try:
                     if self._conn is None or self._conn.closed:
                         self._conn = self.connect()
-                        self._connected = True
+                        _REACHED.add(self.url)
                     conn = self._conn
                     with conn.transaction():
                         return body(conn)
                 except (psycopg.OperationalError, _ConnectError) as err:
                     reason = redact_urls(str(err).strip()) or type(err).__name__
                     self._drop()
-                    # A first connection that fails is a wrong URL, password or
-                    # server: said at once.  Later, the server may be restarting.
-                    if not self._connected or time.monotonic() + pause > deadline:
+                    # A server this process never reached: a wrong URL, password
+                    # or host, said at once.  One it reached may be restarting.
+                    if self.url not in _REACHED or time.monotonic() + pause > deadline:
                         raise self.error(f"{self.where}: {reason}") from None
                 except psycopg.Error as err:
                     raise self.error(f"{self.where}: {redact_urls(str(err).strip())}") from None

@@ -155,8 +155,12 @@ def test_database_restart_during_a_run_loses_nothing_and_repeats_nothing(
         wait_until(lambda: len(runs_log(tmp)) >= 4, timeout=120, what="a few runs to finish")
         board.close()
         postgres_server.restart(down=2.0)
-        wait_until(lambda: all(board.get(i).state == "done" for i in ids), timeout=240,
-                   what="every request to be done after the restart")
+        try:
+            wait_until(lambda: all(board.get(i).state == "done" for i in ids), timeout=240,
+                       what="every request to be done after the restart")
+        except AssertionError:
+            states = [(r.id, r.state, r.attempts, r.outcome) for r in board.requests()]
+            raise AssertionError(f"{states}\n" + "\n".join(stop(*procs))) from None
     finally:
         errs = stop(*procs)
     assert all(proc.returncode == 0 for proc in procs), errs

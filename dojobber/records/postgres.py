@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import logging
 import queue
 import threading
 from typing import TYPE_CHECKING, Any
@@ -41,6 +42,8 @@ if TYPE_CHECKING:
     import psycopg
 
 __all__ = ["PostgresRecordStore"]
+
+log = logging.getLogger("dojobber.records")
 
 #: ``MIGRATIONS[i]`` upgrades the records tables from version ``i`` to ``i + 1``.
 MIGRATIONS: tuple[str, ...] = (
@@ -199,7 +202,9 @@ class PostgresRecordStore:
             writer.join()
         self._writer = None
         self._link.close()
-        self._raise_failure()
+        failure, self._failure = self._failure, None
+        if failure is not None:  # not raised at a run's end (no run ended since)
+            log.error("run records at %s: a write failed: %s", self.path, failure)
 
     def __enter__(self) -> PostgresRecordStore:
         return self
