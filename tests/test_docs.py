@@ -54,7 +54,7 @@ class Block:
     why: str = ""
     #: shell: expected exit code per command index (default 0)
     codes: dict[int, int] = field(default_factory=dict)
-    #: stand-ins the block needs: obs, libvirt, dask, webhook
+    #: stand-ins the block needs: obs, libvirt, dask, webhook, postgres
     needs: tuple[str, ...] = ()
     #: shell: the lines after the commands are Python, run after them
     python_after: bool = False
@@ -104,6 +104,16 @@ BLOCKS: dict[tuple[str, str], Block] = {
         "python", replace=(("/var/lib/converge", "$tmp/converge"),),
         before="os.makedirs(os.path.join(tmp, 'converge'), exist_ok=True)\n",
         after="assert board.get(posted.id).state == 'done', board.get(posted.id)"),
+    ("docs/board.rst",
+     "export DOJOBBER_BOARD=postgresql://dojobber:PASSWORD@db.example/dojobber"): Block(
+        "shell", needs=("postgres",),
+        replace=(("dojobber worker --concurrency 4",
+                  "dojobber post site.py:Published --arg site=/srv/www --board $pg\n"
+                  "dojobber worker --concurrency 4 --once --board $pg --records $pg\n"
+                  "dojobber board 1 --board $pg\ndojobber show last --records $pg"),)),
+    ("docs/board.rst", "# on db, once"): Block(
+        "install", why="a fleet's setup on other machines (createuser, pip, systemd, cron);"
+        " tests/test_board_fleet.py runs its post and worker commands on a real server"),
     # -------------------------------------------------------------- cli.rst
     ("docs/cli.rst", 'pip install "dojobber[cli]"'): Block("install", why="pip"),
     ("docs/cli.rst", "dojobber run deploy.py:Deploy --arg host=web1 --arg port=22 --workers 4"):
@@ -188,6 +198,13 @@ BLOCKS: dict[tuple[str, str], Block] = {
         "python", before=GRAPH_JOBS,
         after="assert os.path.isfile(os.path.join(home, 'deploy-records.sqlite3'))\n"
               "assert not os.path.exists('~')"),
+    ("docs/records.rst",
+     'dojob.configure(Deploy, records="postgresql://dojobber@db.example/dojobber")'): Block(
+        "python", needs=("postgres",), before=DOJOB,
+        replace=(("postgresql://dojobber@db.example/dojobber", "$pg"),),
+        after=("dojob.set_args(host='web1')\nresult = dojob.checknrun()\n"
+               "from dojobber.records import open_store\nstore = open_store(pg)\n"
+               "assert store.run('last').root == 'Deploy'\nstore.close()")),
     ("docs/records.rst", "import logging"): Block(
         "python", after="dojob.checknrun()\nassert records.run_id"),
     ("docs/records.rst", "from dojobber.records import RecordStore"): Block(
@@ -332,6 +349,13 @@ def stand_ins(needs: set[str], tmp: Path) -> Iterator[dict[str, Any]]:
                 host="127.0.0.1",
                 dashboard_address=None))
             values["dask"] = "dask://" + cluster.scheduler_address.removeprefix("tcp://")
+        if "postgres" in needs:
+            from tests.fakes.postgres import PostgresServer, pg_bin_dir
+
+            if pg_bin_dir() is None:
+                pytest.skip("PostgreSQL binaries (initdb, pg_ctl) are not installed")
+            server = stack.enter_context(PostgresServer())
+            values["pg"] = server.create_database("docs")
         if "webhook" in needs:
             from tests.fakes.webhook import webhook_server
 
