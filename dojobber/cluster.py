@@ -109,7 +109,10 @@ def open_executor(spec: str) -> Iterator[cf.Executor]:
                 try:
                     cluster = dask.LocalCluster(
                         n_workers=workers, threads_per_worker=1, processes=True,
-                        dashboard_address=None, host="127.0.0.1",
+                        # The scheduler's HTTP server (metrics, health)
+                        # runs even without a dashboard: on loopback, at a
+                        # free port (None would take 8787 on every interface).
+                        dashboard_address="127.0.0.1:0", host="127.0.0.1",
                         silence_logs=logging.WARNING,
                     )
                 except Exception as err:

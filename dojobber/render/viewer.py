@@ -6,6 +6,7 @@ import os
 import shutil
 import subprocess
 import sys
+import threading
 
 from ._errors import NoImageViewerError
 
@@ -49,10 +50,13 @@ def open_image(path: str) -> None:
         return
     command = [*command, path]
     try:
-        # The viewer keeps running on its own; do not wait for it.
-        subprocess.Popen(
+        # The viewer keeps running on its own; a daemon thread reaps it when
+        # it ends (no zombie, no "subprocess is still running" warning).
+        viewer_process = subprocess.Popen(
             command, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL, start_new_session=True,
         )
+        threading.Thread(target=viewer_process.wait, name="dojobber-viewer-reaper",
+                         daemon=True).start()
     except OSError as err:
         raise NoImageViewerError(f"{command[0]} could not be started ({err})") from None
