@@ -6,7 +6,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip --disable-pip-version-check -q
 
-.PHONY: demo test test-vm pytest lint typecheck bench docs-graph system-deps clean test-upstream
+.PHONY: demo test test-fast test-vm pytest lint typecheck bench docs-graph system-deps clean test-upstream
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -36,8 +36,10 @@ docs-graph: $(VENV)/.demo-installed
 	cp $(VENV)/docs-graph/website-failing-run.png docs/website-graph.png
 	@echo "wrote docs/website-graph.png"
 
+# --no-skips: everything the tests need is installed above, so a skipped
+# test means a missing part; it fails the run instead of passing quietly.
 test: $(VENV)/.test-installed
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q --no-skips
 	$(PY) -m ruff check dojobber tests examples benchmarks
 	$(PY) -m mypy
 
@@ -50,6 +52,10 @@ test-vm: $(VENV)/.test-installed
 
 pytest: $(VENV)/.test-installed
 	$(PY) -m pytest -q $(ARGS)
+
+# The tests without the slow marker (a quick loop while editing).
+test-fast: $(VENV)/.test-installed
+	$(PY) -m pytest -q -m "not slow" $(ARGS)
 
 lint: $(VENV)/.test-installed
 	$(PY) -m ruff check dojobber tests examples benchmarks

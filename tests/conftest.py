@@ -1,4 +1,6 @@
-"""Shared pytest configuration.  Topic fixtures live in tests/fakes/*."""
+"""Shared pytest configuration.  Topic fixtures live in tests/fakes/*,
+shared helpers in tests/helpers.py, hypothesis strategies in
+tests/strategies.py."""
 
 from __future__ import annotations
 
@@ -8,6 +10,34 @@ from collections.abc import Iterator
 import pytest
 
 from tests.fakes.postgres import PostgresServer, pg_bin_dir
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--no-skips", action="store_true",
+        help="fail the run when a test is skipped (make test installs everything the "
+             "tests need, so a skip there means a missing part went unnoticed)",
+    )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if not config.pluginmanager.hasplugin("timeout"):
+        raise pytest.UsageError(
+            "pytest-timeout is not installed: pip install -e '.[test]' (make test does)"
+        )
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    if not session.config.getoption("no_skips"):
+        return
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    skipped = reporter.stats.get("skipped", []) if reporter is not None else []
+    if skipped and exitstatus == pytest.ExitCode.OK:
+        reporter.write_line(
+            f"--no-skips: {len(skipped)} test(s) skipped; install what they need "
+            "(scripts/system-deps.sh, the test extra)", red=True, bold=True,
+        )
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
 @pytest.fixture(autouse=True)

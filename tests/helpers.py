@@ -1,11 +1,13 @@
-"""Helpers to build job graphs for tests (not fixtures: plain functions)."""
+"""What the tests share (plain functions, not fixtures): making job graphs
+and running them.  Hypothesis strategies are in :mod:`tests.strategies`,
+real servers and processes in :mod:`tests.fakes`."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from typing import Any
 
-from dojobber import DummyJob, Job
+from dojobber import DoJobber, DummyJob, Job, RunResult
 
 
 def make_job(
@@ -41,3 +43,30 @@ def make_job(
 
 def root_of(*deps: type[Job], name: str = "Root") -> type[Job]:
     return type(name, (DummyJob,), {"DEPS": list(deps)})
+
+
+def converge(root: type[Job], *, tries: int | None = None, **options: Any) -> DoJobber:
+    """Configure a DoJobber for ``root`` and run ``checknrun()`` once.
+
+    No delay between tries unless ``default_retry_delay`` is given;
+    ``tries`` is ``default_tries`` (3 when None).  Other keyword arguments
+    go to ``configure()``."""
+    options.setdefault("default_retry_delay", 0)
+    if tries is not None:
+        options["default_tries"] = tries
+    dojob = DoJobber()
+    dojob.configure(root, **options)
+    dojob.checknrun()
+    return dojob
+
+
+def converge_once(root: type[Job], **options: Any) -> DoJobber:
+    """:func:`converge` with one try per job (a failure is final)."""
+    return converge(root, tries=1, **options)
+
+
+def run_once(root: type[Job], **options: Any) -> RunResult:
+    """The :class:`RunResult` of :func:`converge_once`."""
+    result = converge_once(root, **options).result
+    assert result is not None
+    return result

@@ -161,6 +161,7 @@ def _claim_all(location: str, name: str, out: multiprocessing.Queue[list[int]]) 
     out.put(got)
 
 
+@pytest.mark.slow
 def test_four_processes_never_claim_the_same_request(location: str) -> None:
     board = open_board(location)
     ids = {board.post(f"m:J{i}").id for i in range(200)}

@@ -218,6 +218,7 @@ def test_debug_shows_the_traceback(jobs: Path, capsys: pytest.CaptureFixture[str
     assert err.strip().splitlines()[-1].startswith("Error: dependency cycle")
 
 
+@pytest.mark.slow
 def test_python_m_dojobber_exit_codes(jobs: Path, tmp_path: Path) -> None:
     env = {"cwd": str(tmp_path)}
     ok = run_python(["-m", "dojobber", "run", f"{jobs}:Root", "--no-records"], **env)
@@ -238,6 +239,7 @@ def test_python_m_dojobber_exit_codes(jobs: Path, tmp_path: Path) -> None:
     assert run_python(["-m", "dojobber", "--version"]).stdout.startswith("dojobber, version")
 
 
+@pytest.mark.slow
 def test_main_of_a_job_class_makes_a_script_cli(tmp_path: Path) -> None:
     script = tmp_path / "converge.py"
     script.write_text(

@@ -7,7 +7,6 @@ import socket
 import subprocess
 import sys
 import textwrap
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -17,12 +16,17 @@ from hypothesis import given, settings
 
 from dojobber import DoJobber, DummyJob, Job, JobStatus
 from dojobber.cluster import open_executor
+from tests.fakes.procs import wait_until
+from tests.helpers import converge
+from tests.strategies import TRIES, Script, scripts, storage_script
 
 from . import parallel_jobs
-from .test_properties import TRIES, Script, scripts
 
 dask = pytest.importorskip("dask")
 distributed = pytest.importorskip("distributed")
+
+#: A dask cluster takes seconds to start, and every test here uses one.
+pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
@@ -31,35 +35,16 @@ def dask_executor() -> Iterator[Any]:
     # rescheduling silently, so dojobber's own recovery is what is tested
     with dask.config.set({"distributed.scheduler.allowed-failures": 0}), \
             distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                                     dashboard_address=None, host="127.0.0.1") as cluster, \
+                                     dashboard_address="127.0.0.1:0",
+                                     host="127.0.0.1") as cluster, \
             distributed.Client(cluster) as client:
         yield client.get_executor()
 
 
-def storage_script(script: Script) -> type[Job]:
-    """Like test_properties.build, but keeps run counts in global_storage
-    (class attributes do not travel back from another process)."""
-    classes: list[type[Job]] = []
-    for i, deps in enumerate(script.deps):
-        def Check(self: Job, i: int = i) -> str:
-            if self.global_storage.get(f"runs{i}", 0) < script.fix[i]:  # type: ignore[union-attr]
-                raise RuntimeError(f"J{i} needs {script.fix[i]} runs")
-            return f"result {i}"
-
-        def Run(self: Job, i: int = i) -> None:
-            gs = self.global_storage
-            gs[f"runs{i}"] = gs.get(f"runs{i}", 0) + 1  # type: ignore[union-attr,index]
-
-        classes.append(type(f"J{i}", (Job,), {
-            "DEPS": [classes[d] for d in deps], "Check": Check, "Run": Run,
-        }))
-    return type("Root", (DummyJob,), {"DEPS": classes[::-1]})
-
-
 def outcome(root: type[Job], **options: Any) -> tuple[Any, ...]:
-    dojob = DoJobber()
-    dojob.configure(root, default_tries=TRIES, default_retry_delay=0, **options)
-    result = dojob.checknrun()
+    dojob = converge(root, tries=TRIES, **options)
+    result = dojob.result
+    assert result is not None
     return (
         dojob.nodestatus,
         dojob.noderesults,
@@ -132,6 +117,14 @@ def test_jobs_made_in_main_with_type_and_variant_run_on_dask(tmp_path: Path) -> 
     assert out.stdout.split() == ["True", "typed", "hello", "ann", "False"]
 
 
+def _listens(port: int) -> bool:
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=1).close()
+    except OSError:
+        return False
+    return True
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -153,14 +146,7 @@ def test_existing_scheduler_by_address(tmp_path: Path) -> None:
          "--no-dashboard", "--host", "127.0.0.1"],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=tmp_path, env=env)
     try:
-        deadline = time.monotonic() + 60
-        while True:  # wait for the scheduler to listen
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                assert time.monotonic() < deadline, "dask scheduler did not start"
-                time.sleep(0.2)
+        wait_until(lambda: _listens(port), 60, "the dask scheduler to listen")
         with open_executor(f"dask://127.0.0.1:{port}") as executor:
             dojob = DoJobber()
             dojob.configure(parallel_jobs.Gather, executor=executor)

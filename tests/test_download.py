@@ -25,7 +25,8 @@ from dojobber.contrib.errors import (
     UnknownResourceError,
 )
 from dojobber.contrib.obs import ObsImage
-from tests.fakes.obs import IMAGE, PACKAGE, PROJECT, FakeObs, obs, published_dir, run, sha
+from tests.fakes.obs import IMAGE, PACKAGE, PROJECT, FakeObs, obs, published_dir, sha
+from tests.helpers import converge, converge_once
 
 __all__ = ["obs"]
 
@@ -60,7 +61,7 @@ def test_lookup_then_download_converges_and_rerun_transfers_nothing(
     Find = ObsImage.variant("Find", project=PROJECT, package=PACKAGE, oscrc=False,
                             api_url=obs.api_url, download_url=obs.download_url)
     Get = Download.variant("Get", source=Find, dest_dir=str(tmp_path / "cache"))
-    dj = run(Get)
+    dj = converge_once(Get)
     assert dj.success(), dj.nodeexceptions
     target = tmp_path / "cache" / IMAGE
     assert target.read_bytes() == DATA
@@ -70,7 +71,7 @@ def test_lookup_then_download_converges_and_rerun_transfers_nothing(
     assert image_gets(obs) == [len(DATA)]
     assert leftovers(target.parent) == []
     obs.clear_log()
-    again = run(Get)
+    again = converge_once(Get)
     assert again.success()
     assert again.result is not None and again.result.jobs["Get"].tries == 1
     assert image_gets(obs) == []
@@ -83,18 +84,18 @@ def test_check_trusts_the_cached_hash_until_the_file_changes(obs: FakeObs,
                                                               tmp_path: Path) -> None:
     publish(obs, DATA)
     Get = get(obs, tmp_path)
-    assert run(Get).success()
+    assert converge_once(Get).success()
     target = tmp_path / IMAGE
     st = target.stat()
     # Same size and mtime: Check does not rehash, so it does not notice.
     with open(target, "r+b") as f:
         f.write(b"X")
     os.utime(target, ns=(st.st_atime_ns, st.st_mtime_ns))
-    assert run(Get).success()
+    assert converge_once(Get).success()
     assert image_gets(obs) == [len(DATA)]
     # A newer mtime: Check rehashes, finds the damage, and Run downloads again.
     os.utime(target, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))
-    dj = run(Get)
+    dj = converge_once(Get)
     assert dj.success(), dj.nodeexceptions
     assert target.read_bytes() == DATA
     assert image_gets(obs) == [len(DATA), len(DATA)]
@@ -103,10 +104,10 @@ def test_check_trusts_the_cached_hash_until_the_file_changes(obs: FakeObs,
 def test_a_newer_version_on_the_server_is_downloaded(obs: FakeObs, tmp_path: Path) -> None:
     publish(obs, DATA)
     Get = get(obs, tmp_path)
-    assert run(Get).success()
+    assert converge_once(Get).success()
     new = DATA[::-1]
     publish(obs, new)
-    dj = run(Get)
+    dj = converge_once(Get)
     assert dj.success(), dj.nodeexceptions
     assert (tmp_path / IMAGE).read_bytes() == new
     assert dj.noderesults["Get image"]["sha256"] == sha(new)
@@ -116,13 +117,13 @@ def test_a_newer_version_on_the_server_is_downloaded(obs: FakeObs, tmp_path: Pat
 def test_last_modified_is_used_without_etag_support(obs: FakeObs, tmp_path: Path) -> None:
     publish(obs, DATA)
     Get = get(obs, tmp_path, check_remote=True)
-    assert run(Get).success()
+    assert converge_once(Get).success()
     sidecar = tmp_path / f".{IMAGE}.dojobber.json"
     meta = json.loads(sidecar.read_text())
     assert meta["etag"] == obs.etag(PATH)
     sidecar.write_text(json.dumps({**meta, "etag": None}))
     obs.clear_log()
-    assert run(Get).success()
+    assert converge_once(Get).success()
     head = obs.requests_for(PATH, "HEAD")[0]
     assert "If-None-Match" not in head.headers and head.status == 304
     assert head.headers["If-Modified-Since"]
@@ -132,13 +133,13 @@ def test_server_without_conditional_requests_same_etag_is_current(obs: FakeObs,
                                                                    tmp_path: Path) -> None:
     publish(obs, DATA)
     Get = get(obs, tmp_path)
-    assert run(Get).success()
+    assert converge_once(Get).success()
     obs.ignore_conditionals = True
     obs.clear_log()
-    assert run(Get).success()
+    assert converge_once(Get).success()
     assert [(r.method, r.status) for r in obs.requests_for(PATH)] == [("HEAD", 200)]
     publish(obs, DATA[::-1])
-    dj = run(Get)
+    dj = converge_once(Get)
     assert dj.success(), dj.nodeexceptions
     assert (tmp_path / IMAGE).read_bytes() == DATA[::-1]
 
@@ -147,9 +148,9 @@ def test_server_without_head_gets_a_conditional_get(obs: FakeObs, tmp_path: Path
     publish(obs, DATA)
     obs.no_head = True
     Get = get(obs, tmp_path)
-    assert run(Get).success()
+    assert converge_once(Get).success()
     obs.clear_log()
-    assert run(Get).success()
+    assert converge_once(Get).success()
     assert [(r.method, r.status, r.body_bytes) for r in obs.requests_for(PATH)] == [
         ("HEAD", 405, 0), ("GET", 304, 0)]
 
@@ -157,12 +158,12 @@ def test_server_without_head_gets_a_conditional_get(obs: FakeObs, tmp_path: Path
 def test_credentials_in_the_url_are_not_recorded(obs: FakeObs, tmp_path: Path) -> None:
     publish(obs, DATA)
     secret_url = obs.url(PATH).replace("http://", "http://me:pa55w0rd@")
-    dj = run(get(obs, tmp_path, url=secret_url))
+    dj = converge_once(get(obs, tmp_path, url=secret_url))
     assert dj.success(), dj.nodeexceptions
     assert dj.noderesults["Get image"]["url"] == obs.url(PATH)
     assert "pa55w0rd" not in (tmp_path / f".{IMAGE}.dojobber.json").read_text()
     assert obs.requests_for(PATH, "GET")[0].headers["Authorization"].startswith("Basic ")
-    assert run(get(obs, tmp_path, url=secret_url)).success()
+    assert converge_once(get(obs, tmp_path, url=secret_url)).success()
 
 
 def test_interrupted_transfer_resumes_where_it_broke_off(obs: FakeObs, tmp_path: Path) -> None:
@@ -171,12 +172,12 @@ def test_interrupted_transfer_resumes_where_it_broke_off(obs: FakeObs, tmp_path:
     obs.cut_after[PATH] = cut
     obs.cut_once.add(PATH)
     Get = get(obs, tmp_path)
-    dj = run(Get)
+    dj = converge_once(Get)
     err = dj.nodeexceptions["Get image"]
     assert isinstance(err, DownloadInterruptedError) and "rerun to resume" in str(err)
     assert not (tmp_path / IMAGE).exists()
     assert (tmp_path / f".{IMAGE}.part").stat().st_size == cut
-    dj = run(Get)
+    dj = converge_once(Get)
     assert dj.success(), dj.nodeexceptions
     assert (tmp_path / IMAGE).read_bytes() == DATA
     first, second = obs.requests_for(PATH, "GET")
@@ -192,7 +193,7 @@ def test_resume_within_one_run_through_retries(obs: FakeObs, tmp_path: Path) -> 
     publish(obs, DATA)
     obs.cut_after[PATH] = 2_000_000
     obs.cut_once.add(PATH)
-    dj = run(get(obs, tmp_path), tries=2)
+    dj = converge(get(obs, tmp_path), tries=2)
     assert dj.success(), dj.nodeexceptions
     assert image_gets(obs) == [2_000_000, len(DATA) - 2_000_000]
 
@@ -202,10 +203,10 @@ def test_changed_file_during_resume_is_downloaded_whole(obs: FakeObs, tmp_path: 
     obs.cut_after[PATH] = 1_000_000
     obs.cut_once.add(PATH)
     Get = get(obs, tmp_path)
-    assert not run(Get).success()
+    assert not converge_once(Get).success()
     new = os.urandom(len(DATA))
     publish(obs, new)
-    dj = run(Get)
+    dj = converge_once(Get)
     assert dj.success(), dj.nodeexceptions
     assert (tmp_path / IMAGE).read_bytes() == new
     resumed = obs.requests_for(PATH, "GET")[-1]
@@ -216,7 +217,7 @@ def test_changed_file_during_resume_is_downloaded_whole(obs: FakeObs, tmp_path: 
 def test_corrupt_bytes_leave_nothing_at_the_final_path(obs: FakeObs, tmp_path: Path) -> None:
     publish(obs, DATA)
     obs.corrupt.add(PATH)
-    dj = run(get(obs, tmp_path))
+    dj = converge_once(get(obs, tmp_path))
     err = dj.nodeexceptions["Get image"]
     assert isinstance(err, ChecksumMismatchError)
     assert err.expected == sha(DATA) and err.actual != sha(DATA)
@@ -228,25 +229,25 @@ def test_corrupt_bytes_leave_nothing_at_the_final_path(obs: FakeObs, tmp_path: P
 def test_corrupt_bytes_do_not_replace_a_good_file(obs: FakeObs, tmp_path: Path) -> None:
     publish(obs, DATA)
     Get = get(obs, tmp_path)
-    assert run(Get).success()
+    assert converge_once(Get).success()
     publish(obs, DATA[::-1])
     obs.corrupt.add(PATH)
-    assert isinstance(run(Get).nodeexceptions["Get image"], ChecksumMismatchError)
+    assert isinstance(converge_once(Get).nodeexceptions["Get image"], ChecksumMismatchError)
     assert (tmp_path / IMAGE).read_bytes() == DATA
 
 
 def test_pinned_sha256_option(obs: FakeObs, tmp_path: Path) -> None:
     publish(obs, DATA, checksum=False)
-    err = run(get(obs, tmp_path, sha256="0" * 64)).nodeexceptions["Get image"]
+    err = converge_once(get(obs, tmp_path, sha256="0" * 64)).nodeexceptions["Get image"]
     assert isinstance(err, ChecksumMismatchError) and err.expected == "0" * 64
-    dj = run(get(obs, tmp_path, sha256=sha(DATA).upper()))
+    dj = converge_once(get(obs, tmp_path, sha256=sha(DATA).upper()))
     assert dj.success(), dj.nodeexceptions
 
 
 def test_without_any_checksum_size_is_checked_and_sha_recorded(obs: FakeObs,
                                                                 tmp_path: Path) -> None:
     publish(obs, DATA, checksum=False)
-    dj = run(get(obs, tmp_path))
+    dj = converge_once(get(obs, tmp_path))
     assert dj.success(), dj.nodeexceptions
     assert dj.noderesults["Get image"]["sha256"] == sha(DATA)
     assert [r.status for r in obs.requests_for(PATH + ".sha256")] == [404]
@@ -258,22 +259,23 @@ def test_redirect_to_a_mirror_is_followed(obs: FakeObs, tmp_path: Path) -> None:
     obs.put_file(mirror, DATA)
     obs.redirect[PATH] = mirror
     Get = get(obs, tmp_path)
-    dj = run(Get)
+    dj = converge_once(Get)
     assert dj.success(), dj.nodeexceptions
     assert (tmp_path / IMAGE).read_bytes() == DATA
     assert [r.status for r in obs.requests_for(PATH, "GET")] == [302]
     assert image_gets(obs, mirror) == [len(DATA)]
     obs.clear_log()
-    assert run(Get).success()
+    assert converge_once(Get).success()
     assert [r.status for r in obs.requests_for(mirror, "HEAD")] == [304]
 
 
+@pytest.mark.slow
 def test_xz_is_decompressed_on_the_fly(obs: FakeObs, tmp_path: Path) -> None:
     packed = lzma.compress(DATA)
     xz_path = PATH + ".xz"
     publish(obs, packed, path=xz_path)
     Get = get(obs, tmp_path, url=obs.url(xz_path), decompress=True)
-    dj = run(Get)
+    dj = converge_once(Get)
     assert dj.success(), dj.nodeexceptions
     assert (tmp_path / IMAGE).read_bytes() == DATA
     assert not (tmp_path / (IMAGE + ".xz")).exists()
@@ -281,15 +283,16 @@ def test_xz_is_decompressed_on_the_fly(obs: FakeObs, tmp_path: Path) -> None:
     assert result["sha256"] == sha(DATA) and result["source_sha256"] == sha(packed)
     assert result["decompressed"] is True and result["size"] == len(DATA)
     obs.clear_log()
-    assert run(Get).success()
+    assert converge_once(Get).success()
     assert image_gets(obs, xz_path) == []
 
 
+@pytest.mark.slow
 def test_xz_with_wrong_bytes_fails_cleanly(obs: FakeObs, tmp_path: Path) -> None:
     xz_path = PATH + ".xz"
     publish(obs, lzma.compress(DATA), path=xz_path)
     obs.corrupt.add(xz_path)
-    err = run(get(obs, tmp_path, url=obs.url(xz_path), decompress=True)).nodeexceptions[
+    err = converge_once(get(obs, tmp_path, url=obs.url(xz_path), decompress=True)).nodeexceptions[
         "Get image"]
     assert isinstance(err, DownloadError) and "not valid xz data" in str(err)
     assert not (tmp_path / IMAGE).exists() and leftovers(tmp_path) == []
@@ -299,11 +302,11 @@ def test_file_already_there_is_adopted_without_download(obs: FakeObs, tmp_path: 
     publish(obs, DATA)
     (tmp_path / IMAGE).write_bytes(DATA)
     Get = get(obs, tmp_path)
-    dj = run(Get)
+    dj = converge_once(Get)
     assert dj.success(), dj.nodeexceptions
     assert image_gets(obs) == []
     obs.clear_log()
-    assert run(Get).success()
+    assert converge_once(Get).success()
     assert [r.status for r in obs.requests_for(PATH, "HEAD")] == [304]
 
 
@@ -325,12 +328,13 @@ def test_progress_reaches_listeners(obs: FakeObs, tmp_path: Path) -> None:
 
 
 def test_missing_file_on_server(obs: FakeObs, tmp_path: Path) -> None:
-    err = run(get(obs, tmp_path)).nodeexceptions["Get image"]
+    err = converge_once(get(obs, tmp_path)).nodeexceptions["Get image"]
     assert isinstance(err, UnknownResourceError) and err.status == 404
 
 
 def test_url_or_source_is_needed(tmp_path: Path) -> None:
-    err = run(Download.variant("Nothing", dest_dir=str(tmp_path))).nodeexceptions["Nothing"]
+    nothing = Download.variant("Nothing", dest_dir=str(tmp_path))
+    err = converge_once(nothing).nodeexceptions["Nothing"]
     assert isinstance(err, NoUrlError) and "url option" in str(err)
     with pytest.raises(MissingOptionError, match="dest_dir"):
         DoJobber().configure(Download.variant("No dir", url="http://127.0.0.1:9/x"))
@@ -338,21 +342,22 @@ def test_url_or_source_is_needed(tmp_path: Path) -> None:
 
 def test_no_act_only_checks(obs: FakeObs, tmp_path: Path) -> None:
     publish(obs, DATA)
-    dj = run(get(obs, tmp_path), no_act=True)
+    dj = converge_once(get(obs, tmp_path), no_act=True)
     assert not dj.success()
     assert image_gets(obs) == [] and not any(tmp_path.iterdir())
 
 
 def test_bad_sha256_option_and_failing_checksum_file(obs: FakeObs, tmp_path: Path) -> None:
     publish(obs, DATA)
-    err = run(get(obs, tmp_path, sha256="abc")).nodeexceptions["Get image"]
+    err = converge_once(get(obs, tmp_path, sha256="abc")).nodeexceptions["Get image"]
     assert "not 64 hex digits" in str(err) and "Get image" in str(err)
     obs.fail[PATH + ".sha256"] = (500, "internal", "disk on fire")
-    err = run(get(obs, tmp_path)).nodeexceptions["Get image"]
+    err = converge_once(get(obs, tmp_path)).nodeexceptions["Get image"]
     assert "HTTP 500" in str(err) and "disk on fire" in str(err)
     assert not (tmp_path / IMAGE).exists()
 
 
+@pytest.mark.slow
 def test_example_runs_against_the_fake(obs: FakeObs, tmp_path: Path) -> None:
     obs.add_build(PROJECT, PACKAGE, repository="images_x", files={IMAGE: DATA})
     example = Path(__file__).resolve().parent.parent / "examples" / "obs_download.py"
@@ -372,10 +377,10 @@ def test_a_second_concurrent_download_of_the_same_file_is_refused(obs: FakeObs,
     lock = tmp_path / f".{IMAGE}.lock"
     with open(lock, "a") as held:
         fcntl.flock(held.fileno(), fcntl.LOCK_EX)
-        err = run(get(obs, tmp_path)).nodeexceptions["Get image"]
+        err = converge_once(get(obs, tmp_path)).nodeexceptions["Get image"]
         assert "another download" in str(err) and str(lock) in str(err)
         assert image_gets(obs) == []
-    dj = run(get(obs, tmp_path))
+    dj = converge_once(get(obs, tmp_path))
     assert dj.success(), dj.nodeexceptions
 
 
@@ -386,11 +391,11 @@ def test_chunked_body_is_downloaded_verified_and_resumed(obs: FakeObs, tmp_path:
     obs.cut_after[PATH] = cut
     obs.cut_once.add(PATH)
     Get = get(obs, tmp_path)
-    err = run(Get).nodeexceptions["Get image"]
+    err = converge_once(Get).nodeexceptions["Get image"]
     assert isinstance(err, DownloadInterruptedError) and "IncompleteRead" in str(err)
     # every byte that arrived before the break is kept, even mid-buffer
     assert (tmp_path / f".{IMAGE}.part").stat().st_size == cut
-    dj = run(Get)
+    dj = converge_once(Get)
     assert dj.success(), dj.nodeexceptions
     assert (tmp_path / IMAGE).read_bytes() == DATA
     assert image_gets(obs) == [cut, len(DATA) - cut]
@@ -402,7 +407,7 @@ def test_content_encoded_body_is_stored_as_sent(obs: FakeObs, tmp_path: Path) ->
     gz_path = PATH + ".gz"
     publish(obs, packed, path=gz_path)
     obs.content_encoding[gz_path] = "gzip"
-    dj = run(get(obs, tmp_path, url=obs.url(gz_path)))
+    dj = converge_once(get(obs, tmp_path, url=obs.url(gz_path)))
     assert dj.success(), dj.nodeexceptions
     assert (tmp_path / (IMAGE + ".gz")).read_bytes() == packed
     assert dj.noderesults["Get image"]["sha256"] == sha(packed)
@@ -423,6 +428,7 @@ print(repr(dj.nodeexceptions["Get image"]))
 """
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", ["plain", "xz"])
 def test_a_write_error_fails_cleanly_and_leaves_nothing(obs: FakeObs, tmp_path: Path,
                                                         kind: str) -> None:
@@ -441,7 +447,7 @@ def test_a_write_error_fails_cleanly_and_leaves_nothing(obs: FakeObs, tmp_path: 
 
 def test_a_bad_chunk_size_is_named(obs: FakeObs, tmp_path: Path) -> None:
     publish(obs, DATA)
-    err = run(get(obs, tmp_path, chunk_size=0)).nodeexceptions["Get image"]
+    err = converge_once(get(obs, tmp_path, chunk_size=0)).nodeexceptions["Get image"]
     assert isinstance(err, DownloadError) and "chunk_size option 0" in str(err)
     assert image_gets(obs) == []
 

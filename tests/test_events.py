@@ -8,8 +8,7 @@ from typing import Any
 import pytest
 
 from dojobber import DoJobber, JobResult, Listener, RunInfo, RunResult, report_progress
-
-from .jobs import make_job, root_of
+from tests.helpers import make_job, root_of
 
 
 class Recorder(Listener):

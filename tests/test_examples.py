@@ -6,6 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 
 
@@ -24,6 +26,7 @@ def test_demo_fails_first_then_converges(tmp_path: Path) -> None:
     assert "Published: converged (9 ok)" in runs[3]
 
 
+@pytest.mark.slow
 def test_parallel_example_converges_on_threads_and_processes() -> None:
     out = run("parallel.py", "--executor", "processes:2")
     # global_storage written by jobs in other processes is merged back

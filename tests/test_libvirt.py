@@ -22,7 +22,7 @@ import pytest
 
 libvirt = pytest.importorskip("libvirt")
 
-from dojobber import DoJobber, Job, JobStatus, RunResult  # noqa: E402
+from dojobber import Job, JobStatus, RunResult  # noqa: E402
 from dojobber.contrib._domainxml import parse_memory  # noqa: E402
 from dojobber.contrib._runscope import publish  # noqa: E402
 from dojobber.contrib.libvirt import CreateDomain, RemoveDomain, WaitForAddress  # noqa: E402
@@ -35,6 +35,7 @@ from dojobber.contrib.libvirt_errors import (  # noqa: E402
     LibvirtCallError,
     LibvirtJobError,
 )
+from tests.helpers import run_once  # noqa: E402
 
 URI = "test:///default"
 
@@ -61,12 +62,6 @@ def image(tmp_path: pathlib.Path) -> str:
     return str(path)
 
 
-def run(root: type[Job], **kw: Any) -> RunResult:
-    dj = DoJobber()
-    dj.configure(root, default_tries=1, default_retry_delay=0, **kw)
-    return dj.checknrun()
-
-
 def statuses(result: RunResult) -> dict[str, JobStatus]:
     return {name: res.status for name, res in result.jobs.items()}
 
@@ -89,7 +84,7 @@ class Seen(Job):
 # -- create ---------------------------------------------------------------
 def test_create_then_rerun_changes_nothing(conn: Any, image: str) -> None:
     Vm = vm(image, memory="1G", vcpu=1)
-    first = run(Vm)
+    first = run_once(Vm)
     assert first.jobs["vm1"].status is JobStatus.CHANGED
     dom = conn.lookupByName("vm1")
     assert dom.isActive()
@@ -101,7 +96,7 @@ def test_create_then_rerun_changes_nothing(conn: Any, image: str) -> None:
     assert first.jobs["vm1"].result["disk_mode"] == "copy"
     xml_before = dom.XMLDesc(0)
 
-    second = run(Vm)
+    second = run_once(Vm)
     assert statuses(second) == {"vm1": JobStatus.OK}
     assert conn.lookupByName("vm1").XMLDesc(0) == xml_before
 
@@ -110,7 +105,7 @@ def test_results_are_published_per_job_and_flat(conn: Any, image: str) -> None:
     Vm = vm(image)
     Ip = WaitForAddress.variant("vm1 ip", domain=Vm)
     After = type("After", (Seen,), {"DEPS": [Ip]})
-    assert run(After).jobs["After"].status is JobStatus.OK
+    assert run_once(After).jobs["After"].status is JobStatus.OK
     seen = Seen.seen
     assert seen["jobs"]["vm1"]["domain_name"] == "vm1"
     assert seen["jobs"]["vm1"]["uri"] == URI
@@ -121,21 +116,21 @@ def test_results_are_published_per_job_and_flat(conn: Any, image: str) -> None:
 
 def test_stopped_domain_is_started_not_redefined(conn: Any, image: str) -> None:
     Vm = vm(image)
-    run(Vm)
+    run_once(Vm)
     dom = conn.lookupByName("vm1")
     uuid = dom.UUIDString()
     dom.destroy()
     assert not dom.isActive()
-    result = run(Vm)
+    result = run_once(Vm)
     assert result.jobs["vm1"].status is JobStatus.CHANGED
     dom = conn.lookupByName("vm1")
     assert dom.isActive() and dom.UUIDString() == uuid
 
 
 def test_drift_is_an_error_that_says_what_differs(conn: Any, image: str) -> None:
-    run(vm(image, memory="1G", vcpu=1))
+    run_once(vm(image, memory="1G", vcpu=1))
     before = conn.lookupByName("vm1").XMLDesc(0)
-    result = run(vm(image, memory="2G", vcpu=1, network=None))
+    result = run_once(vm(image, memory="2G", vcpu=1, network=None))
     err = result.jobs["vm1"].exception
     assert isinstance(err, DomainDriftError)
     assert err.domain == "vm1"
@@ -149,7 +144,7 @@ def test_drift_is_an_error_that_says_what_differs(conn: Any, image: str) -> None
 
 def test_domain_of_someone_else_is_drift(conn: Any, image: str) -> None:
     """The driver's own domain 'test' exists with another disk: refused."""
-    result = run(vm(image, name="test", memory="8G"))
+    result = run_once(vm(image, name="test", memory="8G"))
     err = result.jobs["test"].exception
     assert isinstance(err, DomainDriftError)
     assert any(d.startswith("disk: wanted a new disk") for d in err.differences)
@@ -157,9 +152,9 @@ def test_domain_of_someone_else_is_drift(conn: Any, image: str) -> None:
 
 
 def test_autostart_is_converged(conn: Any, image: str) -> None:
-    run(vm(image, autostart=True))
+    run_once(vm(image, autostart=True))
     assert conn.lookupByName("vm1").autostart() == 1
-    assert statuses(run(vm(image, autostart=True))) == {"vm1": JobStatus.OK}
+    assert statuses(run_once(vm(image, autostart=True))) == {"vm1": JobStatus.OK}
 
 
 def test_two_vms_are_two_variants(conn: Any, image: str) -> None:
@@ -168,13 +163,13 @@ def test_two_vms_are_two_variants(conn: Any, image: str) -> None:
     IpA = WaitForAddress.variant("a ip", domain=A)
     IpB = WaitForAddress.variant("b ip", domain=B)
     Both = type("Both", (Seen,), {"DEPS": [IpA, IpB]})
-    result = run(Both)
+    result = run_once(Both)
     assert result.jobs["Both"].status is JobStatus.OK
     assert conn.lookupByName("a").maxMemory() == 512 * 1024
     assert conn.lookupByName("b").maxMemory() == 768 * 1024
     assert Seen.seen["jobs"]["a ip"]["domain_name"] == "a"
     assert Seen.seen["jobs"]["b ip"]["domain_name"] == "b"
-    assert {s for s in statuses(run(Both)).values()} == {JobStatus.OK}
+    assert {s for s in statuses(run_once(Both)).values()} == {JobStatus.OK}
 
 
 def test_image_from_a_job_result(conn: Any, image: str) -> None:
@@ -186,13 +181,13 @@ def test_image_from_a_job_result(conn: Any, image: str) -> None:
     Vm = CreateDomain.variant("vm1", uri=URI, name="vm1", image=Download,
                               disk_mode="copy")
     assert list(Vm.DEPS) == [Download]
-    result = run(Vm)
+    result = run_once(Vm)
     assert result.jobs["vm1"].status is JobStatus.CHANGED
     assert result.jobs["vm1"].result["disk"].endswith("vm1-disk.qcow2")
 
 
 def test_missing_image_fails_and_defines_nothing(conn: Any, tmp_path: pathlib.Path) -> None:
-    result = run(vm(str(tmp_path / "nope.qcow2")))
+    result = run_once(vm(str(tmp_path / "nope.qcow2")))
     err = result.jobs["vm1"].exception
     assert isinstance(err, DiskError) and "nope.qcow2" in str(err)
     with pytest.raises(libvirt.libvirtError):
@@ -208,19 +203,19 @@ def test_custom_template_with_placeholders(conn: Any, image: str, tmp_path: path
         "<devices>${disk}${interface}</devices></domain>"
     )
     Vm = vm(image, template=str(template), memory="256M")
-    assert run(Vm).jobs["vm1"].status is JobStatus.CHANGED
+    assert run_once(Vm).jobs["vm1"].status is JobStatus.CHANGED
     xml = conn.lookupByName("vm1").XMLDesc(0)
     assert "made by dojobber" in xml and "vm1-disk.qcow2" in xml
-    assert statuses(run(Vm)) == {"vm1": JobStatus.OK}
+    assert statuses(run_once(Vm)) == {"vm1": JobStatus.OK}
 
 
 def test_malformed_template_is_named(conn: Any, image: str) -> None:
-    err = run(vm(image, template="<domain><name>${name}</domain>")).jobs["vm1"].exception
+    err = run_once(vm(image, template="<domain><name>${name}</domain>")).jobs["vm1"].exception
     assert isinstance(err, LibvirtJobError) and "well-formed" in str(err)
 
 
 def test_unknown_template_placeholder_is_named(conn: Any, image: str) -> None:
-    err = run(vm(image, template="<domain>${nonsense}</domain>")).jobs["vm1"].exception
+    err = run_once(vm(image, template="<domain>${nonsense}</domain>")).jobs["vm1"].exception
     assert isinstance(err, LibvirtJobError)
     assert "nonsense" in str(err) and "${memory_kib}" in str(err)
 
@@ -229,7 +224,7 @@ def test_pool_without_upload_support_falls_back_to_a_per_domain_disk(
     conn: Any, image: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.WARNING, "dojobber.contrib.libvirt")
-    result = run(vm(image, pool="default-pool", disk_mode="auto"))
+    result = run_once(vm(image, pool="default-pool", disk_mode="auto"))
     # auto: an overlay, since qemu-img is installed (scripts/system-deps.sh)
     assert result.jobs["vm1"].result["disk_mode"] == "overlay"
     assert "cannot upload to pool default-pool" in caplog.text
@@ -239,7 +234,7 @@ def test_pool_without_upload_support_falls_back_to_a_per_domain_disk(
 
 
 def test_volume_mode_without_upload_support_is_an_error(conn: Any, image: str) -> None:
-    err = run(vm(image, pool="default-pool", disk_mode="volume")).jobs["vm1"].exception
+    err = run_once(vm(image, pool="default-pool", disk_mode="volume")).jobs["vm1"].exception
     assert isinstance(err, DiskError) and "cannot upload" in str(err)
     pool = conn.storagePoolLookupByName("default-pool")
     assert pool.listAllVolumes() == []
@@ -248,20 +243,20 @@ def test_volume_mode_without_upload_support_is_an_error(conn: Any, image: str) -
 
 
 def test_overlay_mode_makes_a_qcow2_backed_by_the_image(conn: Any, image: str) -> None:
-    result = run(vm(image, disk_mode="overlay"))
+    result = run_once(vm(image, disk_mode="overlay"))
     disk = result.jobs["vm1"].result["disk"]
     assert disk.endswith("vm1-overlay.qcow2")
     info = subprocess.run(["qemu-img", "info", "--output=json", disk], check=True,
                           capture_output=True, text=True).stdout
     assert f'"backing-filename": "{image}"' in info
-    assert run(vm(image, disk_mode="overlay")).jobs["vm1"].status is JobStatus.OK
+    assert run_once(vm(image, disk_mode="overlay")).jobs["vm1"].status is JobStatus.OK
 
 
 def test_overlay_mode_needs_qemu_img(
     conn: Any, image: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("PATH", "/nonexistent")
-    err = run(vm(image, disk_mode="overlay")).jobs["vm1"].exception
+    err = run_once(vm(image, disk_mode="overlay")).jobs["vm1"].exception
     assert isinstance(err, DiskError) and "qemu-img" in str(err)
 
 
@@ -278,6 +273,7 @@ def test_option_values_are_checked_when_the_variant_is_made(image: str) -> None:
     ("value", "kib"),
     [("2G", 2 << 20), ("2GiB", 2 << 20), ("512M", 512 << 10), ("1.5G", 3 << 19),
      (1024, 1 << 20), ("1024", 1 << 20), ("2GB", 2_000_000_000 // 1024), ("1T", 1 << 30)],
+    ids=repr,  # the int 1024 and the string "1024" apart
 )
 def test_memory_sizes(value: object, kib: int) -> None:
     assert parse_memory(value) == kib
@@ -294,7 +290,8 @@ def test_libvirt_errors_are_named_and_not_printed(
     capfd: pytest.CaptureFixture[str], tmp_path: pathlib.Path, image: str
 ) -> None:
     bad = f"test://{tmp_path}/missing.xml"
-    err = run(CreateDomain.variant("vm1", uri=bad, name="vm1", image=image)).jobs["vm1"].exception
+    vm1 = CreateDomain.variant("vm1", uri=bad, name="vm1", image=image)
+    err = run_once(vm1).jobs["vm1"].exception
     assert isinstance(err, LibvirtCallError)
     assert err.uri == bad and err.code is not None
     assert "connect on" in str(err) and "missing.xml" in str(err)
@@ -318,7 +315,7 @@ def test_errors_pickle(error: Exception) -> None:
 # -- wait for address --------------------------------------------------------
 def test_wait_for_address_of_a_domain_by_name(conn: Any) -> None:
     Ip = WaitForAddress.variant("ip", domain="test", uri=URI)
-    result = run(Ip)
+    result = run_once(Ip)
     assert result.jobs["ip"].status is JobStatus.OK
     assert result.jobs["ip"].result["domain_name"] == "test"
 
@@ -326,7 +323,7 @@ def test_wait_for_address_of_a_domain_by_name(conn: Any) -> None:
 def test_wait_for_address_times_out(conn: Any, image: str) -> None:
     Vm = vm(image, network=None)
     Ip = WaitForAddress.variant("ip", domain=Vm, timeout=0.3, interval=0.05)
-    result = run(Ip)
+    result = run_once(Ip)
     err = result.jobs["ip"].exception
     assert isinstance(err, AddressTimeoutError)
     assert err.domain == "vm1" and err.timeout == 0.3
@@ -337,28 +334,28 @@ def test_wait_for_address_times_out(conn: Any, image: str) -> None:
 def test_wait_for_address_family(conn: Any, image: str) -> None:
     Ip = WaitForAddress.variant("ip", domain=vm(image), family="ipv6", timeout=0.2,
                                 interval=0.05, sources=["lease"])
-    assert isinstance(run(Ip).jobs["ip"].exception, AddressTimeoutError)
+    assert isinstance(run_once(Ip).jobs["ip"].exception, AddressTimeoutError)
 
 
 def test_wait_for_a_missing_domain(conn: Any) -> None:
-    err = run(WaitForAddress.variant("ip", domain="ghost", uri=URI)).jobs["ip"].exception
+    err = run_once(WaitForAddress.variant("ip", domain="ghost", uri=URI)).jobs["ip"].exception
     assert isinstance(err, DomainNotFoundError) and "ghost" in str(err)
 
 
 # -- remove ----------------------------------------------------------------
 def test_remove_with_and_without_volumes(conn: Any, image: str) -> None:
     Vm = vm(image)
-    disk = run(Vm).jobs["vm1"].result["disk"]
+    disk = run_once(Vm).jobs["vm1"].result["disk"]
     Rm = RemoveDomain.variant("rm", domain=Vm)
-    assert run(Rm).jobs["rm"].status is JobStatus.CHANGED
+    assert run_once(Rm).jobs["rm"].status is JobStatus.CHANGED
     with pytest.raises(libvirt.libvirtError):
         conn.lookupByName("vm1")
     assert not os.path.exists(disk)
     assert os.path.exists(image)
-    assert statuses(run(Rm)) == {"rm": JobStatus.OK}
+    assert statuses(run_once(Rm)) == {"rm": JobStatus.OK}
 
-    run(Vm)
+    run_once(Vm)
     Keep = RemoveDomain.variant("keep", domain="vm1", uri=URI, keep_volumes=True)
-    assert run(Keep).jobs["keep"].status is JobStatus.CHANGED
+    assert run_once(Keep).jobs["keep"].status is JobStatus.CHANGED
     assert os.path.exists(disk)
-    assert statuses(run(Keep)) == {"keep": JobStatus.OK}
+    assert statuses(run_once(Keep)) == {"keep": JobStatus.OK}

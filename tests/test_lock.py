@@ -14,7 +14,7 @@ import pytest
 from dojobber import DoJobber, Job
 from dojobber.errors import ConfigurationError, RunError
 from dojobber.lock import LockHeldError, RunLock
-from tests.fakes.procs import read_line, start_python
+from tests.fakes.procs import finish, read_line, start_python
 
 _HOLDER = textwrap.dedent(
     """
@@ -56,8 +56,7 @@ def test_second_holder_is_refused_with_the_holders_name(tmp_path: Path) -> None:
             assert lock.holder()["pid"] == os.getpid()
         assert not lock.held
     finally:
-        child.kill()
-        child.wait(timeout=10)
+        finish(child)
 
 
 def test_lock_is_released_when_the_holder_is_killed(tmp_path: Path) -> None:
@@ -70,7 +69,7 @@ def test_lock_is_released_when_the_holder_is_killed(tmp_path: Path) -> None:
         child.send_signal(signal.SIGKILL)
         child.wait(timeout=10)
     finally:
-        child.kill()
+        finish(child)
     lock = RunLock(path, root="Next").acquire()
     assert lock.holder()["root"] == "Next"
     lock.release()

@@ -28,7 +28,8 @@ from dojobber.contrib.errors import (
     UnknownResourceError,
 )
 from dojobber.contrib.obs import Credentials, ObsImage, download_url_for, parse_sha256
-from tests.fakes.obs import IMAGE, PACKAGE, PROJECT, FakeObs, capture, obs, run, sha
+from tests.fakes.obs import IMAGE, PACKAGE, PROJECT, FakeObs, capture, obs, sha
+from tests.helpers import converge_once
 
 __all__ = ["obs"]
 
@@ -53,7 +54,7 @@ def test_lookup_picks_the_preferred_image_and_records_it(obs: FakeObs) -> None:
     obs.add_build(PROJECT, PACKAGE, files={IMAGE: IMAGE_BYTES, **OTHER_FILES})
     Find = find(obs)
     Capture, seen = capture("Capture", Find)
-    dj = run(Capture)
+    dj = converge_once(Capture)
     assert dj.success(), dj.nodeexceptions
     result = dj.noderesults["Find image"]
     url = f"{obs.base_url}/repositories/devel:/kanku:/images/images/{IMAGE}"
@@ -81,7 +82,7 @@ def test_lookup_picks_the_preferred_image_and_records_it(obs: FakeObs) -> None:
 ])
 def test_preferred_extension(obs: FakeObs, preferred: object, expected: str) -> None:
     obs.add_build(PROJECT, PACKAGE, files={IMAGE: IMAGE_BYTES, **OTHER_FILES})
-    dj = run(find(obs, preferred_extension=preferred))
+    dj = converge_once(find(obs, preferred_extension=preferred))
     assert dj.success(), dj.nodeexceptions
     assert dj.noderesults["Find image"]["filename"] == expected
 
@@ -90,7 +91,7 @@ def test_multibuild_flavour_and_other_repository(obs: FakeObs) -> None:
     obs.add_build(PROJECT, PACKAGE, files={"plain.qcow2": b"plain"})
     obs.add_build(PROJECT, "leap:kvm", repository="images_15.6", arch="aarch64",
                   files={"kvm.qcow2": b"kvm"})
-    dj = run(find(obs, package="leap:kvm", repository="images_15.6", arch="aarch64"))
+    dj = converge_once(find(obs, package="leap:kvm", repository="images_15.6", arch="aarch64"))
     assert dj.success(), dj.nodeexceptions
     result = dj.noderesults["Find image"]
     assert result["filename"] == "kvm.qcow2"
@@ -100,7 +101,7 @@ def test_multibuild_flavour_and_other_repository(obs: FakeObs) -> None:
 
 def test_no_published_checksum_gives_none(obs: FakeObs) -> None:
     obs.add_build(PROJECT, PACKAGE, files={IMAGE: IMAGE_BYTES}, sha256=False)
-    dj = run(find(obs))
+    dj = converge_once(find(obs))
     assert dj.success(), dj.nodeexceptions
     assert dj.noderesults["Find image"]["sha256"] is None
 
@@ -108,19 +109,19 @@ def test_no_published_checksum_gives_none(obs: FakeObs) -> None:
 def test_several_candidates_are_an_error_listing_them(obs: FakeObs) -> None:
     kvm = IMAGE.replace("x86_64", "x86_64-kvm")
     obs.add_build(PROJECT, PACKAGE, files={IMAGE: b"a", kvm: b"b"})
-    dj = run(find(obs))
+    dj = converge_once(find(obs))
     err = dj.nodeexceptions["Find image"]
     assert isinstance(err, AmbiguousImageError)
     assert err.candidates == sorted([IMAGE, kvm])
     assert IMAGE in str(err) and kvm in str(err) and "filename" in str(err)
-    dj = run(find(obs, filename="*-kvm-*"))
+    dj = converge_once(find(obs, filename="*-kvm-*"))
     assert dj.success(), dj.nodeexceptions
     assert dj.noderesults["Find image"]["filename"] == kvm
 
 
 def test_no_image_is_an_error(obs: FakeObs) -> None:
     obs.add_build(PROJECT, PACKAGE, files={"x.packages": b"p", "x.tar": b"t"})
-    err = run(find(obs)).nodeexceptions["Find image"]
+    err = converge_once(find(obs)).nodeexceptions["Find image"]
     assert isinstance(err, ImageNotFoundError)
     assert "x.tar" in str(err) and ".qcow2" in str(err) and "preferred_extension" in str(err)
 
@@ -135,18 +136,18 @@ def test_repository_not_ready_then_converges(obs: FakeObs, state: str, dirty: bo
     build = obs.add_build(PROJECT, PACKAGE, files={IMAGE: IMAGE_BYTES}, state=state,
                           dirty=dirty)
     Find = find(obs)
-    err = run(Find).nodeexceptions["Find image"]
+    err = converge_once(Find).nodeexceptions["Find image"]
     assert isinstance(err, RepositoryNotReadyError)
     assert (err.state, err.dirty) == (state, dirty)
     assert hint in str(err) and "Find image" in str(err)
     build.state, build.dirty = "published", False
-    assert run(Find).success()
+    assert converge_once(Find).success()
 
 
 def test_unknown_repository(obs: FakeObs) -> None:
     obs.add_build(PROJECT, PACKAGE, files={IMAGE: IMAGE_BYTES})
     obs.add_build(PROJECT, PACKAGE, repository="images_leap_16", files={IMAGE: IMAGE_BYTES})
-    err = run(find(obs, repository="nope")).nodeexceptions["Find image"]
+    err = converge_once(find(obs, repository="nope")).nodeexceptions["Find image"]
     assert isinstance(err, RepositoryNotFoundError)
     assert "'nope'" in str(err) and "repository and arch options" in str(err)
     # The hint lists the repositories the project really has.
@@ -157,44 +158,44 @@ def test_failed_and_unfinished_builds(obs: FakeObs) -> None:
     build = obs.add_build(PROJECT, PACKAGE, files={IMAGE: IMAGE_BYTES}, code="failed",
                           details="kiwi: disk too small")
     Find = find(obs)
-    err = run(Find).nodeexceptions["Find image"]
+    err = converge_once(Find).nodeexceptions["Find image"]
     assert isinstance(err, BuildFailedError)
     assert err.code == "failed" and "kiwi: disk too small" in str(err)
     assert "fix the build" in str(err)
     build.code, build.details = "unresolvable", "nothing provides kernel"
-    err = run(Find).nodeexceptions["Find image"]
+    err = converge_once(Find).nodeexceptions["Find image"]
     assert isinstance(err, BuildFailedError) and "nothing provides kernel" in str(err)
     build.code, build.details = "building", ""
-    err = run(Find).nodeexceptions["Find image"]
+    err = converge_once(Find).nodeexceptions["Find image"]
     assert isinstance(err, BuildNotReadyError) and "rerun later" in str(err)
     build.code = "succeeded"
-    assert run(Find).success()
+    assert converge_once(Find).success()
 
 
 def test_unknown_project_and_package_are_404_errors(obs: FakeObs) -> None:
     obs.add_build(PROJECT, PACKAGE, files={IMAGE: IMAGE_BYTES})
-    err = run(find(obs, project="home:nobody")).nodeexceptions["Find image"]
+    err = converge_once(find(obs, project="home:nobody")).nodeexceptions["Find image"]
     assert isinstance(err, UnknownResourceError)
     assert err.status == 404 and "Project not found: home:nobody" in str(err)
     assert "check the project, package" in str(err)
-    err = run(find(obs, package="nope")).nodeexceptions["Find image"]
+    err = converge_once(find(obs, package="nope")).nodeexceptions["Find image"]
     assert isinstance(err, UnknownResourceError) and "nope" in str(err)
 
 
 def test_server_error(obs: FakeObs) -> None:
     obs.add_build(PROJECT, PACKAGE, files={IMAGE: IMAGE_BYTES})
     obs.fail["public/build"] = (503, "service_unavailable", "backend down")
-    err = run(find(obs)).nodeexceptions["Find image"]
+    err = converge_once(find(obs)).nodeexceptions["Find image"]
     assert isinstance(err, ServerError)
     assert err.status == 503 and "backend down" in str(err) and "rerun later" in str(err)
     del obs.fail["public/build"]
-    assert run(find(obs)).success()
+    assert converge_once(find(obs)).success()
 
 
 def test_unreachable_server_is_a_named_error(obs: FakeObs) -> None:
     Find = ObsImage.variant("Find image", project=PROJECT, package=PACKAGE, oscrc=False,
                             api_url="http://127.0.0.1:9/public", timeout=5)
-    err = run(Find).nodeexceptions["Find image"]
+    err = converge_once(Find).nodeexceptions["Find image"]
     assert "cannot reach http://127.0.0.1:9/public" in str(err)
 
 
@@ -222,7 +223,7 @@ def _leaks(text: str) -> bool:
 
 
 def test_401_without_credentials_says_what_to_do(private_obs: FakeObs) -> None:
-    err = run(find(private_obs)).nodeexceptions["Find image"]
+    err = converge_once(find(private_obs)).nodeexceptions["Find image"]
     assert isinstance(err, ObsAuthError)
     assert err.status == 401 and "oscrc" in str(err) and "credentials=" in str(err)
 
@@ -257,14 +258,14 @@ def test_direct_credentials_work_and_never_leak(private_obs: FakeObs,
     good = Credentials("kanku", SECRET)
     Find = find(private_obs, credentials=good)
     Capture, seen = capture("Capture", Find)
-    dj = run(Capture, verbose=True, debug=True)
+    dj = converge_once(Capture, verbose=True, debug=True)
     assert dj.success(), dj.nodeexceptions
     assert private_obs.log[0].headers.get("Authorization", "").startswith("Basic ")
     # A wrong password fails with an error that does not show either password.
     bad = ObsImage.variant(None, project=PROJECT, package=PACKAGE, oscrc=False,
                            api_url=private_obs.api_url, credentials=Credentials("kanku",
                                                                                SECRET + "x"))
-    dj_bad = run(bad, verbose=True, debug=True)
+    dj_bad = converge_once(bad, verbose=True, debug=True)
     err = dj_bad.nodeexceptions[bad.__name__]
     assert isinstance(err, ObsAuthError)
     shown = [repr(good), str(good), bad.__name__, repr(bad), repr(Find.options()),
@@ -290,7 +291,7 @@ def test_credentials_from_oscrc(private_obs: FakeObs, tmp_path: Path,
     _write_oscrc(tmp_path / where, private_obs.base_url, f"user = kanku\npass = {SECRET}")
     Find = ObsImage.variant("Find image", project=PROJECT, package=PACKAGE,
                             api_url=private_obs.api_url, download_url=private_obs.download_url)
-    dj = run(Find)
+    dj = converge_once(Find)
     assert dj.success(), dj.nodeexceptions
     assert not _leaks(repr(dj.noderesults))
 
@@ -301,14 +302,14 @@ def test_oscrc_passx_and_longest_section_wins(private_obs: FakeObs, tmp_path: Pa
     rc.write_text(f"[{private_obs.base_url}]\nuser = kanku\npass = wrong\n\n"
                   f"[{private_obs.api_url}/]\nuser = kanku\npassx = {passx}\n\n"
                   "[https://api.example.org]\nuser = other\npass = other\n")
-    dj = run(find(private_obs, oscrc=str(rc)))
+    dj = converge_once(find(private_obs, oscrc=str(rc)))
     assert dj.success(), dj.nodeexceptions
 
 
 def test_oscrc_for_another_server_is_not_used(private_obs: FakeObs, tmp_path: Path) -> None:
     rc = tmp_path / "oscrc"
     _write_oscrc(rc, "https://api.opensuse.org", f"user = kanku\npass = {SECRET}")
-    err = run(find(private_obs, oscrc=str(rc))).nodeexceptions["Find image"]
+    err = converge_once(find(private_obs, oscrc=str(rc))).nodeexceptions["Find image"]
     assert isinstance(err, ObsAuthError)
     assert "Authorization" not in private_obs.log[0].headers
 
@@ -316,7 +317,7 @@ def test_oscrc_for_another_server_is_not_used(private_obs: FakeObs, tmp_path: Pa
 def test_unparsable_oscrc_does_not_show_its_lines(private_obs: FakeObs, tmp_path: Path) -> None:
     rc = tmp_path / "oscrc"
     rc.write_text(f"[{private_obs.base_url}]\nuser = kanku\n{SECRET} no equals sign\n")
-    err = run(find(private_obs, oscrc=str(rc))).nodeexceptions["Find image"]
+    err = converge_once(find(private_obs, oscrc=str(rc))).nodeexceptions["Find image"]
     assert "cannot parse" in str(err) and "line 3" in str(err)
     assert not _leaks(str(err)) and not _leaks("".join(traceback.format_exception(err)))
 
@@ -340,7 +341,7 @@ def test_two_images_in_one_graph(obs: FakeObs, tmp_path: Path) -> None:
     GetTw = Download.variant("Get Tumbleweed", source=FindTw, dest_dir=str(tmp_path))
     Both = DummyJob.variant("Both images", DEPS=[GetLeap, GetTw])
     Capture, seen = capture("Capture", Both)
-    dj = run(Capture, workers=2)
+    dj = converge_once(Capture, workers=2)
     assert dj.success(), dj.nodeexceptions
     assert FindLeap in GetLeap.DEPS and FindTw in GetTw.DEPS
     jobs = seen["jobs"]

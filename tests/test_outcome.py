@@ -33,7 +33,7 @@ from dojobber.notify import WebhookNotifier
 from dojobber.records import RecordsListener, RecordStore
 from dojobber.render import render
 from dojobber.render.picture import build_picture
-from tests.fakes.procs import child_env, wait_until
+from tests.fakes.procs import child_env, finish, wait_until
 from tests.fakes.webhook import webhook_server
 
 ALL = list(RunOutcome)
@@ -300,9 +300,7 @@ def test_dojobber_run_exit_status(outcome: RunOutcome, tmp_path: Path) -> None:
                 proc.send_signal(SIGNALS[outcome])
             out, err = proc.communicate(timeout=60)
         finally:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
+            finish(proc)
     assert proc.returncode == EXIT_STATUS[outcome], err
     assert [body["outcome"] for body in hook.received] == [outcome.value]
     with RecordStore(records) as store:

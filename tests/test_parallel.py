@@ -29,17 +29,10 @@ from dojobber import (
     _pool,
 )
 from dojobber.cluster import open_executor
+from tests.helpers import converge
+from tests.strategies import TRIES, Script, build, expected_status, scripts
 
 from . import parallel_jobs
-from .test_properties import TRIES, Script, build, expected_status, scripts
-
-
-def converge(root: type[Job], **options: Any) -> DoJobber:
-    dojob = DoJobber()
-    options.setdefault("default_retry_delay", 0)
-    dojob.configure(root, **options)
-    dojob.checknrun()
-    return dojob
 
 
 def sleeper(name: str, seconds: float, **attrs: Any) -> type[Job]:
@@ -63,8 +56,10 @@ def test_independent_jobs_overlap_with_four_workers() -> None:
 def test_one_worker_does_not_overlap() -> None:
     jobs = [sleeper(f"S{i}", 0.05) for i in range(3)]
     dojob = converge(type("Root", (DummyJob,), {"DEPS": jobs}), workers=1)
+    assert dojob.success()
     spans = sorted((p.started, p.started + p.duration)
                    for j in jobs for p in dojob.results[j.__name__].phases)
+    assert len(spans) == 3  # one check each (an empty list would pass what follows)
     assert all(a[1] <= b[0] for a, b in itertools.pairwise(spans))
 
 

@@ -2,88 +2,19 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any
-
+import pytest
 from hypothesis import given, settings
-from hypothesis import strategies as st
 
-from dojobber import DoJobber, DummyJob, Job
-
-TRIES = 3
+from tests.helpers import converge
+from tests.strategies import TRIES, Script, build, expected_status, scripts
 
 
-@dataclass
-class Script:
-    """A random DAG: deps[i] lists earlier jobs; fix[i] = Runs job i needs
-    before its Check passes (0: at once; > TRIES: never within its tries)."""
-
-    deps: list[list[int]]
-    fix: list[int]
-    order: list[list[int]] = field(default_factory=list)  # a DEPS permutation
-
-
-@st.composite
-def scripts(draw: Any, shuffle: bool = False) -> Script:
-    n = draw(st.integers(1, 10))
-    deps = [
-        sorted(draw(st.sets(st.integers(0, i - 1), max_size=3))) if i else [] for i in range(n)
-    ]
-    fix = [draw(st.sampled_from([0, 0, 1, 2, 3, TRIES + 1])) for _ in range(n)]
-    script = Script(deps, fix)
-    if shuffle:
-        script.order = [draw(st.permutations(d)) for d in deps]
-    return script
-
-
-def build(script: Script, events: list[tuple[str, int]], order: bool = False) -> type[Job]:
-    """Job classes for a script; events gets ("check"/"run"/"pass", i)."""
-    classes: list[type[Job]] = []
-    for i, deps in enumerate(script.deps):
-        listed = script.order[i] if order else deps
-
-        def Check(self: Job, i: int = i) -> str:
-            events.append(("check", i))
-            if type(self).runs < script.fix[i]:  # type: ignore[attr-defined]
-                raise RuntimeError(f"J{i} needs {script.fix[i]} runs")
-            events.append(("pass", i))
-            return f"result {i}"
-
-        def Run(self: Job, i: int = i) -> None:
-            events.append(("run", i))
-            type(self).runs += 1  # type: ignore[attr-defined]
-
-        classes.append(
-            type(f"J{i}", (Job,), {
-                "DEPS": [classes[d] for d in listed], "Check": Check, "Run": Run, "runs": 0,
-            })
-        )
-    return type("Root", (DummyJob,), {"DEPS": classes[::-1]})
-
-
-def expected_status(script: Script) -> list[bool | None]:
-    """The model: a job passes if all deps passed and it is fixed in time."""
-    status: list[bool | None] = []
-    for i, deps in enumerate(script.deps):
-        if not all(status[d] for d in deps):
-            status.append(None)
-        else:
-            status.append(script.fix[i] <= TRIES)
-    return status
-
-
-def converge(root: type[Job], **options: Any) -> DoJobber:
-    dojob = DoJobber()
-    dojob.configure(root, default_tries=TRIES, default_retry_delay=0, **options)
-    dojob.checknrun()
-    return dojob
-
-
+@pytest.mark.slow
 @settings(max_examples=150, deadline=None)
 @given(scripts())
 def test_jobs_run_only_after_their_dependencies_passed(script: Script) -> None:
     events: list[tuple[str, int]] = []
-    converge(build(script, events))
+    converge(build(script, events), tries=TRIES)
     passed: set[int] = set()
     for kind, i in events:
         if kind == "check":
@@ -92,11 +23,12 @@ def test_jobs_run_only_after_their_dependencies_passed(script: Script) -> None:
             passed.add(i)
 
 
+@pytest.mark.slow
 @settings(max_examples=150, deadline=None)
 @given(scripts())
 def test_status_blocking_and_call_counts_follow_the_rules(script: Script) -> None:
     events: list[tuple[str, int]] = []
-    dojob = converge(build(script, events))
+    dojob = converge(build(script, events), tries=TRIES)
     want = expected_status(script)
     got = [dojob.nodestatus[f"J{i}"] for i in range(len(script.deps))]
     assert got == want
@@ -114,11 +46,12 @@ def test_status_blocking_and_call_counts_follow_the_rules(script: Script) -> Non
             assert isinstance(dojob.nodeexceptions[f"J{i}"], RuntimeError)
 
 
+@pytest.mark.slow
 @settings(max_examples=100, deadline=None)
 @given(scripts(shuffle=True))
 def test_results_do_not_depend_on_deps_order(script: Script) -> None:
-    plain = converge(build(script, []))
-    shuffled = converge(build(script, [], order=True))
+    plain = converge(build(script, []), tries=TRIES)
+    shuffled = converge(build(script, [], order=True), tries=TRIES)
     assert plain.nodestatus == shuffled.nodestatus
     assert plain.noderesults == shuffled.noderesults
     assert {k: type(v) for k, v in plain.nodeexceptions.items()} == {
@@ -130,7 +63,7 @@ def test_results_do_not_depend_on_deps_order(script: Script) -> None:
 @given(scripts())
 def test_no_act_checks_each_reachable_job_at_most_once(script: Script) -> None:
     events: list[tuple[str, int]] = []
-    dojob = converge(build(script, events), no_act=True)
+    dojob = converge(build(script, events), tries=TRIES, no_act=True)
     assert not any(kind == "run" for kind, _ in events)
     for i in range(len(script.deps)):
         assert events.count(("check", i)) <= 1

@@ -23,7 +23,7 @@ from dojobber.records import (
     stored_run,
 )
 from dojobber.records._schema import SCHEMA_VERSION, migrate
-from tests.fakes.procs import read_line, start_python, wait_until
+from tests.fakes.procs import finish, read_line, start_python, wait_until
 
 log = logging.getLogger("tests.records")
 
@@ -310,7 +310,7 @@ def test_killed_run_is_marked_interrupted_on_next_open(tmp_path: Path) -> None:
         child.send_signal(signal.SIGKILL)
         child.wait(timeout=10)
     finally:
-        child.kill()
+        finish(child)
     conn = sqlite3.connect(path)
     assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
     conn.close()
@@ -338,7 +338,7 @@ def test_two_processes_write_at_once(tmp_path: Path) -> None:
             assert child.wait(timeout=30) == 0
     finally:
         for child in children:
-            child.kill()
+            finish(child)
     conn = sqlite3.connect(path)
     assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
     conn.close()

@@ -11,7 +11,6 @@ import shutil
 import struct
 import subprocess
 import sys
-import time
 import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any
@@ -34,6 +33,7 @@ from dojobber.render import (
     to_dot,
     to_mermaid,
 )
+from tests.fakes.procs import wait_until
 
 DOT = shutil.which("dot")
 needs_dot = pytest.mark.skipif(DOT is None, reason="Graphviz 'dot' is not installed")
@@ -523,9 +523,7 @@ def test_display_graph_opens_a_viewer(
     viewer.write_text(f"#!/bin/sh\nexec /bin/mv \"$1\" {shown}\n")
     viewer.chmod(0o755)
     dojob.display_graph()
-    deadline = time.monotonic() + 30
-    while not (shown.exists() and shown.stat().st_size) and time.monotonic() < deadline:
-        time.sleep(0.05)
+    wait_until(lambda: shown.exists() and shown.stat().st_size, 30, "the viewer to take the file")
     assert shown.read_bytes().startswith(PNG_SIGNATURE)
 
 
@@ -599,6 +597,7 @@ def test_demo_writes_pngs(tmp_path: Path) -> None:
         assert str(png) in done.stdout
 
 
+@pytest.mark.slow
 @needs_dot
 def test_graph_pictures_example(tmp_path: Path) -> None:
     done = subprocess.run(

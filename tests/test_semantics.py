@@ -18,22 +18,13 @@ from dojobber import (
     JobStatus,
     NotConfiguredError,
 )
-
-from .jobs import make_job, root_of
-
-
-def run(root: type[Job], **options: Any) -> DoJobber:
-    dojob = DoJobber()
-    options.setdefault("default_retry_delay", 0)
-    dojob.configure(root, **options)
-    dojob.checknrun()
-    return dojob
+from tests.helpers import converge, make_job, root_of
 
 
 def test_attempt_is_check_run_recheck_and_result_is_check_value() -> None:
     log: list[tuple[str, str]] = []
     a = make_job("A", log=log, fixed_after_runs=1)
-    dojob = run(a)
+    dojob = converge(a)
     assert log == [("A", "check"), ("A", "run"), ("A", "check")]
     assert dojob.nodestatus == {"A": True}
     assert dojob.noderesults == {"A": "A ok"}
@@ -42,7 +33,7 @@ def test_attempt_is_check_run_recheck_and_result_is_check_value() -> None:
 
 def test_passing_first_check_runs_nothing() -> None:
     log: list[tuple[str, str]] = []
-    dojob = run(make_job("A", log=log))
+    dojob = converge(make_job("A", log=log))
     assert log == [("A", "check")]
     assert dojob.results["A"].status is JobStatus.OK
 
@@ -60,7 +51,7 @@ def test_run_exception_is_ignored_when_recheck_passes() -> None:
             Flaky.done = True
             raise ValueError("run complained but did the work")
 
-    dojob = run(Flaky)
+    dojob = converge(Flaky)
     assert dojob.nodestatus == {"Flaky": True}
     assert dojob.nodeexceptions == {}
     phases = [(p.name, p.ok) for p in dojob.results["Flaky"].phases]
@@ -73,7 +64,7 @@ def test_job_runs_only_after_all_dependencies_succeeded() -> None:
     a = make_job("A", [c], log=log)
     b = make_job("B", log=log, fixed_after_runs=None, TRIES=2)
     top = make_job("Top", [a, b], log=log)
-    dojob = run(root_of(top))
+    dojob = converge(root_of(top))
     assert ("Top", "check") not in log
     assert log.index(("A", "check")) > log.index(("C", "run"))
     assert dojob.nodestatus == {"C": True, "A": True, "B": False, "Top": None, "Root": None}
@@ -101,13 +92,13 @@ def test_storage_is_fresh_per_attempt_and_global_storage_shared() -> None:
         def Check(self) -> int:
             return int(self.global_storage["count"])  # type: ignore[index]
 
-    dojob = run(Reader)
+    dojob = converge(Reader)
     assert dojob.noderesults["Reader"] == 4
     # every attempt's first Check sees an empty storage
     assert [s for kind, s, _ in seen][0::2] == [{}, {}]
     assert len({gid for *_, gid in seen}) == 1
     # a new checknrun starts from an empty global storage (else: 5)
-    again = run(Reader)
+    again = converge(Reader)
     assert again.noderesults["Reader"] == 4
 
 
@@ -115,7 +106,7 @@ def test_tries_per_job_and_default_tries() -> None:
     log: list[tuple[str, str]] = []
     own = make_job("Own", log=log, fixed_after_runs=None, TRIES=2)
     default = make_job("Default", log=log, fixed_after_runs=None)
-    dojob = run(root_of(own, default), default_tries=4)
+    dojob = converge(root_of(own, default), default_tries=4)
     assert log.count(("Own", "run")) == 2 and log.count(("Own", "check")) == 4
     assert log.count(("Default", "run")) == 4
     assert dojob.results["Own"].tries == 2 and dojob.results["Default"].tries == 4
@@ -126,7 +117,7 @@ def test_failed_job_is_retried_only_after_other_runnable_work() -> None:
     flaky = make_job("Flaky", log=log, fixed_after_runs=2)
     others = [make_job(f"Other{i}", log=log) for i in range(3)]
     after = make_job("After", others[:1], log=log)
-    run(root_of(flaky, *others, after))
+    converge(root_of(flaky, *others, after))
     checks = [name for name, kind in log if kind == "check"]
     first_retry = [i for i, n in enumerate(checks) if n == "Flaky"][2]  # 3rd Flaky check
     # every other job (including one unblocked later) ran before the retry
@@ -155,7 +146,7 @@ def test_retry_delay_is_a_minimum_and_not_slept_while_others_can_run() -> None:
         def Check(self) -> None:
             stamp("Other")
 
-    run(root_of(Slow, Other))
+    converge(root_of(Slow, Other))
     slow = stamps["Slow"]
     assert len(slow) == 4
     # two tries of Slow are at least RETRY_DELAY apart (end of 1st -> start of 2nd)
@@ -169,7 +160,7 @@ def test_no_act_does_only_the_first_check() -> None:
     a = make_job("A", log=log, fixed_after_runs=1)
     ok = make_job("Ok", log=log)
     b = make_job("B", [a], log=log)
-    dojob = run(root_of(ok, b), no_act=True)
+    dojob = converge(root_of(ok, b), no_act=True)
     assert sorted(log) == [("A", "check"), ("Ok", "check")]
     assert dojob.nodestatus == {"A": False, "Ok": True, "B": None, "Root": None}
     assert dojob.result is not None and dojob.result["A"].tries == 1
@@ -185,7 +176,7 @@ def test_constructor_exception_is_a_failed_job_not_a_crash() -> None:
         def Check(self) -> None:
             pass
 
-    dojob = run(root_of(Broken))
+    dojob = converge(root_of(Broken))
     assert dojob.nodestatus == {"Broken": False, "Root": None}
     assert isinstance(dojob.nodeexceptions["Broken"], OSError)
     res = dojob.results["Broken"]
@@ -202,7 +193,7 @@ def test_cleanup_once_per_instance_last_created_first() -> None:
 
     a = make("A", [], 2)  # two attempts -> two instances
     b = make("B", [a], 0)
-    run(b)
+    converge(b)
     assert order == ["B", "A", "A"]
 
 
@@ -286,7 +277,7 @@ def test_working_directory_is_restored_before_each_phase(tmp_path: Path) -> None
             seen.append(os.getcwd())
             os.chdir("/")
 
-    run(Next)
+    converge(Next)
     assert seen == [start] * 4
     assert os.getcwd() == start
 
@@ -306,9 +297,9 @@ def test_checknrun_node_runs_only_that_part() -> None:
 def test_success_partial_success_failure() -> None:
     good = make_job("Good")
     bad = make_job("Bad", fixed_after_runs=None, TRIES=1)
-    dojob = run(root_of(good, bad))
+    dojob = converge(root_of(good, bad))
     assert (dojob.success(), dojob.partial_success(), dojob.failure()) == (False, True, True)
-    dojob = run(root_of(make_job("Good")))
+    dojob = converge(root_of(make_job("Good")))
     assert (dojob.success(), dojob.partial_success(), dojob.failure()) == (True, True, False)
     fresh = DoJobber()
     assert (fresh.success(), fresh.partial_success(), fresh.failure()) == (False, False, True)
@@ -360,24 +351,32 @@ def test_use_before_configure_is_a_clear_error() -> None:
 
 
 def test_no_handler_added_and_no_duplicate_lines(capsys: pytest.CaptureFixture[str]) -> None:
+    """Each DoJobber says each line once, however many were made before."""
     logger = logging.getLogger("dojobber")
     before = list(logger.handlers)
-    for _ in range(2):
-        DoJobber(dojobber_loglevel=logging.DEBUG).configure(make_job("A"))
-    assert logger.handlers == before
-    logger.setLevel(logging.NOTSET)
+    try:
+        for n in range(3):
+            dojob = DoJobber(dojobber_loglevel=logging.DEBUG)
+            dojob.configure(make_job("A", fixed_after_runs=1), verbose=True)
+            dojob.checknrun()
+            assert logger.level == logging.DEBUG
+            assert logger.handlers == before, n
+            err = capsys.readouterr().err.splitlines()
+            assert err == ["A.check: fail", "A.run: pass", "A.recheck: pass"], n
+    finally:
+        logger.setLevel(logging.NOTSET)
 
 
 def test_verbose_prints_upstream_style_lines(capsys: pytest.CaptureFixture[str]) -> None:
     a = make_job("A", fixed_after_runs=1)
-    run(a, verbose=True)
+    converge(a, verbose=True)
     err = capsys.readouterr().err.splitlines()
     assert err == ["A.check: fail", "A.run: pass", "A.recheck: pass"]
 
 
 def test_debug_prints_tracebacks(capsys: pytest.CaptureFixture[str]) -> None:
     bad = make_job("Bad", fixed_after_runs=None, TRIES=1)
-    run(bad, debug=True)
+    converge(bad, debug=True)
     err = capsys.readouterr().err
     assert 'Bad.recheck: fail "Bad not yet (1 runs)"' in err
     assert "Traceback (most recent call last)" in err
@@ -385,7 +384,7 @@ def test_debug_prints_tracebacks(capsys: pytest.CaptureFixture[str]) -> None:
 
 def test_typed_results_carry_tries_phases_and_traceback() -> None:
     bad = make_job("Bad", fixed_after_runs=None, TRIES=2)
-    dojob = run(bad)
+    dojob = converge(bad)
     res = dojob.results["Bad"]
     assert res.status is JobStatus.FAILED and res.tries == 2
     assert [p.name for p in res.phases] == ["check", "run", "recheck"] * 2
@@ -398,7 +397,7 @@ def test_typed_results_carry_tries_phases_and_traceback() -> None:
 def test_blocked_jobs_have_blocked_status() -> None:
     bad = make_job("Bad", fixed_after_runs=None, TRIES=1)
     mid = make_job("Mid", [bad])
-    dojob = run(root_of(mid))
+    dojob = converge(root_of(mid))
     assert dojob.result is not None
     assert dojob.result["Mid"].status is JobStatus.BLOCKED
     assert dojob.result["Root"].status is JobStatus.BLOCKED
@@ -410,7 +409,7 @@ def test_blocked_jobs_have_blocked_status() -> None:
 
 
 def test_dummy_job_always_passes() -> None:
-    dojob = run(type("Group", (DummyJob,), {}))
+    dojob = converge(type("Group", (DummyJob,), {}))
     assert dojob.nodestatus == {"Group": True}
 
 

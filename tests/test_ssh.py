@@ -18,7 +18,7 @@ import pytest
 
 pytest.importorskip("paramiko")
 
-from dojobber import DoJobber, Job, JobStatus, Listener, NoActError, RunResult
+from dojobber import Job, JobStatus, Listener, NoActError, RunResult
 from dojobber.contrib._runscope import publish
 from dojobber.contrib.ssh import CopyFiles, RunCommands
 from dojobber.contrib.ssh_errors import (
@@ -34,6 +34,7 @@ from dojobber.contrib.ssh_errors import (
     SSHJobError,
 )
 from tests.fakes.sshd import Sshd, free_port, keygen, sshd_available
+from tests.helpers import run_once
 
 pytestmark = pytest.mark.skipif(not sshd_available(), reason="needs openssh-server")
 
@@ -69,12 +70,6 @@ class Logs(Listener):
         self.records.append((job, phase, record.getMessage()))
 
 
-def run(root: type[Job], **kw: Any) -> RunResult:
-    dj = DoJobber()
-    dj.configure(root, default_tries=1, default_retry_delay=0, **kw)
-    return dj.checknrun()
-
-
 def status(result: RunResult, name: str) -> JobStatus:
     return result.jobs[name].status
 
@@ -93,7 +88,7 @@ def test_commands_run_with_environment_and_log_their_output(
                   "echo to-stderr >&2"],
     )
     logs = Logs()
-    result = run(Job1, listeners=[logs])
+    result = run_once(Job1, listeners=[logs])
     assert status(result, "setup") is JobStatus.CHANGED
     assert out.read_text() == "it's \"quoted\" $HOME/42\n"
     lines = [(job, phase, msg) for job, phase, msg in logs.records if job == "setup"]
@@ -110,7 +105,7 @@ def test_failing_command_stops_the_list(
         "setup", **conn_opts(sshd, known_hosts),
         commands=["echo first", "echo doomed >&2; echo last words; exit 3", f"touch {after}"],
     )
-    err = run(Job1).jobs["setup"].exception
+    err = run_once(Job1).jobs["setup"].exception
     assert isinstance(err, CommandFailedError)
     assert err.status == 3
     assert err.command == "echo doomed >&2; echo last words; exit 3"
@@ -127,9 +122,9 @@ def test_converged_check_command_runs_nothing(
         "setup", **conn_opts(sshd, known_hosts),
         commands=[f"echo x >> {ran}", f"touch {marker}"], check_command=f"test -e {marker}",
     )
-    assert status(run(Job1), "setup") is JobStatus.CHANGED
+    assert status(run_once(Job1), "setup") is JobStatus.CHANGED
     assert ran.read_text() == "x\n"
-    assert status(run(Job1), "setup") is JobStatus.OK
+    assert status(run_once(Job1), "setup") is JobStatus.OK
     assert ran.read_text() == "x\n"
 
 
@@ -138,7 +133,7 @@ def test_check_command_still_failing_after_the_commands(
 ) -> None:
     Job1 = RunCommands.variant("setup", **conn_opts(sshd, known_hosts),
                                commands=["true"], check_command="echo nope; exit 1")
-    err = run(Job1).jobs["setup"].exception
+    err = run_once(Job1).jobs["setup"].exception
     assert isinstance(err, CheckCommandError)
     assert err.status == 1 and "nope" in str(err)
 
@@ -149,10 +144,10 @@ def test_without_check_command_it_is_run_only(
     ran = tmp_path / "ran"
     Job1 = RunCommands.variant("setup", **conn_opts(sshd, known_hosts),
                                commands=[f"echo x >> {ran}"])
-    assert status(run(Job1), "setup") is JobStatus.CHANGED
-    assert status(run(Job1), "setup") is JobStatus.CHANGED
+    assert status(run_once(Job1), "setup") is JobStatus.CHANGED
+    assert status(run_once(Job1), "setup") is JobStatus.CHANGED
     assert ran.read_text() == "x\nx\n"
-    result = run(Job1, no_act=True)
+    result = run_once(Job1, no_act=True)
     assert isinstance(result.jobs["setup"].exception, NoActError)
     assert ran.read_text() == "x\nx\n"
 
@@ -161,7 +156,7 @@ def test_command_timeout(sshd: Sshd, known_hosts: pathlib.Path) -> None:
     # The timeout leaves a loaded machine time to start the shell and echo.
     Job1 = RunCommands.variant("setup", **conn_opts(sshd, known_hosts), timeout=2.0,
                                commands=["echo started; sleep 30"])
-    err = run(Job1).jobs["setup"].exception
+    err = run_once(Job1).jobs["setup"].exception
     assert isinstance(err, CommandTimeoutError)
     assert err.timeout == 2.0 and err.tail == ["started"]
 
@@ -182,7 +177,7 @@ def test_one_connection_per_host_closed_at_cleanup(
             assert self.global_storage is not None
             pools.append(self.global_storage["dojobber.contrib.ssh:connections"])
 
-    result = run(Both)
+    result = run_once(Both)
     assert {status(result, n) for n in "ab"} <= {JobStatus.OK, JobStatus.CHANGED}
     logins = [r for r in caplog.records if "Authentication (publickey) successful" in
               r.getMessage()]
@@ -199,7 +194,7 @@ def test_parallel_jobs_share_one_connection(
     jobs = [RunCommands.variant(f"j{i}", **opts, commands=[f"sleep 0.2; touch {tmp_path}/{i}"])
             for i in range(3)]
     All = type("All", (Job,), {"DEPS": jobs, "Check": lambda self: None})
-    result = run(All, workers=3)
+    result = run_once(All, workers=3)
     assert {status(result, f"j{i}") for i in range(3)} == {JobStatus.CHANGED}
     assert sorted(p.name for p in tmp_path.iterdir() if p.name.isdigit()) == ["0", "1", "2"]
     logins = [r for r in caplog.records if "Authentication (publickey) successful" in
@@ -216,7 +211,7 @@ def test_jobs_run_in_another_process(sshd: Sshd, known_hosts: pathlib.Path,
                             check_command=f"test -e {marker}")
     B = RunCommands.variant("b", **opts, DEPS=[A], commands=["exit 7"])
     with concurrent.futures.ProcessPoolExecutor(1) as pool:
-        result = run(B, executor=pool)
+        result = run_once(B, executor=pool)
     assert status(result, "a") is JobStatus.CHANGED and marker.exists()
     err = result.jobs["b"].exception
     assert isinstance(err, CommandFailedError) and err.status == 7
@@ -253,7 +248,7 @@ def test_host_from_a_published_address(sshd: Sshd, known_hosts: pathlib.Path) ->
     del opts["host"]
     Job1 = RunCommands.variant("setup", **opts, address_from=Ip, commands=["true"])
     assert list(Job1.DEPS) == [Ip]
-    result = run(Job1)
+    result = run_once(Job1)
     assert status(result, "setup") is JobStatus.CHANGED
     assert result.jobs["setup"].result["host"] == sshd.host
 
@@ -265,10 +260,10 @@ def test_host_from_the_one_dependency_with_an_address(
     del opts["host"]
     One = RunCommands.variant("one", **opts, DEPS=[publisher("Ip", sshd.host)],
                               commands=["true"])
-    assert status(run(One), "one") is JobStatus.CHANGED
+    assert status(run_once(One), "one") is JobStatus.CHANGED
     Two = RunCommands.variant("two", **opts, commands=["true"],
                               DEPS=[publisher("A", sshd.host), publisher("B", "127.0.0.3")])
-    err = run(Two).jobs["two"].exception
+    err = run_once(Two).jobs["two"].exception
     assert isinstance(err, NoHostError) and "A, B" in str(err)
 
 
@@ -280,7 +275,7 @@ def test_explicit_host_wins_over_the_published_address(
     Ip = publisher("Ip", "127.0.0.3")
     Job1 = RunCommands.variant("setup", **conn_opts(sshd, known_hosts), address_from=Ip,
                                commands=["true"])
-    result = run(Job1)
+    result = run_once(Job1)
     assert status(result, "setup") is JobStatus.CHANGED
     assert result.jobs["setup"].result["host"] == "127.0.0.1"
 
@@ -288,7 +283,7 @@ def test_explicit_host_wins_over_the_published_address(
 def test_no_host_is_a_named_error(sshd: Sshd, known_hosts: pathlib.Path) -> None:
     opts = conn_opts(sshd, known_hosts)
     del opts["host"]
-    err = run(RunCommands.variant("setup", **opts, commands=["true"])).jobs["setup"].exception
+    err = run_once(RunCommands.variant("setup", **opts, commands=["true"])).jobs["setup"].exception
     assert isinstance(err, NoHostError) and "address_from" in str(err)
 
 
@@ -298,7 +293,7 @@ def test_unknown_host_key_is_refused_by_default(
 ) -> None:
     empty = tmp_path / "known_hosts"
     Job1 = RunCommands.variant("setup", **conn_opts(sshd, empty), commands=["true"])
-    err = run(Job1).jobs["setup"].exception
+    err = run_once(Job1).jobs["setup"].exception
     assert isinstance(err, HostKeyUnknownError)
     assert err.fingerprint.startswith("SHA256:") and "accept-new" in str(err)
     assert not empty.exists()
@@ -310,10 +305,10 @@ def test_accept_new_records_the_key_then_verify_accepts_it(
     path = tmp_path / "dir" / "known_hosts"
     New = RunCommands.variant("setup", **conn_opts(sshd, path, host_key_policy="accept-new"),
                               commands=["true"])
-    assert status(run(New), "setup") is JobStatus.CHANGED
+    assert status(run_once(New), "setup") is JobStatus.CHANGED
     assert path.read_text() == sshd.known_hosts_line()
     Verify = RunCommands.variant("setup", **conn_opts(sshd, path), commands=["true"])
-    assert status(run(Verify), "setup") is JobStatus.CHANGED
+    assert status(run_once(Verify), "setup") is JobStatus.CHANGED
     assert path.read_text() == sshd.known_hosts_line()
 
 
@@ -325,7 +320,7 @@ def test_changed_host_key_is_refused(sshd: Sshd, tmp_path: pathlib.Path, policy:
     path.write_text(f"[{sshd.host}]:{sshd.port} {text}\n")
     Job1 = RunCommands.variant("setup", **conn_opts(sshd, path, host_key_policy=policy),
                                commands=["true"])
-    err = run(Job1).jobs["setup"].exception
+    err = run_once(Job1).jobs["setup"].exception
     assert isinstance(err, HostKeyChangedError)
     assert err.fingerprint != err.expected and "CHANGED" in str(err)
     assert path.read_text() == f"[{sshd.host}]:{sshd.port} {text}\n"
@@ -337,7 +332,7 @@ def test_insecure_mode_connects_and_says_so(
     path = tmp_path / "known_hosts"
     Job1 = RunCommands.variant("setup", **conn_opts(sshd, path, host_key_policy="insecure"),
                                commands=["true"])
-    assert status(run(Job1), "setup") is JobStatus.CHANGED
+    assert status(run_once(Job1), "setup") is JobStatus.CHANGED
     assert "NOT verified" in caplog.text
     assert not path.exists()
 
@@ -348,7 +343,7 @@ def test_wrong_key_is_an_auth_error(
     stranger = keygen(tmp_path / "stranger")
     Job1 = RunCommands.variant("setup", **conn_opts(sshd, known_hosts,
                                key_filename=str(stranger)), commands=["true"])
-    err = run(Job1).jobs["setup"].exception
+    err = run_once(Job1).jobs["setup"].exception
     assert isinstance(err, SSHAuthError) and "authorized_keys" in str(err)
     from dojobber import GiveUp
     from dojobber.contrib import ssh_errors
@@ -374,7 +369,7 @@ def test_connect_is_retried_until_sshd_is_up(
         commands=["true"])
     timer.start()
     try:
-        result = run(Job1)
+        result = run_once(Job1)
     finally:
         timer.join(20)
         late.stop()
@@ -387,11 +382,12 @@ def test_connect_gives_up_after_the_retry_window(tmp_path: pathlib.Path) -> None
     Job1 = RunCommands.variant("setup", host="127.0.0.1", port=port, commands=["true"],
                                known_hosts=str(tmp_path / "kh"), connect_retry_for=0.6,
                                retry_interval=0.2, allow_agent=False, look_for_keys=False)
-    err = run(Job1).jobs["setup"].exception
+    err = run_once(Job1).jobs["setup"].exception
     assert isinstance(err, SSHConnectError) and str(port) in str(err)
 
 
 # -- files ---------------------------------------------------------------------
+@pytest.mark.slow
 def test_copy_is_idempotent(sshd: Sshd, known_hosts: pathlib.Path,
                             tmp_path: pathlib.Path) -> None:
     local = tmp_path / "app.conf"
@@ -399,21 +395,21 @@ def test_copy_is_idempotent(sshd: Sshd, known_hosts: pathlib.Path,
     remote = tmp_path / "remote" / "etc" / "app.conf"
     Copy = CopyFiles.variant("copy", **conn_opts(sshd, known_hosts), mode=0o640,
                              files=[(str(local), str(remote))])
-    first = run(Copy)
+    first = run_once(Copy)
     assert status(first, "copy") is JobStatus.CHANGED
     assert remote.read_bytes() == local.read_bytes()
     assert remote.stat().st_mode & 0o777 == 0o640
     assert first.jobs["copy"].result["files"][str(remote)] == \
         __import__("hashlib").sha256(local.read_bytes()).hexdigest()
     mtime = remote.stat().st_mtime_ns
-    assert status(run(Copy), "copy") is JobStatus.OK
+    assert status(run_once(Copy), "copy") is JobStatus.OK
     assert remote.stat().st_mtime_ns == mtime
 
     local.write_bytes(b"setting = 2\n")
-    assert status(run(Copy), "copy") is JobStatus.CHANGED
+    assert status(run_once(Copy), "copy") is JobStatus.CHANGED
     assert remote.read_bytes() == b"setting = 2\n"
     remote.chmod(0o600)
-    assert status(run(Copy), "copy") is JobStatus.CHANGED
+    assert status(run_once(Copy), "copy") is JobStatus.CHANGED
     assert remote.stat().st_mode & 0o777 == 0o640
     assert [p.name for p in remote.parent.iterdir()] == ["app.conf"]
 
@@ -428,7 +424,7 @@ def test_missing_local_file_is_named(sshd: Sshd, known_hosts: pathlib.Path,
                                      tmp_path: pathlib.Path) -> None:
     Copy = CopyFiles.variant("copy", **conn_opts(sshd, known_hosts),
                              files=[(str(tmp_path / "nope"), str(tmp_path / "remote"))])
-    err = run(Copy).jobs["copy"].exception
+    err = run_once(Copy).jobs["copy"].exception
     assert isinstance(err, SSHJobError) and "nope does not exist" in str(err)
     assert not (tmp_path / "remote").exists()
 

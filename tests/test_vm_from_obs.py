@@ -50,6 +50,7 @@ def world(tmp_path: pathlib.Path) -> Iterator[tuple[FakeObs, Sshd, Any]]:
     conn.close()
 
 
+@pytest.mark.slow
 def test_example_converges_in_one_run_and_a_rerun_does_nothing(
     world: tuple[FakeObs, Sshd, Any], tmp_path: pathlib.Path
 ) -> None:

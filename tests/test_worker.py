@@ -10,7 +10,6 @@ import sys
 import textwrap
 import threading
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -19,6 +18,7 @@ from dojobber import RunOutcome, main
 from dojobber.board import Board, open_board
 from dojobber.records import RecordStore
 from dojobber.worker import WorkerOptions, run_worker
+from tests.fakes.procs import finish, wait_until
 
 JOBS = textwrap.dedent('''
     import os, time
@@ -80,13 +80,7 @@ def worker(tmp_path: Path, *extra: str) -> subprocess.Popen[str]:
         env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
-def wait_for(condition: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.05)
-
-
+@pytest.mark.slow
 def test_two_workers_run_every_request_exactly_once(
         setup: tuple[Path, Board, Path]) -> None:
     jobs, board, tmp = setup
@@ -104,20 +98,20 @@ def test_two_workers_run_every_request_exactly_once(
     assert all(r.state == "done" and r.attempts == 1 and len(r.runs) == 1 for r in requests)
 
 
+@pytest.mark.slow
 def test_killed_worker_request_is_claimed_again_after_its_lease(
         setup: tuple[Path, Board, Path]) -> None:
     jobs, board, tmp = setup
     rid = board.post(f"{jobs}:Mark", (), {"n": "7", "where": str(tmp), "sleep": "60"}).id
     first = worker(tmp, "--lease", "2")
     try:
-        wait_for((tmp / "started-7").exists, 60, "the first worker to start the job")
+        wait_until((tmp / "started-7").exists, 60, "the first worker to start the job")
         os.kill(first.pid, signal.SIGKILL)
         first.wait(timeout=30)
     finally:
-        if first.poll() is None:
-            first.kill()
+        finish(first)
     assert board.get(rid).state == "claimed"  # the dead worker's claim, not yet expired
-    wait_for(lambda: (board.get(rid).lease_until or 0) < time.time(), 30, "the lease to expire")
+    wait_until(lambda: (board.get(rid).lease_until or 0) < time.time(), 30, "the lease to expire")
     second = worker(tmp, "--lease", "2", "--once")
     _, err = second.communicate(timeout=120)
     assert second.returncode == 0, err
@@ -143,9 +137,9 @@ def test_cancel_while_claimed_stops_after_the_current_job(
     thread = threading.Thread(target=run_worker, args=(board, options, stop, load_root))
     thread.start()
     try:
-        wait_for(lambda: board.get(rid).state == "claimed", 30, "the claim")
+        wait_until(lambda: board.get(rid).state == "claimed", 30, "the claim")
         assert main(["cancel", str(rid), "--board", (tmp / "board.location").read_text()]) == 0
-        wait_for(lambda: board.get(rid).state != "claimed", 30, "the worker to stop")
+        wait_until(lambda: board.get(rid).state != "claimed", 30, "the worker to stop")
     finally:
         stop.set()
         thread.join(timeout=30)

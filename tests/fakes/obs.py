@@ -63,10 +63,9 @@ publish=True, details="")`` -> :class:`FakeBuild`
     body bytes sent.
 
 pytest helpers: the ``obs`` fixture (a started :class:`FakeObs`; import it
-into your test module), ``run(root, tries=1, **configure)`` (one
-``checknrun`` without retry delay, returns the DoJobber), ``capture(name,
-*deps)`` (a job plus the dict it fills with ``global_storage["kanku"]``)
-and ``sha(data)``.
+into your test module), ``capture(name, *deps)`` (a job plus the dict it
+fills with ``global_storage["kanku"]``) and ``sha(data)``; running a graph is
+:func:`tests.helpers.converge_once`.
 
 XML is written as OBS writes it: ``<binarylist>`` of ``<binary filename
 size mtime/>``, ``<resultlist state>`` of ``<result project repository arch
@@ -91,7 +90,7 @@ from urllib.parse import quote
 
 import pytest
 
-from dojobber import DoJobber, Job
+from dojobber import Job
 
 from ._obs_http import Entry, FakeBuild, Handler, Request, Server, sha256_of
 
@@ -106,7 +105,6 @@ __all__ = [
     "capture",
     "obs",
     "published_dir",
-    "run",
     "sha",
 ]
 
@@ -270,14 +268,6 @@ def obs() -> Iterator[FakeObs]:
     """A started :class:`FakeObs`, stopped after the test."""
     with FakeObs() as fake:
         yield fake
-
-
-def run(root: type[Job], tries: int = 1, **kwargs: Any) -> DoJobber:
-    """One checknrun of ``root`` with no retry delay."""
-    dj = DoJobber()
-    dj.configure(root, default_tries=tries, default_retry_delay=0, **kwargs)
-    dj.checknrun()
-    return dj
 
 
 def capture(name: str, *deps: type[Job]) -> tuple[type[Job], dict[str, Any]]:

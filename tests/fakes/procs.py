@@ -38,6 +38,15 @@ def start_python(
     )
 
 
+def finish(proc: subprocess.Popen[str]) -> None:
+    """Kill ``proc`` if it still runs, reap it and close its pipes (a killed
+    child whose pipes stay open is a ResourceWarning, an error here)."""
+    if proc.poll() is None:
+        proc.kill()
+    with proc:  # closes stdin/stdout/stderr, then waits
+        pass
+
+
 def read_line(proc: subprocess.Popen[str], timeout: float = 20.0) -> str:
     """The next line the child prints on stdout; fails after ``timeout``."""
     assert proc.stdout is not None
