@@ -18,7 +18,7 @@ import pytest
 from dojobber import DoJobber, main
 from dojobber.records import RecordsError, open_store, stored_run
 from tests.fakes.postgres import PASSWORD
-from tests.fakes.procs import read_line, start_python, wait_until
+from tests.fakes.procs import finish, read_line, start_python, wait_until
 from tests.test_records import Top
 
 
@@ -178,7 +178,7 @@ def test_killed_run_keeps_its_finished_jobs_and_is_marked_interrupted(pg_url: st
         child.send_signal(signal.SIGKILL)
         child.wait(timeout=10)
     finally:
-        child.kill()
+        finish(child)
     store = open_store(pg_url)  # this host's dead runs are reaped at open
     try:
         (run,) = store.runs()
