@@ -7,6 +7,8 @@ import signal
 import sys
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict
 from typing import Any
 
@@ -35,11 +37,18 @@ def _board_option(func: Any) -> Any:
     )(func)
 
 
-def _open(path: str | None) -> Board:
+@contextmanager
+def _opened(path: str | None) -> Iterator[Board]:
+    """The board at ``path``, closed after the command (``main()`` called in
+    a long-lived process must not leave connections open)."""
     try:
-        return open_board(path)
+        board = open_board(path)
     except BoardError as err:
         raise Failure(str(err)) from err
+    try:
+        yield board
+    finally:
+        board.close()
 
 
 def _when(stamp: float | None) -> str:
@@ -75,9 +84,10 @@ def post_command(target: str, args: tuple[str, ...], priority: int, max_attempts
     kwargs = parse_args(args)
     load_root(target)  # refuse what a worker could not run, now
     try:
-        posted = _open(board_path).post(
-            absolute_target(target), (), kwargs, priority=priority,
-            max_attempts=max_attempts, retry_delay=retry_delay)
+        with _opened(board_path) as board:
+            posted = board.post(
+                absolute_target(target), (), kwargs, priority=priority,
+                max_attempts=max_attempts, retry_delay=retry_delay)
     except BoardError as err:
         raise Failure(str(err)) from err
     if posted.duplicate:
@@ -105,7 +115,6 @@ def worker_command(concurrency: int, once: bool, lease: float, poll: float,
                    records_path: str | None, no_records: bool, lock: str | None,
                    board_path: str | None) -> int:
     """Claim posted requests and converge them, until stopped (Ctrl-C, SIGTERM)."""
-    board = _open(board_path)
     stop = threading.Event()
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, lambda *_: stop.set())
@@ -115,7 +124,8 @@ def worker_command(concurrency: int, once: bool, lease: float, poll: float,
         lock=lock,
     )
     try:
-        count = run_worker(board, options, stop)
+        with _opened(board_path) as board:
+            count = run_worker(board, options, stop)
     except BoardError as err:  # the board stayed away longer than its retries
         raise Failure(f"worker stopped: {err}") from err
     except KeyboardInterrupt:
@@ -135,10 +145,10 @@ def worker_command(concurrency: int, once: bool, lease: float, poll: float,
 def board_command(request_id: int | None, states: tuple[str, ...], limit: int,
                   as_json: bool, board_path: str | None) -> int:
     """List requests and their state, or show request ID with its runs."""
-    board = _open(board_path)
     try:
-        requests = [board.get(request_id)] if request_id is not None else \
-            board.requests(list(states) or None, limit)
+        with _opened(board_path) as board:
+            requests = [board.get(request_id)] if request_id is not None else \
+                board.requests(list(states) or None, limit)
     except BoardError as err:
         raise Failure(str(err)) from err
     if as_json:
@@ -162,7 +172,8 @@ def board_command(request_id: int | None, states: tuple[str, ...], limit: int,
 def cancel_command(request_id: int, board_path: str | None) -> int:
     """Cancel request ID: at once if waiting, after its current job if claimed."""
     try:
-        state = _open(board_path).cancel(request_id)
+        with _opened(board_path) as board:
+            state = board.cancel(request_id)
     except BoardError as err:
         raise Failure(str(err)) from err
     if state == "cancelled":
