@@ -8,6 +8,7 @@ import multiprocessing
 import sqlite3
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -25,8 +26,10 @@ def location(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 
 
 @pytest.fixture
-def board(location: str) -> Board:
-    return open_board(location)
+def board(location: str) -> Iterator[Board]:
+    board = open_board(location)
+    yield board
+    board.close()
 
 
 def test_post_and_duplicate_while_waiting(board: Board) -> None:
@@ -158,6 +161,7 @@ def _claim_all(location: str, name: str, out: multiprocessing.Queue[list[int]]) 
     while (req := board.claim(name, 30)) is not None:
         got.append(req.id)
         board.finish(req.id, name, True, "ok")
+    board.close()
     out.put(got)
 
 
@@ -176,37 +180,47 @@ def test_four_processes_never_claim_the_same_request(location: str) -> None:
         proc.join(timeout=30)
     every = [rid for got in claimed for rid in got]
     assert sorted(every) == sorted(ids)  # each exactly once
-    assert all(r.state == "done" and r.attempts == 1 for r in board.requests(limit=500))
+    board = open_board(location)
+    try:
+        assert all(r.state == "done" and r.attempts == 1 for r in board.requests(limit=500))
+    finally:
+        board.close()
 
 
 def test_an_idle_worker_is_woken_when_a_request_is_posted(location: str) -> None:
     """wait() returns when a request is posted from elsewhere (PostgreSQL:
     NOTIFY) or by its poll timeout (SQLite); a claim follows either way."""
     waiter, poster = open_board(location), open_board(location)
-    waiter.wait(0.01)  # PostgreSQL: starts listening
-    assert waiter.claim("w", 30) is None
-    woke = threading.Event()
-    timeout = 600.0 if "postgresql" in location else 0.2
+    try:
+        waiter.wait(0.01)  # PostgreSQL: starts listening
+        assert waiter.claim("w", 30) is None
+        woke = threading.Event()
+        timeout = 600.0 if "postgresql" in location else 0.2
 
-    def idle() -> None:
-        waiter.wait(timeout)
-        woke.set()
+        def idle() -> None:
+            waiter.wait(timeout)
+            woke.set()
 
-    thread = threading.Thread(target=idle, daemon=True)
-    thread.start()
-    rid = poster.post("a:A").id
-    thread.join(timeout=120)
-    assert woke.is_set(), "the idle worker slept through the post"
-    claimed = waiter.claim("w", 30)
-    assert claimed is not None and claimed.id == rid
+        thread = threading.Thread(target=idle, daemon=True)
+        thread.start()
+        rid = poster.post("a:A").id
+        thread.join(timeout=120)
+        assert woke.is_set(), "the idle worker slept through the post"
+        claimed = waiter.claim("w", 30)
+        assert claimed is not None and claimed.id == rid
+    finally:
+        waiter.close()
+        poster.close()
 
 
-def test_wait_returns_when_stopped(location: str) -> None:
-    board = open_board(location)
+def test_wait_returns_when_stopped(board: Board) -> None:
     board.wait(0.01)
     stop = threading.Event()
     stop.set()
-    board.wait(600, stop)  # returns at once instead of after ten minutes
+    waiting = threading.Thread(target=board.wait, args=(600, stop), daemon=True)
+    waiting.start()
+    waiting.join(timeout=60)  # not the ten minutes asked for: stop is set
+    assert not waiting.is_alive(), "wait() ignored the stop event"
 
 
 def test_retry_delay_may_be_a_growing_backoff(board: Board) -> None:

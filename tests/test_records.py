@@ -200,6 +200,21 @@ def test_output_capture_and_capture_level(tmp_path: Path) -> None:
         (ln.logger, ln.phase, ln.message) for ln in lines
     ]
 
+    class Chatty(Job):
+        def Check(self) -> None:
+            log.debug("a detail")
+            log.info("a line")
+
+    # The capture level decides which log records are kept.
+    for level, kept in ((logging.DEBUG, ["a detail", "a line"]), (logging.INFO, ["a line"])):
+        listener = RecordsListener(path, log_level=level)
+        dj = DoJobber()
+        dj.configure(Chatty, listeners=[listener])
+        dj.checknrun()
+        listener.close()
+        with RecordStore(path) as store:
+            assert [ln.message for ln in store.logs("last", "Chatty")] == kept, level
+
 
 def test_interrupted_by_ctrl_c(tmp_path: Path) -> None:
     class Stop(Job):

@@ -211,6 +211,7 @@ def test_newer_schema_refused_and_board_shares_the_database(pg_url: str) -> None
     open_store(pg_url).close()
     board = open_board(pg_url)  # board and records in one database
     assert board.post("a:A").id == 1
+    board.close()
     with psycopg.connect(pg_url, autocommit=True) as conn:
         conn.execute("UPDATE dojobber_meta SET version = 99")
     with pytest.raises(RecordsError, match="version 99, newer"):

@@ -10,6 +10,7 @@ import sys
 import textwrap
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -65,11 +66,13 @@ def location(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 
 
 @pytest.fixture
-def setup(tmp_path: Path, location: str) -> tuple[Path, Board, Path]:
+def setup(tmp_path: Path, location: str) -> Iterator[tuple[Path, Board, Path]]:
     jobs = tmp_path / "jobs.py"
     jobs.write_text(JOBS)
     (tmp_path / "board.location").write_text(location)
-    return jobs, open_board(location), tmp_path
+    board = open_board(location)
+    yield jobs, board, tmp_path
+    board.close()
 
 
 def worker(tmp_path: Path, *extra: str) -> subprocess.Popen[str]:
