@@ -45,17 +45,24 @@ def root_of(*deps: type[Job], name: str = "Root") -> type[Job]:
     return type(name, (DummyJob,), {"DEPS": list(deps)})
 
 
-def converge(root: type[Job], *, tries: int | None = None, **options: Any) -> DoJobber:
+def converge(
+    root: type[Job],
+    *args: Any,
+    tries: int | None = None,
+    kwargs: dict[str, Any] | None = None,
+    **options: Any,
+) -> DoJobber:
     """Configure a DoJobber for ``root`` and run ``checknrun()`` once.
 
-    No delay between tries unless ``default_retry_delay`` is given;
-    ``tries`` is ``default_tries`` (3 when None).  Other keyword arguments
-    go to ``configure()``."""
+    ``args`` and ``kwargs`` go to ``set_args()``.  No delay between tries
+    unless ``default_retry_delay`` is given; ``tries`` is ``default_tries``
+    (3 when None).  Other keyword arguments go to ``configure()``."""
     options.setdefault("default_retry_delay", 0)
     if tries is not None:
         options["default_tries"] = tries
     dojob = DoJobber()
     dojob.configure(root, **options)
+    dojob.set_args(*args, **(kwargs or {}))
     dojob.checknrun()
     return dojob
 

@@ -17,6 +17,7 @@ import pytest
 
 import dojobber
 from dojobber import DoJobber, DummyJob, Job, RunonlyJob
+from tests.helpers import converge
 
 # ----------------------------------------------------------------------
 # A small release pipeline, in upstream's style: *args/**kwargs everywhere,
@@ -161,18 +162,9 @@ EVERYTHING_OK = {
 }
 
 
-def run(root: type[Job], *args: Any, **options: Any) -> DoJobber:
-    kwargs = options.pop("kwargs", {})
-    dojob = DoJobber()
-    dojob.configure(root, default_retry_delay=0, **options)
-    dojob.set_args(*args, **kwargs)
-    dojob.checknrun()
-    return dojob
-
-
 # ----------------------------------------------------------------------
 def test_a_run_with_failures_gives_upstream_dicts() -> None:
-    dojob = run(Release, "arg1", kwargs={"compiler": "broken"})
+    dojob = converge(Release, "arg1", kwargs={"compiler": "broken"})
     assert dojob.nodestatus == {
         **EVERYTHING_OK, "Compile": False, "Upload": None, "Release": None,
     }
@@ -183,19 +175,19 @@ def test_a_run_with_failures_gives_upstream_dicts() -> None:
 
 
 def test_a_run_that_converges() -> None:
-    dojob = run(Release, "arg1", kwargs={"compiler": "ok"})
+    dojob = converge(Release, "arg1", kwargs={"compiler": "ok"})
     assert dojob.nodestatus == EVERYTHING_OK
     assert dojob.success() and dojob.noderesults["Compile"] == "built"
 
 
 def test_runonly_job_passes_with_runs_return_value() -> None:
-    dojob = run(RunPasses)
+    dojob = converge(RunPasses)
     assert dojob.success() and dojob.nodestatus == {"RunPasses": True}
     assert dojob.noderesults == {"RunPasses": "all aboard"}
 
 
 def test_runonly_job_fails_with_runs_exception_under_float_tries() -> None:
-    dojob = run(RunFails, default_tries=1.1)
+    dojob = converge(RunFails, default_tries=1.1)
     assert not dojob.success() and dojob.nodestatus == {"RunFails": False}
     assert str(dojob.nodeexceptions["RunFails"]) == "the release train left without us"
     assert dojob.result is not None and dojob.result["RunFails"].tries == 2
@@ -214,18 +206,18 @@ def test_runonly_job_in_no_act_fails_with_upstreams_error(root: type[Job]) -> No
 
 def test_cleanup_runs_after_the_run_unless_turned_off() -> None:
     journal: dict[str, bool] = {}
-    run(Release, "arg1", kwargs={"journal": journal})
+    converge(Release, "arg1", kwargs={"journal": journal})
     assert journal["scratch_removed"]
 
     journal = {}
-    dojob = run(Release, "arg1", cleanup=False, kwargs={"journal": journal})
+    dojob = converge(Release, "arg1", cleanup=False, kwargs={"journal": journal})
     assert "scratch_removed" not in journal
     dojob.cleanup()
     assert journal["scratch_removed"]
 
 
 def test_success_and_partial_success_on_sub_graphs() -> None:
-    dojob = run(Release)
+    dojob = converge(Release)
     assert not dojob.success() and dojob.partial_success()
 
     dojob = DoJobber()
@@ -234,7 +226,7 @@ def test_success_and_partial_success_on_sub_graphs() -> None:
     dojob.checknrun()
     assert dojob.success() and dojob.partial_success()
 
-    dojob = run(Compile)
+    dojob = converge(Compile)
     assert not dojob.success() and dojob.partial_success()
 
 
@@ -248,7 +240,7 @@ def test_success_and_partial_success_on_sub_graphs() -> None:
 )
 def test_tries_are_counted_per_job(key_on: int, sign_on: int, key: bool, sign: bool) -> None:
     kwargs = {"compiler": "ok", "key_ready_on": key_on, "sign_ready_on": sign_on}
-    dojob = run(Release, kwargs=kwargs)
+    dojob = converge(Release, kwargs=kwargs)
     assert dojob.nodestatus["SignKey"] is key and dojob.nodestatus["Sign"] is sign
     expected_release = True if (key and sign) else None
     assert dojob.nodestatus["Release"] is expected_release
@@ -278,7 +270,7 @@ def test_float_tries_give_upstreams_count(tries: float, attempts: int) -> None:
         TRIES = tries  # type: ignore[assignment]
 
     for root, options in ((AlwaysFails, {"default_tries": tries}), (OwnTries, {})):
-        dojob = run(root, **options)
+        dojob = converge(root, **options)
         assert dojob.result is not None
         assert dojob.result[root.__name__].tries == attempts, (root, tries)
 
@@ -302,7 +294,7 @@ def test_repr_of_a_run_result_is_short() -> None:
     text = repr(result)
     assert len(text) < 120 and "\n" not in text
     assert text.startswith("<RunResult Top: converged; 201 jobs: ok=201;")
-    failing = run(Release, kwargs={"compiler": "broken"})
+    failing = converge(Release, kwargs={"compiler": "broken"})
     assert failing.result is not None
     assert "not converged" in repr(failing.result) and "failed=1" in repr(failing.result)
     assert "blocked=2" in repr(failing.result)
