@@ -130,13 +130,14 @@ BLOCKS: dict[tuple[str, str], Block] = {
     # ----------------------------------------------------------- graphs.rst
     ("docs/graphs.rst", "dojob = DoJobber()"): Block(
         "python", before=GRAPH_JOBS,
-        after="assert open('graph.png', 'rb').read(4) == b'\\x89PNG'\n"
-              "assert 'flowchart' in open('graph.mmd').read()"),
+        after="assert __import__('pathlib').Path('graph.png').read_bytes()[:4] == b'\\x89PNG'\n"
+              "assert 'flowchart' in __import__('pathlib').Path('graph.mmd').read_text()"),
     ("docs/graphs.rst", "from dojobber.render import render, to_dot, to_mermaid"): Block(
         "python", after="assert png.startswith(b'\\x89PNG') and b'<svg' in svg"),
     ("docs/graphs.rst", "pip install 'dojobber[graph]'"): Block("install", why="pip / apt"),
     ("docs/graphs.rst", "from dojobber.render import GraphvizUnavailableError"): Block(
-        "python", after="assert open('graph.png', 'rb').read(4) == b'\\x89PNG'"),
+        "python",
+        after="assert __import__('pathlib').Path('graph.png').read_bytes()[:4] == b'\\x89PNG'"),
     ("docs/graphs.rst", 'dojob.write_graph(out, "svg", focus="failures", max_nodes=200)'):
         Block("python", before="out = open('focus.svg', 'wb')\n", after="out.close()"),
     # ---------------------------------------------------------- libvirt.rst
@@ -180,7 +181,7 @@ BLOCKS: dict[tuple[str, str], Block] = {
         "python", replace=(("ProcessPoolExecutor(4)", "ProcessPoolExecutor(2)"),),
         after="assert dojob.success()"),
     ("docs/parallel.rst", "from distributed import Client, LocalCluster"): Block(
-        "python", replace=(("n_workers=4", "n_workers=1, dashboard_address=None"),),
+        "python", replace=(("n_workers=4", "n_workers=1, dashboard_address='127.0.0.1:0'"),),
         after="assert dojob.success()"),
     ("docs/parallel.rst", "dask scheduler --host 10.0.0.5            # on one machine"): Block(
         "shell", replace=(("10.0.0.5:8786", "127.0.0.1:$dask_port"),
@@ -347,7 +348,8 @@ def stand_ins(needs: set[str], tmp: Path) -> Iterator[dict[str, Any]]:
             cluster = stack.enter_context(distributed.LocalCluster(
                 n_workers=1, threads_per_worker=2, processes=False, protocol="tcp",
                 host="127.0.0.1",
-                dashboard_address=None))
+                # its HTTP server on loopback at a free port (None: *:8787)
+                dashboard_address="127.0.0.1:0"))
             values["dask"] = "dask://" + cluster.scheduler_address.removeprefix("tcp://")
         if "postgres" in needs:
             from tests.fakes.postgres import PostgresServer, pg_bin_dir
