@@ -18,7 +18,7 @@ import pytest
 
 from dojobber._main import main
 from dojobber.records import RecordStore
-from tests.fakes.procs import child_env, wait_until
+from tests.fakes.procs import child_env, finish, wait_until
 
 # Each job passes from its k-th attempt on (k in NEEDS), counting attempts
 # in files next to the jobs: run on its own, the script converges on the
@@ -194,6 +194,7 @@ def test_ctrl_c_during_the_wait_between_rounds(jobs: Path, tmp_path: Path) -> No
     finally:
         proc.kill()
     err.thread.join()
+    finish(proc)  # closes its pipes
     assert proc.returncode == 130
     assert err.has("interrupted")
     assert "interrupted after 1 round" in out
@@ -234,6 +235,7 @@ def test_agent_mode_with_real_signals(jobs: Path, tmp_path: Path) -> None:
     finally:
         proc.kill()
     err.thread.join()
+    finish(proc)  # closes its pipes
     assert proc.returncode == 0, "".join(err.lines)
     assert err.has("agent: stopped (SIGTERM)")
     rounds = err.count("agent: round")
@@ -276,6 +278,7 @@ def test_sigterm_lets_the_running_round_finish(jobs: Path, tmp_path: Path) -> No
     finally:
         proc.kill()
     err.thread.join()
+    finish(proc)  # closes its pipes
     assert proc.returncode == 0
     assert (tmp_path / "checked").exists()  # the round ran to its recheck
     assert err.count("agent: round") == 1 and err.has("Slow: converged")
