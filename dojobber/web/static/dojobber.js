@@ -123,8 +123,32 @@
     var trs = table.querySelectorAll("tbody tr[data-job]");
     for (var i = 0; i < trs.length; i++) { rows[trs[i].getAttribute("data-job")] = trs[i]; }
   }
+  var jobsBody = table ? table.querySelector("tbody") : null;
+  var filtered = /[?&]status=/.test(window.location.search);
+  function addRow(job) {
+    // A job the page did not list (its graph was not stored yet): add it.
+    var tr = document.createElement("tr");
+    tr.setAttribute("data-job", job.name);
+    tr.appendChild(el("td", "muted", ""));
+    var name = el("td", "name");
+    var a = el("a", "", job.name);
+    a.href = job.url;
+    name.appendChild(a);
+    tr.appendChild(name);
+    var cell = el("td");
+    cell.appendChild(el("span", "status"));
+    tr.appendChild(cell);
+    tr.appendChild(el("td", "tries"));
+    tr.appendChild(el("td"));
+    tr.appendChild(el("td", "took"));
+    tr.appendChild(el("td", "error"));
+    jobsBody.appendChild(tr);
+    rows[job.name] = tr;
+    return tr;
+  }
   function updateRow(job) {
     var tr = rows[job.name];
+    if (!tr && jobsBody && !filtered) { tr = addRow(job); }
     if (!tr) { return; }
     var badge = tr.querySelector(".status");
     badge.className = "status " + job.status;
