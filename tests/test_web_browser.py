@@ -174,6 +174,40 @@ def test_live_update_from_a_run_in_another_process(
         child.wait()
 
 
+def test_page_opened_before_the_graph_is_stored_fills_in(
+    page: Any, site: dict[str, Any], tmp_path: Path
+) -> None:
+    gates = tmp_path / "gates"
+    gates.mkdir()
+    child = start_python(GATED_RUN, str(site["records"]), str(gates), "--gate-first")
+    try:
+        assert read_line(child) == "ready"
+
+        def started() -> bool:
+            with RecordStore(site["records"]) as store:
+                run = store.run("last")
+                return run.root == "Root" and run.outcome == "running"
+        wait_until(started, what="the child's run in the records")
+        with RecordStore(site["records"]) as store:
+            rid = store.resolve("last")
+            assert store.graph_data(rid) is None  # nothing flushed yet
+        page.goto(f"{site['url']}/runs/{rid}")
+        assert page.locator("#jobs tbody tr").count() == 0
+        assert page.locator("#graph-status").inner_text() == "no graph stored for this run yet"
+        page.wait_for_selector("body[data-live=open]")
+        (gates / "First").touch()
+        page.wait_for_selector("#jobs tr[data-job='First'] .status.ok")
+        page.wait_for_selector("body[data-graph=ready]")
+        page.wait_for_selector("#graph g.node.ok[data-job='First']")
+        for name in ("Second", "Third", "Root"):
+            (gates / name).touch()
+        page.wait_for_selector("body[data-live=ended]")
+        assert read_line(child) == f"done {rid}"
+    finally:
+        child.kill()
+        child.wait()
+
+
 def test_job_page_follows_its_job_live(page: Any, site: dict[str, Any], tmp_path: Path) -> None:
     gates = tmp_path / "gates"
     gates.mkdir()

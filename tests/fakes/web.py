@@ -212,11 +212,12 @@ from dojobber import DoJobber, Job
 from dojobber.records import RecordsListener
 
 records, gates = sys.argv[1], sys.argv[2]
+gate_first = sys.argv[3:] == ["--gate-first"]
 log = logging.getLogger("gated")
 
 def gated(name, deps):
     def check(self, **kw):
-        if name != "First":
+        if name != "First" or gate_first:
             while not os.path.exists(os.path.join(gates, name)):
                 time.sleep(0.02)
         log.info("%s passes", name)
