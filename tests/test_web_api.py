@@ -461,3 +461,14 @@ def test_web_view_example(tmp_path: Path) -> None:
         "run 2: Published converged, trend converged",
         "run 1: Published not_converged, trend first run",
     ]
+
+
+def test_dojobber_serve_refuses_unreadable_records(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.sqlite3"
+    bad.write_bytes(b"this is not a records database\n" * 200)
+    done = run_python(["-m", "dojobber", "serve", "--port", "0", "--records", str(bad),
+                       "--board", str(tmp_path / "b.sqlite3")])
+    assert done.returncode == 2, done.stderr
+    assert done.stdout == ""
+    assert done.stderr.startswith(f"Error: run records at {bad}: "), done.stderr
+    assert done.stderr.count("\n") == 1

@@ -26,7 +26,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from .. import __version__
-from ..records import Browsable
+from ..records import Browsable, RecordsError
 from ..records import default_path as default_records
 from . import _board, _filters
 from ._data import BadParameterError, NotFoundError, job_data, run_data, runs_data
@@ -105,6 +105,8 @@ def create_app(options: WebOptions) -> Starlette:
                 return pages.error(request, 404, str(err))
             except BadParameterError as err:
                 return pages.error(request, 400, str(err))
+            except RecordsError as err:  # the records cannot be read (now)
+                return pages.error(request, 503, str(err))
             return pages.respond(request, template, data, title=title(data))
         return endpoint
 
@@ -133,7 +135,7 @@ def create_app(options: WebOptions) -> Starlette:
             return pages.error(request, 404, str(err))
         except BadParameterError as err:
             return pages.error(request, 400, str(err))
-        except PictureUnavailableError as err:
+        except (PictureUnavailableError, RecordsError) as err:
             return pages.error(request, 503, str(err))
         headers = {
             "x-jobs-drawn": str(picture.drawn),

@@ -16,6 +16,20 @@ def _url_host(host: str) -> str:
     return f"[{host}]" if ":" in host and not host.startswith("[") else host
 
 
+def _check_records(options: WebOptions) -> None:
+    """Refuse at once records that cannot be read (a broken file, a backend
+    the web view cannot browse), rather than on every page."""
+    from ..records import RecordsError
+    from ..records import default_path as default_records
+    from ._live import browsable
+    from ._options import ServeError
+
+    try:
+        browsable(options.records or default_records()).close()
+    except RecordsError as err:
+        raise ServeError(str(err)) from None
+
+
 def serve(
     options: WebOptions,
     *,
@@ -37,6 +51,7 @@ def serve(
     from ._app import create_app
 
     options.check()
+    _check_records(options)
     out = sys.stdout if out is None else out
     sock = socket.socket(socket.AF_INET6 if ":" in options.host else socket.AF_INET)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
