@@ -18,6 +18,7 @@ import traceback
 from typing import TYPE_CHECKING, TextIO
 
 from ._context import original_stream
+from ._describe import exception_text, message
 from .events import Listener, RunInfo
 from .results import JobResult, JobStatus, RunResult
 
@@ -64,7 +65,7 @@ class ConsoleListener(Listener):
             return  # only a failing constructor is worth a line
         line = f"{job}.{phase}: {'pass' if ok else 'fail'}"
         if error is not None and phase in ("recheck", "init"):
-            line += f' "{error}"'
+            line += f' "{message(error)}"'
         self.stream.write(line + "\n")
         if error is not None and self.debug and phase != "check":
             self.stream.write(f"  Error was:\n{_indented(error)}\n")
@@ -73,7 +74,8 @@ class ConsoleListener(Listener):
         if ok and self.debug:
             self.stream.write(f"{job}.cleanup: pass\n")
         elif not ok:
-            self.stream.write(f'{job}.cleanup: fail "{error}"\n')
+            shown = '' if error is None else message(error)
+            self.stream.write(f'{job}.cleanup: fail "{shown}"\n')
 
 
 # ----------------------------------------------------------------------
@@ -94,7 +96,7 @@ def _status_style(status: JobStatus) -> str:
 def _first_line(error: BaseException | None) -> str:
     if error is None:
         return ""
-    text = f"{type(error).__name__}: {error}"
+    text = exception_text(error) or ""
     return text.splitlines()[0] if text else ""
 
 

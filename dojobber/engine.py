@@ -135,7 +135,8 @@ class Engine:
                 cwd_fd = None
         self.local_cwd: str | int = self.cwd if cwd_fd is None else cwd_fd
         try:
-            with relaxed_gc(jobs), LogRouter(self.bus) if self.bus else nullcontext():
+            with relaxed_gc(jobs), LogRouter(self.bus) if self.bus else nullcontext(), \
+                    self.finished.ticking() if self.finished is not None else nullcontext():
                 if self.executor is None and self.workers <= 1:
                     self._run_inline()
                 else:

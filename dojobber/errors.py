@@ -124,6 +124,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from ._describe import exception_text
+
 __all__ = [
     "CleanupError",
     "ConfigurationError",
@@ -351,7 +353,7 @@ class CleanupError(RunError):
 
     def __init__(self, failures: Sequence[tuple[str, BaseException]]) -> None:
         self.failures = list(failures)
-        names = ", ".join(f"{n} ({type(e).__name__}: {e})" for n, e in self.failures)
+        names = ", ".join(f"{n} ({exception_text(e)})" for n, e in self.failures)
         super().__init__(f"Cleanup failed for {len(self.failures)} job(s): {names}")
 
 
@@ -363,7 +365,7 @@ class JobNotSendableError(RunError):
         self.cause = cause
         super().__init__(
             f"{job}: its attempt could not be sent to or from the executor "
-            f"({type(cause).__name__}: {cause}); attempts that run in another "
+            f"({exception_text(cause)}); attempts that run in another "
             "process must pickle: define the job at module level in a module "
             "importable where attempts run (on a dask cluster: the scheduler and "
             "the workers; dask's cloudpickle sends jobs made in __main__ by "
@@ -381,7 +383,7 @@ class WorkerLostError(RunError):
         super().__init__(
             f"{job}: the worker running it died"
             + (f" {lost} times" if lost > 1 else "")
-            + f" ({type(cause).__name__}: {cause}); does the job crash its process?"
+            + f" ({exception_text(cause)}); does the job crash its process?"
         )
 
 

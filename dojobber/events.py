@@ -16,7 +16,8 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -294,12 +295,22 @@ class Batch:
     :meth:`Listener.jobs_finished`): :meth:`add` sends them when ``size``
     are held or when an item comes ``seconds`` or more after the batch was
     made or last sent (so a slow stream of items is not held for long, and
-    a fast one costs no clock reading per item); :meth:`send` at once."""
+    a fast one costs no clock reading per item); :meth:`send` at once.
 
-    __slots__ = ("_call", "due", "items", "seconds", "size")
+    While :meth:`ticking`, a timer thread also sends what has been held
+    ``seconds`` or more, so that items are not held while the engine waits
+    on a long job.  The engine's thread appends to :attr:`items` without a
+    lock (one ``list.append``, atomic); every send takes the batch's lock,
+    and the timer takes the items it sends off the front of the same list,
+    so an item appended meanwhile is neither lost nor sent twice, and items
+    are sent in the order they came.
+    """
+
+    __slots__ = ("_call", "_lock", "due", "items", "seconds", "size")
 
     def __init__(self, call: Callable[[list[Any]], None], size: int, seconds: float) -> None:
         self._call = call
+        self._lock = threading.Lock()
         self.size = size
         self.seconds = seconds
         self.items: list[Any] = []
@@ -318,8 +329,39 @@ class Batch:
 
     def send(self) -> None:
         """Send what is held now (nothing when empty)."""
-        self.due = time.perf_counter() + self.seconds
-        items = self.items
-        if items:
-            self.items = []
-            self._call(items)
+        with self._lock:
+            self.due = time.perf_counter() + self.seconds
+            items = self.items
+            if items:
+                self.items = []
+                self._call(items)
+
+    def _send_due(self) -> None:
+        """The timer's send: what is held, if the last send is ``seconds`` old."""
+        with self._lock:
+            now = time.perf_counter()
+            items = self.items
+            if not items or now < self.due:
+                return
+            self.due = now + self.seconds
+            count = len(items)
+            held = items[:count]
+            del items[:count]  # (the engine may append meanwhile: at the end)
+            self._call(held)
+
+    @contextmanager
+    def ticking(self) -> Iterator[None]:
+        """Send held items from a timer thread too while the block runs."""
+        stop = threading.Event()
+
+        def tick() -> None:
+            while not stop.wait(self.seconds / 2):
+                self._send_due()
+
+        timer = threading.Thread(target=tick, name="dojobber-batch-timer", daemon=True)
+        timer.start()
+        try:
+            yield
+        finally:
+            stop.set()
+            timer.join()

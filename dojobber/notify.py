@@ -31,6 +31,7 @@ import urllib.parse
 import urllib.request
 from typing import TYPE_CHECKING, Any
 
+from ._describe import exception_text
 from ._version import __version__
 from .errors import ConfigurationError
 from .events import Listener
@@ -74,7 +75,7 @@ def run_summary(result: RunResult, run_id: int | None = None) -> dict[str, Any]:
                 "tries": job.tries,
                 "error": None
                 if job.exception is None
-                else f"{type(job.exception).__name__}: {job.exception}",
+                else exception_text(job.exception),
             }
             for job in failed[:MAX_FAILED]
         ],

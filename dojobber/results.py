@@ -14,6 +14,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, NamedTuple
 
+from ._describe import message
+
 if TYPE_CHECKING:
     from .graph import JobGraph
     from .job import Job
@@ -293,7 +295,7 @@ class RunResult:
         for job in self.attempted:
             note = ""
             if job.exception is not None:
-                text = str(job.exception).strip().splitlines()
+                text = message(job.exception).strip().splitlines()
                 note = f"{type(job.exception).__name__}: {text[0] if text else ''}"
             elif job.status is JobStatus.BLOCKED:
                 note = "a dependency failed"

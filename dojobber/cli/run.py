@@ -16,6 +16,7 @@ from typing import Any
 import click
 from rich.console import Console
 
+from .._describe import exception_text
 from .._postgres import redact_url
 from ..backoff import Backoff
 from ..console import PlainProgress, RichProgress, summary_table, summary_text
@@ -359,7 +360,7 @@ def _report(
                 "duration": round(job.duration, 6),
                 "result": None if job.result is None else repr(job.result),
                 "error": None if job.exception is None
-                else f"{type(job.exception).__name__}: {job.exception}",
+                else exception_text(job.exception),
             }
             for job in result.attempted
         }

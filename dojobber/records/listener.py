@@ -19,7 +19,12 @@ run can be drawn.
 Writes are batched: finished jobs arrive in batches
 (:meth:`~dojobber.Listener.jobs_finished`), are kept in memory and written
 in one transaction every ``flush_rows`` rows or ``flush_interval`` seconds
-(checked as batches and log records arrive), and at the end of the run.
+(checked as batches and log records arrive, and by a timer thread while a
+run lasts, so that a job that finished is on disk within about a second
+even while a long job runs and nothing else happens), and at the end of the
+run.  A run killed outright (SIGKILL, power loss) therefore keeps every job
+that finished more than about a second before; the next opening of the
+records marks it ``interrupted``.
 Statuses are bound as plain ``str`` (binding the ``JobStatus`` str subclass
 goes through sqlite3's adapter lookup and cost more than the insert).  A
 writer thread was tried and was slower: the rows are built and bound under
@@ -34,12 +39,14 @@ import logging
 import os
 import pickle
 import sys
+import threading
 import time
 import weakref
 from collections.abc import Iterable
 from typing import Any
 
 from .._context import OutputCapture, current
+from .._describe import exception_text
 from .._paths import expand_path
 from .._postgres import redact_url
 from ..events import Listener, RoundInfo, RunInfo
@@ -64,10 +71,8 @@ __all__ = ["RecordsListener"]
 log = logging.getLogger("dojobber.records")
 
 
-def _error_text(error: BaseException | None) -> str | None:
-    if error is None:
-        return None
-    return f"{type(error).__name__}: {error}"
+#: "Type: message" of an exception (its repr when its str() raises).
+_error_text = exception_text
 
 
 #: Each status as a plain str, for binding.
@@ -178,6 +183,10 @@ class RecordsListener(Listener):
         self._due = 0.0
         #: The converge round being run (None outside a converge session).
         self._round: RoundInfo | None = None
+        #: Guards the buffers and the connection against the flush timer.
+        self._lock = threading.Lock()
+        self._timer: threading.Thread | None = None
+        self._timer_stop = threading.Event()
 
     def __repr__(self) -> str:
         return f"RecordsListener({redact_url(self.path)!r})"
@@ -190,6 +199,7 @@ class RecordsListener(Listener):
         return self.store
 
     def close(self) -> None:
+        self._stop_timer()
         if self.store is not None:
             self.store.close()
             self.store = None
@@ -216,6 +226,39 @@ class RecordsListener(Listener):
         self._due = time.monotonic() + self.flush_interval
         if self.capture_output:
             self._capture = OutputCapture().__enter__()
+        self._start_timer()
+
+    def _start_timer(self) -> None:
+        """Flush what is held every ``flush_interval`` seconds while the run
+        lasts (the run's own events may not come for a long time)."""
+        self._stop_timer()
+        stop = self._timer_stop = threading.Event()
+        interval = max(self.flush_interval, 0.01)
+
+        def tick() -> None:
+            failed = False
+            while not stop.wait(interval / 2):
+                if not (self._jobs or self._logs) or time.monotonic() < self._due:
+                    continue
+                try:
+                    self.flush()
+                except Exception as err:  # the database is busy or gone: try later
+                    if not failed:  # (logged outside the lock: logs come back here)
+                        log.warning("run records: writing to %s failed (%s); will retry",
+                                    self.path, err)
+                    failed = True
+                else:
+                    failed = False
+
+        self._timer = threading.Thread(target=tick, name="dojobber-records-timer", daemon=True)
+        self._timer.start()
+
+    def _stop_timer(self) -> None:
+        timer, self._timer = self._timer, None
+        if timer is not None:
+            self._timer_stop.set()
+            if timer is not threading.current_thread():
+                timer.join()
 
     def round_started(self, round: RoundInfo) -> None:
         self._round = round
@@ -224,8 +267,9 @@ class RecordsListener(Listener):
         self._round = None
 
     def jobs_finished(self, results: list[JobResult]) -> None:
-        jobs = self._jobs
-        jobs.extend(results)
+        with self._lock:
+            jobs = self._jobs
+            jobs.extend(results)
         if len(jobs) >= self.flush_rows or time.monotonic() >= self._due:
             self.flush()
 
@@ -240,14 +284,15 @@ class RecordsListener(Listener):
             message += "\n" + logging.Formatter().formatException(record.exc_info)
         where = current()
         attempt = where[2] if where is not None and where[0] == job else 0
-        self._logs.append(
-            (self.run_id, job, phase, attempt, record.created, record.levelno, record.name,
-             message)
-        )
+        row = (self.run_id, job, phase, attempt, record.created, record.levelno, record.name,
+               message)
+        with self._lock:
+            self._logs.append(row)
         if len(self._logs) >= self.flush_rows or time.monotonic() >= self._due:
             self.flush()
 
     def run_finished(self, result: RunResult) -> None:
+        self._stop_timer()
         if self._capture is not None:
             self._capture.__exit__(None, None, None)
             self._capture = None
@@ -273,7 +318,12 @@ class RecordsListener(Listener):
     # ------------------------------------------------------------------
     def flush(self, end: RunEnd | None = None) -> None:
         """Write what is buffered (and how the run ended) in one transaction,
-        through the backend's :class:`~dojobber.records.store.RecordsWriter`."""
+        through the backend's :class:`~dojobber.records.store.RecordsWriter`
+        (under a lock: the flush timer writes too)."""
+        with self._lock:
+            self._flush(end)
+
+    def _flush(self, end: RunEnd | None) -> None:
         store = self.store
         if store is None or self.run_id is None:
             return
@@ -313,4 +363,12 @@ class RecordsListener(Listener):
         if graph is not None:
             digest, dummy = _graph_digest(graph)
             graph_row = (digest, graph.root_name, lambda: _graph_json(graph, dummy))
-        store.write_batch(rid, graph_row, rows, details, logs, end)
+        try:
+            store.write_batch(rid, graph_row, rows, details, logs, end)
+        except BaseException:
+            # Nothing was written (the transaction rolled back): keep it all
+            # for the next flush.
+            self._jobs[:0] = jobs
+            self._logs[:0] = logs
+            self._graph_linked = graph is None and self._graph_linked
+            raise

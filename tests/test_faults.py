@@ -1,0 +1,146 @@
+"""Fault injection: real signals to real processes at chosen moments of a
+run, a worker and a download, with records on.  Afterwards the records open
+(``PRAGMA integrity_check``), show what happened, and a rerun converges.
+
+See docs/faults.rst for what a run guarantees under each fault.
+"""
+
+from __future__ import annotations
+
+import signal
+import sqlite3
+import subprocess
+import sys
+import textwrap
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from dojobber.records import RecordStore
+from tests.fakes.procs import child_env, wait_until
+
+#: A graph of 20 quick jobs, then ``Slow`` (its Check fails until a marker
+#: file exists; its Run writes "slow running" to the marker's directory and
+#: sleeps ``SLOW_SECONDS``, then creates the marker), then ``Root``.
+SCRIPT = textwrap.dedent(
+    '''
+    import logging, os, time
+    from dojobber import Job
+
+    HERE = os.environ["FAULT_DIR"]
+    log = logging.getLogger("faults")
+
+
+    def _quick(n):
+        def check(self, **kw):
+            log.info("quick %d checked", n)
+        return type(f"Quick{n}", (Job,), {"Check": check})
+
+
+    QUICK = [_quick(n) for n in range(20)]
+
+
+    class Slow(Job):
+        DEPS = QUICK
+
+        def Check(self, **kw):
+            if not os.path.exists(os.path.join(HERE, "slow.done")):
+                raise RuntimeError("slow not done yet")
+
+        def Run(self, **kw):
+            open(os.path.join(HERE, "slow.running"), "w").close()
+            time.sleep(float(os.environ.get("SLOW_SECONDS", "60")))
+            open(os.path.join(HERE, "slow.done"), "w").close()
+
+
+    class Root(Job):
+        DEPS = [Slow]
+
+        def Check(self, **kw):
+            pass
+    '''
+)
+
+
+def dojobber_cmd(*args: str) -> list[str]:
+    return [sys.executable, "-m", "dojobber", *args]
+
+
+@pytest.fixture
+def faultdir(tmp_path: Path) -> Iterator[Path]:
+    (tmp_path / "jobs.py").write_text(SCRIPT)
+    yield tmp_path
+
+
+def start(faultdir: Path, *args: str, slow: float = 60.0) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        dojobber_cmd(*args), cwd=faultdir, text=True,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        env=child_env(FAULT_DIR=str(faultdir), SLOW_SECONDS=str(slow)),
+    )
+
+
+def run_to_end(faultdir: Path, *args: str, slow: float = 0.0) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        dojobber_cmd(*args), cwd=faultdir, text=True, capture_output=True, timeout=120,
+        env=child_env(FAULT_DIR=str(faultdir), SLOW_SECONDS=str(slow)),
+    )
+
+
+def integrity(path: Path) -> str:
+    conn = sqlite3.connect(path)
+    try:
+        return str(conn.execute("PRAGMA integrity_check").fetchone()[0])
+    finally:
+        conn.close()
+
+
+def rows_on_disk(path: Path) -> tuple[int, int]:
+    """(job rows, log lines) of the newest run, read by another connection."""
+    if not path.exists():
+        return 0, 0
+    conn = sqlite3.connect(path, timeout=10)
+    try:
+        row = conn.execute("SELECT MAX(id) FROM runs").fetchone()
+        if row is None or row[0] is None:
+            return 0, 0
+        jobs = conn.execute("SELECT COUNT(*) FROM jobs WHERE run_id = ?", row).fetchone()[0]
+        logs = conn.execute("SELECT COUNT(*) FROM logs WHERE run_id = ?", row).fetchone()[0]
+        return int(jobs), int(logs)
+    except sqlite3.OperationalError:  # not created yet
+        return 0, 0
+    finally:
+        conn.close()
+
+
+def test_sigkill_during_a_long_job_keeps_the_jobs_that_finished(faultdir: Path) -> None:
+    records = faultdir / "records.db"
+    child = start(faultdir, "run", "jobs.py:Root", "--records", str(records))
+    try:
+        wait_until(lambda: (faultdir / "slow.running").exists(), what="Slow to run")
+        # While Slow sleeps nothing else happens in the run: the 20 quick
+        # jobs that finished (and their log lines) reach the disk by the
+        # records' timer, not by a later event.
+        wait_until(lambda: rows_on_disk(records) == (20, 20), timeout=15,
+                   what="the 20 finished jobs and their logs on disk")
+        child.send_signal(signal.SIGKILL)
+        child.wait(timeout=10)
+    finally:
+        child.kill()
+        child.communicate()
+    assert integrity(records) == "ok"
+    with RecordStore(records) as store:  # opening it marks the dead run
+        (run,) = store.runs()
+        assert run.outcome == "interrupted"
+        jobs = store.jobs(run.id)
+        assert sorted(j.name for j in jobs) == sorted(f"Quick{n}" for n in range(20))
+        assert {j.status for j in jobs} == {"ok"}
+        assert len(store.logs(run.id)) == 20
+    # The rerun does the rest and converges.
+    done = run_to_end(faultdir, "run", "jobs.py:Root", "--records", str(records))
+    assert done.returncode == 0, done.stderr
+    with RecordStore(records) as store:
+        last = store.run("last")
+        assert last.outcome == "converged"
+        assert store.job(last.id, "Slow").status == "changed"
