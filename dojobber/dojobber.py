@@ -326,7 +326,7 @@ class DoJobber:
                 continue
             try:
                 method()
-            except Exception as err:
+            except (Exception, SystemExit) as err:  # (sys.exit() in a Cleanup too)
                 failures.append((name, err))
                 bus.emit("cleanup_finished", name, False, err)
             else:

@@ -322,12 +322,18 @@ class Engine:
                 record(*self.timed_attempt(attempt_fn, i, attempt, args, kwargs, storage,
                                            cwd, no_act, emit, on_created, self._track))
                 continue
-            record(
-                attempt_fn(
+            try:
+                out = attempt_fn(
                     classes[i], i, attempt, args, kwargs, storage, cwd, no_act, emit,
                     on_created, slot,
                 )
-            )
+            except SystemExit as err:  # sys.exit() in job code: the job fails
+                if slot is not None:
+                    slot[0] = None
+                failed = Outcome(i, attempt, False, False, None, err, [], None, final=True)
+                record(failed.attempted(), failed)
+                continue
+            record(out)
 
     def timed_attempt(
         self, attempt_fn: Any, i: int, attempt: int, *rest: Any

@@ -18,7 +18,9 @@
 :class:`~dojobber.RunOutcome`: 0 converged, 1 not converged (some job failed
 or was blocked), 4 stopped (SIGTERM) before the end, 130 interrupted
 (Ctrl-C); and 2 a usage, definition or records error, 3 another run holds
-the ``--lock``, 5 a job gave up (``--until-converged``).
+the ``--lock``, 5 a job gave up (``--until-converged``), 6 every job
+converged but a ``Cleanup()`` raised.  A job that calls ``sys.exit(N)`` fails
+(no retry); it never sets the exit status.
 
 One module per command family: :mod:`.run`, :mod:`.records` (history,
 show), :mod:`.graph`, :mod:`.jobs` (list), :mod:`.board` (post, worker, board,
@@ -38,6 +40,7 @@ from ..job import Job
 from ..loader import TargetError
 from . import board, graph, jobs, records, run, serve
 from ._base import (
+    EXIT_CLEANUP,
     EXIT_FAILED,
     EXIT_INTERRUPTED,
     EXIT_LOCKED,
@@ -50,6 +53,7 @@ from ._base import (
 from .run import script_command
 
 __all__ = [
+    "EXIT_CLEANUP",
     "EXIT_FAILED",
     "EXIT_INTERRUPTED",
     "EXIT_LOCKED",

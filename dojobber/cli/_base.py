@@ -20,6 +20,7 @@ from ..records import ENV_VAR, RecordsError, RecordStore, Store, default_path, o
 from ..results import RunOutcome
 
 __all__ = [
+    "EXIT_CLEANUP",
     "EXIT_FAILED",
     "EXIT_GAVE_UP",
     "EXIT_INTERRUPTED",
@@ -50,6 +51,9 @@ EXIT_STATUS: dict[RunOutcome, int] = {
 }
 #: ``--until-converged``: a job raised dojobber.GiveUp (a person must act).
 EXIT_GAVE_UP = 5
+#: Every job converged, but a ``Cleanup()`` raised (the records say
+#: ``not_converged``, with the failure as an ERROR line of the cleanup phase).
+EXIT_CLEANUP = 6
 
 
 class Failure(click.ClickException):

@@ -22,7 +22,7 @@ from ..backoff import Backoff
 from ..console import PlainProgress, RichProgress, summary_table, summary_text
 from ..converge import ConvergeResult, Verdict
 from ..dojobber import DoJobber
-from ..errors import DojobberError
+from ..errors import CleanupError, DojobberError
 from ..events import Listener
 from ..job import Job
 from ..loader import load_root, parse_args
@@ -30,6 +30,7 @@ from ..notify import WebhookNotifier, run_summary
 from ..records import RecordsListener, default_path
 from ..results import RunOutcome, RunResult
 from ._base import (
+    EXIT_CLEANUP,
     EXIT_FAILED,
     EXIT_GAVE_UP,
     EXIT_INTERRUPTED,
@@ -196,6 +197,7 @@ def _converge(
     _configure(dj, root, options, listeners, executor, agent=options["every"] is not None)
     dj.set_args(**kwargs)
     quiet_stdout = stdout_to_stderr() if options["as_json"] else nullcontext()
+    cleanup_failures: list[tuple[str, BaseException]] = []
     display = _rounds_display(options, records, err_stream)
     if display is not None:
         dj.add_listener(display)
@@ -215,13 +217,19 @@ def _converge(
             if display is not None and dj.converge_result is not None:
                 _report_rounds(dj.converge_result, display, as_json=False)
             return EXIT_STATUS[RunOutcome.INTERRUPTED]
+        except CleanupError as err:  # the run happened: report it, and the cleanups
+            assert dj.result is not None
+            result, cleanup_failures = dj.result, err.failures
     finally:
         if records is not None:
             records.close()
     if result is None:  # (a session with no round: stopped before it began)
         return EXIT_INTERRUPTED
     run_id = records.run_id if records is not None else None
-    _report(result, run_id, records, options["as_json"], session, display)
+    _report(result, run_id, records, options["as_json"], session, display,
+            cleanup_failures)
+    for job, error in cleanup_failures:
+        err_stream.write(f"Cleanup of {job} failed: {exception_text(error)}\n")
     if options["graph_path"]:
         try:
             write_picture(dj.jobs, result, options["graph_path"])
@@ -230,6 +238,8 @@ def _converge(
             err_stream.write(f"Warning: graph not drawn: {err}\n")
     if session is not None:
         return _SESSION_EXIT[session.verdict]
+    if cleanup_failures and result.outcome is RunOutcome.CONVERGED:
+        return EXIT_CLEANUP
     return EXIT_STATUS[result.outcome]
 
 
@@ -349,10 +359,16 @@ def stdout_to_stderr() -> Iterator[None]:
 def _report(
     result: RunResult, run_id: int | None, records: RecordsListener | None, as_json: bool,
     session: ConvergeResult | None = None, display: RoundsDisplay | None = None,
+    cleanup_failures: list[tuple[str, BaseException]] | None = None,
 ) -> None:
     if as_json:
         data = run_summary(result, run_id)
         data["records"] = redact_url(records.path) if records is not None else None
+        data["cleanup_failed"] = [
+            {"job": job, "error": exception_text(error)} for job, error in cleanup_failures or ()
+        ]
+        if cleanup_failures and data["outcome"] == RunOutcome.CONVERGED.value:
+            data["outcome"] = RunOutcome.NOT_CONVERGED.value  # as the records say
         data["jobs"] = {
             job.name: {
                 "status": job.status.value,

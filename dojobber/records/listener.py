@@ -41,6 +41,7 @@ import pickle
 import sys
 import threading
 import time
+import traceback
 import weakref
 from collections.abc import Iterable
 from typing import Any
@@ -187,6 +188,9 @@ class RecordsListener(Listener):
         self._lock = threading.Lock()
         self._timer: threading.Thread | None = None
         self._timer_stop = threading.Event()
+        #: Cleanups that raised in the running run (see cleanup_finished).
+        self._cleanup_failures = 0
+        self._cleanups_done = True
 
     def __repr__(self) -> str:
         return f"RecordsListener({redact_url(self.path)!r})"
@@ -223,6 +227,8 @@ class RecordsListener(Listener):
         self._index = None
         self._jobs = []
         self._logs = []
+        self._cleanup_failures = 0
+        self._cleanups_done = False
         self._due = time.monotonic() + self.flush_interval
         if self.capture_output:
             self._capture = OutputCapture().__enter__()
@@ -291,8 +297,24 @@ class RecordsListener(Listener):
         if len(self._logs) >= self.flush_rows or time.monotonic() >= self._due:
             self.flush()
 
+    def cleanup_finished(self, job: str, ok: bool, error: BaseException | None) -> None:
+        """A failed Cleanup is stored as an ERROR log line of the job (phase
+        ``cleanup``, with its traceback) and makes the run's outcome
+        ``not_converged`` even when every job converged."""
+        if ok or self.run_id is None or self._cleanups_done:
+            return
+        text = f"Cleanup failed: {exception_text(error)}"
+        if error is not None and error.__traceback__ is not None:
+            text += "\n" + "".join(traceback.format_exception(error)).rstrip()
+        row = (self.run_id, job, "cleanup", 0, time.time(), logging.ERROR, "dojobber.cleanup",
+               text)
+        with self._lock:
+            self._logs.append(row)
+        self._cleanup_failures += 1
+
     def run_finished(self, result: RunResult) -> None:
         self._stop_timer()
+        self._cleanups_done = True
         if self._capture is not None:
             self._capture.__exit__(None, None, None)
             self._capture = None
@@ -302,6 +324,8 @@ class RecordsListener(Listener):
         ok, changed = counts[JobStatus.OK], counts[JobStatus.CHANGED]
         failed, blocked = counts[JobStatus.FAILED], counts[JobStatus.BLOCKED]
         outcome = result.outcome.value
+        if self._cleanup_failures and outcome == "converged":
+            outcome = "not_converged"  # the jobs did, a Cleanup did not
         self.flush(RunEnd(result.finished or time.time(), outcome, ok, changed, failed, blocked))
 
     def _job_index(self, name: str) -> int:
