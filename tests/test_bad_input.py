@@ -171,3 +171,108 @@ def test_cleanup_failures_are_recorded_reported_and_have_an_exit_status(
         assert line.job == "Dirty" and line.level == logging.ERROR
         assert line.message.startswith("Cleanup failed: OSError: cannot remove /tmp/scratch")
         assert "Traceback" in line.message
+
+
+def _foreign_db(path: Path) -> bytes:
+    """Another program's SQLite database (rollback journal, one table)."""
+    import sqlite3
+
+    conn = sqlite3.connect(path)
+    conn.execute("CREATE TABLE notes (id INTEGER PRIMARY KEY, text TEXT)")
+    conn.execute("INSERT INTO notes (text) VALUES ('mine')")
+    conn.commit()
+    conn.close()
+    return path.read_bytes()
+
+
+def test_records_never_touch_a_database_that_is_not_ours(tmp_path: Path) -> None:
+    from dojobber.board import BoardError, SQLiteBoard
+    from dojobber.records import RecordsError
+
+    other = tmp_path / "other.db"
+    before = _foreign_db(other)
+    with pytest.raises(RecordsError, match="not a records database: it is another program"):
+        RecordStore(other)
+    dj = DoJobber()
+    with pytest.raises(RecordsError, match="notes"):
+        dj.configure(CleansUp, records=other)
+    with pytest.raises(BoardError, match="is not a board: it is another program"):
+        SQLiteBoard(other)
+    assert other.read_bytes() == before  # not even switched to WAL
+    assert not (tmp_path / "other.db-wal").exists()
+
+    # A records database is not a board, and a board is not records.
+    RecordStore(tmp_path / "records.db").close()
+    records_bytes = (tmp_path / "records.db").read_bytes()
+    with pytest.raises(BoardError, match="it is a dojobber records database, not a dojobber board"):
+        SQLiteBoard(tmp_path / "records.db")
+    assert (tmp_path / "records.db").read_bytes() == records_bytes
+    SQLiteBoard(tmp_path / "board.db")
+    with pytest.raises(RecordsError, match="it is a dojobber board, not a dojobber records"):
+        RecordStore(tmp_path / "board.db")
+
+
+def test_a_records_database_from_before_the_mark_is_still_ours(tmp_path: Path) -> None:
+    import sqlite3
+
+    from dojobber.records._schema import MIGRATIONS, migrate
+
+    old = tmp_path / "old.db"
+    conn = sqlite3.connect(old, isolation_level=None)
+    migrate(conn, MIGRATIONS)  # as an older dojobber made it: no application_id
+    conn.close()
+    dj = DoJobber()
+    dj.configure(CleansUp, records=old)
+    assert dj.checknrun().success()
+    with RecordStore(old) as store:
+        assert store.run("last").outcome == "converged"
+
+
+def test_records_board_and_lock_files_are_private(tmp_path: Path) -> None:
+    import os
+    import stat
+
+    from dojobber.board import SQLiteBoard
+
+    old = os.umask(0o022)
+    try:
+        dj = DoJobber()
+        dj.configure(CleansUp, records=tmp_path / "r.db", lock=tmp_path / "run.lock")
+        dj.checknrun()
+        SQLiteBoard(tmp_path / "b.db").post("x.py:Root")
+    finally:
+        os.umask(old)
+    for name in ("r.db", "r.db-wal", "r.db-shm", "run.lock", "b.db"):
+        mode = stat.S_IMODE((tmp_path / name).stat().st_mode)
+        assert mode == 0o600, (name, oct(mode))
+
+
+class LogsADsn(Job):
+    def Check(self, dsn: str = "", **kw: object) -> str:
+        logging.getLogger("dsn").info("connecting to %s", dsn)
+        return dsn
+
+
+def test_url_passwords_are_masked_in_recorded_arguments_logs_and_results(
+    tmp_path: Path
+) -> None:
+    from dojobber.records import RecordsListener, mask_urls
+
+    assert mask_urls("see https://u:p@h/x and ftp://h/y") == "see https://u:***@h/x and ftp://h/y"
+    dsn = "postgresql://app:S3cr3t@db/prod"
+    listener = RecordsListener(tmp_path / "r.db", argv=["--arg", f"dsn={dsn}", dsn])
+    dj = DoJobber()
+    dj.configure(LogsADsn, listeners=[listener])
+    dj.set_args(dsn=dsn)
+    assert dj.checknrun().success()
+    listener.close()
+    raw = b"".join(p.read_bytes() for p in tmp_path.iterdir())  # the WAL too, if any
+    assert b"S3cr3t" not in raw
+    with RecordStore(tmp_path / "r.db") as store:
+        run = store.run("last")
+        assert run.argv == ["--arg", "dsn=postgresql://app:***@db/prod",
+                            "postgresql://app:***@db/prod"]
+        assert run.args == {"args": [], "kwargs": {"dsn": "postgresql://app:***@db/prod"}}
+        (line,) = store.logs(run.id)
+        assert line.message == "connecting to postgresql://app:***@db/prod"
+        assert store.job(run.id, "LogsADsn").result == "'postgresql://app:***@db/prod'"

@@ -1,6 +1,8 @@
 """The SQLite board: one file, any number of worker processes on one host
 (WAL, and ``BEGIN IMMEDIATE`` claims, so two workers never take the same
-request)."""
+request).  A new board file is created 0600 and marked with ``PRAGMA
+application_id``; a file that is not a board (another program's database,
+run records) is refused before anything in it is changed."""
 
 from __future__ import annotations
 
@@ -14,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from .._paths import user_state_file
+from .._sqlite_files import BOARD_ID, ForeignDatabaseError, check_ours, create_private, mark_ours
 from ..backoff import Backoff
 from .base import (
     STATES,
@@ -72,10 +75,11 @@ class SQLiteBoard(Board):
         self.path = Path(path).expanduser()
         self.timeout = timeout
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            if self.path.exists():
-                self._check_ours()
+            create_private(str(self.path))
+            unmarked = self._check_ours()
             with self._connect(immediate=True) as db:
+                if unmarked:
+                    mark_ours(db, BOARD_ID)
                 db.executescript(_SCHEMA + "BEGIN IMMEDIATE;")  # it commits first
                 row = db.execute("SELECT value FROM meta WHERE key='schema'").fetchone()
                 if row is None:
@@ -85,6 +89,11 @@ class SQLiteBoard(Board):
                     db.execute("ALTER TABLE requests ADD COLUMN retry_backoff TEXT")
                     db.execute("UPDATE meta SET value='2' WHERE key='schema'")
                     version = 2
+        except ForeignDatabaseError as err:
+            raise BoardError(
+                f"{self.path} is not a board: {err}; give the path of a board file or "
+                "of a new file (--board or DOJOBBER_BOARD)"
+            ) from None
         except (sqlite3.Error, OSError, BoardError) as err:
             raise BoardError(
                 f"cannot use {self.path} as a board: {err}; give a writable path to a "
@@ -96,19 +105,16 @@ class SQLiteBoard(Board):
                 f"understands ({SCHEMA_VERSION}); upgrade dojobber"
             )
 
-    def _check_ours(self) -> None:
-        """Refuse (before writing anything) a database with other tables."""
-        db = sqlite3.connect(self.path.resolve().as_uri() + "?mode=ro", uri=True,
-                             timeout=self.timeout)
+    def _check_ours(self) -> bool:
+        """Refuse a file that is not a board before anything in it changes
+        (:class:`ForeignDatabaseError`); True when it is to be marked (a new
+        one, or one from before the mark)."""
+        db = sqlite3.connect(self.path, timeout=self.timeout, isolation_level=None)
         try:
-            tables = {row[0] for row in db.execute(
-                "SELECT name FROM sqlite_master WHERE type = 'table'")}
+            db.execute(f"PRAGMA busy_timeout={int(self.timeout * 1000)}")
+            return check_ours(db, BOARD_ID, ("meta", "requests"))
         finally:
             db.close()
-        if tables - {"sqlite_sequence"} and not {"meta", "requests"} <= tables:
-            raise BoardError(
-                f"it is not a dojobber board (it has tables {', '.join(sorted(tables))});"
-                " it was not changed")
 
     @contextmanager
     def _connect(self, immediate: bool = False) -> Iterator[sqlite3.Connection]:

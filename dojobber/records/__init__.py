@@ -19,7 +19,7 @@ from __future__ import annotations
 from ._graph import StoredError, stored_run
 from ._open import open_store, open_writer
 from .listener import RecordsListener
-from .masking import MASK, SECRET_NAMES, mask_argv, mask_secrets
+from .masking import MASK, SECRET_NAMES, mask_argv, mask_secrets, mask_urls
 from .sqlite import RecordStore
 from .store import (
     ENV_VAR,
@@ -56,6 +56,7 @@ __all__ = [
     "default_path",
     "mask_argv",
     "mask_secrets",
+    "mask_urls",
     "open_store",
     "open_writer",
     "stored_run",

@@ -55,7 +55,7 @@ from ..graph import JobGraph
 from ..job import DummyJob
 from ..results import _WALL_OFFSET, PHASE_FIELDS, JobResult, JobStatus, RunResult, phase_tuples
 from ._open import open_writer
-from .masking import mask_argv, mask_secrets, short_repr
+from .masking import mask_argv, mask_secrets, mask_urls, short_repr
 from .store import (
     GraphRow,
     RecordsWriter,
@@ -72,8 +72,11 @@ __all__ = ["RecordsListener"]
 log = logging.getLogger("dojobber.records")
 
 
-#: "Type: message" of an exception (its repr when its str() raises).
-_error_text = exception_text
+def _error_text(error: BaseException | None) -> str | None:
+    """"Type: message" of an exception (its repr when its str() raises),
+    URL passwords masked."""
+    text = exception_text(error)
+    return None if text is None else mask_urls(text)
 
 
 #: Each status as a plain str, for binding.
@@ -288,6 +291,8 @@ class RecordsListener(Listener):
             message = str(record.msg)
         if record.exc_info and record.exc_info[1] is not None:
             message += "\n" + logging.Formatter().formatException(record.exc_info)
+        if "://" in message:
+            message = mask_urls(message)
         where = current()
         attempt = where[2] if where is not None and where[0] == job else 0
         row = (self.run_id, job, phase, attempt, record.created, record.levelno, record.name,
@@ -306,6 +311,7 @@ class RecordsListener(Listener):
         text = f"Cleanup failed: {exception_text(error)}"
         if error is not None and error.__traceback__ is not None:
             text += "\n" + "".join(traceback.format_exception(error)).rstrip()
+        text = mask_urls(text)
         row = (self.run_id, job, "cleanup", 0, time.time(), logging.ERROR, "dojobber.cleanup",
                text)
         with self._lock:
@@ -377,7 +383,7 @@ class RecordsListener(Listener):
                 (rid, i,
                  None if res.result is None else short_repr(res.result),
                  _error_text(res.exception),
-                 res.traceback if res.exception is not None else None,
+                 mask_urls(res.traceback or "") or None if res.exception is not None else None,
                  json.dumps([[p[0], p[1], p[2] + wall, p[3], p[4], _error_text(p[5])]
                              for p in phase_tuples(phases)]))
             )

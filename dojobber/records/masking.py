@@ -1,5 +1,8 @@
 """Keeping secrets out of the records: values of secret-looking argument
-names, and command-line words that carry them, are masked before storing."""
+names, command-line words that carry them, and the password of any URL
+(``postgresql://app:S3cr3t@db/prod`` is stored as
+``postgresql://app:***@db/prod``) in arguments, command lines, log lines,
+results and errors are masked before storing."""
 
 from __future__ import annotations
 
@@ -9,7 +12,9 @@ from typing import Any
 
 from .._postgres import redact_urls
 
-__all__ = ["MASK", "MAX_REPR", "SECRET_NAMES", "mask_argv", "mask_secrets", "short_repr"]
+__all__ = [
+    "MASK", "MAX_REPR", "SECRET_NAMES", "mask_argv", "mask_secrets", "mask_urls", "short_repr",
+]
 
 #: Argument names whose values are never stored (matched anywhere, any case).
 SECRET_NAMES = re.compile(
@@ -18,6 +23,18 @@ SECRET_NAMES = re.compile(
 MASK = "***"
 #: Longest repr of a job's result that is stored.
 MAX_REPR = 2000
+
+
+#: ``scheme://user:password@``: the password is what lies between the
+#: user's colon and the ``@`` before the host.
+_URL_PASSWORD = re.compile(r"([A-Za-z][A-Za-z0-9+.\-]*://[^\s:/?#@]*):[^\s@/?#]*@")
+
+
+def mask_urls(text: str) -> str:
+    """``text`` with the password of every URL in it masked."""
+    if "://" not in text:  # (the usual case, without a regex search)
+        return text
+    return _URL_PASSWORD.sub(rf"\1:{MASK}@", text)
 
 
 def mask_secrets(value: Any) -> Any:
@@ -29,7 +46,9 @@ def mask_secrets(value: Any) -> Any:
         }
     if isinstance(value, (list, tuple)):
         return [mask_secrets(v) for v in value]
-    if value is None or isinstance(value, (bool, int, float, str)):
+    if isinstance(value, str):
+        return mask_urls(value)
+    if value is None or isinstance(value, (bool, int, float)):
         return value
     return short_repr(value)
 
@@ -46,7 +65,7 @@ def mask_argv(argv: Iterable[str]) -> list[str]:
             hide_next = False
             continue
         hide_next = False
-        word = redact_urls(word)  # a database URL's password
+        word = mask_urls(redact_urls(word))  # a URL's password
         key, eq, _ = word.partition("=")
         if eq and SECRET_NAMES.search(key):
             out.append(f"{key}={MASK}")
@@ -63,6 +82,7 @@ def short_repr(value: Any) -> str:
         text = repr(value)
     except Exception as err:  # a broken __repr__ must not break recording
         text = f"<unrepresentable {type(value).__name__}: {err}>"
+    text = mask_urls(text)
     return text if len(text) <= MAX_REPR else text[: MAX_REPR - 3] + "..."
 
 

@@ -6,6 +6,11 @@ may write to one database at once (WAL, ``BEGIN IMMEDIATE``, a busy
 timeout).  A run whose process died (SIGKILL, power loss) is left marked
 ``running``; the next open on the same host sees that its process is gone
 and marks it ``interrupted``.
+
+A new database is created readable by its owner only (0600: it holds
+arguments, logs and tracebacks) and marked with ``PRAGMA application_id``;
+a file that is not a records database (another program's, or a board) is
+refused with :class:`RecordsError` before anything in it is changed.
 """
 
 from __future__ import annotations
@@ -20,6 +25,13 @@ from contextlib import contextmanager
 from typing import Any
 
 from .._paths import expand_path
+from .._sqlite_files import (
+    RECORDS_ID,
+    ForeignDatabaseError,
+    check_ours,
+    create_private,
+    mark_ours,
+)
 from ._schema import MIGRATIONS, migrate
 from ._sqlite_browse import SQLiteBrowsing
 from .store import (
@@ -40,6 +52,11 @@ _RUN_COLUMNS = (
     "id, root, target, script, argv, args, host, user, pid, no_act, workers, "
     "started, finished, outcome, jobs, ok, changed, failed, blocked, session, round"
 )
+
+
+#: The tables of a records database (one from before the application_id
+#: mark is recognised by them).
+_TABLES = ("graphs", "runs", "jobs", "job_details", "logs")
 
 
 class RecordStore(SQLiteBrowsing):
@@ -63,8 +80,7 @@ class RecordStore(SQLiteBrowsing):
         self.path = expand_path(path)
         self.foreign_keys = foreign_keys
         try:
-            directory = os.path.dirname(os.path.abspath(self.path))
-            os.makedirs(directory, exist_ok=True)
+            create_private(self.path)
             self.conn = sqlite3.connect(
                 self.path, timeout=timeout, isolation_level=None, check_same_thread=False
             )
@@ -73,6 +89,12 @@ class RecordStore(SQLiteBrowsing):
         try:
             self._setup(timeout)
             self.reap()
+        except ForeignDatabaseError as err:
+            self.conn.close()
+            raise RecordsError(
+                self.path, f"not a records database: {err}",
+                "give the path of a records database, or of a new file",
+            ) from err
         except sqlite3.Error as err:
             self.conn.close()
             raise RecordsError(self.path, f"not a usable records database ({err})") from err
@@ -80,6 +102,8 @@ class RecordStore(SQLiteBrowsing):
     def _setup(self, timeout: float) -> None:
         conn = self.conn
         conn.execute(f"PRAGMA busy_timeout = {int(timeout * 1000)}")
+        # Before any write or pragma that changes the file: is it ours?
+        unmarked = check_ours(conn, RECORDS_ID, _TABLES)
         deadline = time.monotonic() + timeout
         while True:  # switching to WAL is refused while another opens it
             try:
@@ -93,6 +117,8 @@ class RecordStore(SQLiteBrowsing):
             raise sqlite3.OperationalError(f"cannot use WAL journal mode (got {mode})")
         conn.execute("PRAGMA synchronous = NORMAL")
         conn.execute(f"PRAGMA foreign_keys = {'ON' if self.foreign_keys else 'OFF'}")
+        if unmarked:
+            mark_ours(conn, RECORDS_ID)
         migrate(conn, MIGRATIONS)
 
     def close(self) -> None:
