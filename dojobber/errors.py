@@ -154,7 +154,26 @@ __all__ = [
 
 
 class DojobberError(Exception):
-    """Base class of every error dojobber raises on purpose."""
+    """Base class of every error dojobber raises on purpose.
+
+    Every one pickles and unpickles to itself (same class, message and
+    attributes), so that it crosses to and from process-pool and dask
+    workers intact, whatever its ``__init__`` takes: it is rebuilt from its
+    ``args`` and attributes without calling ``__init__`` again.
+    """
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_rebuild_error, (type(self), self.args, self.__dict__))
+
+
+def _rebuild_error(
+    cls: type[BaseException], args: tuple[Any, ...], state: dict[str, Any]
+) -> BaseException:
+    """Unpickle a :class:`DojobberError` (see its ``__reduce__``)."""
+    error = cls.__new__(cls, *args)
+    error.args = args
+    error.__dict__.update(state)
+    return error
 
 
 class DefinitionError(DojobberError, ValueError):

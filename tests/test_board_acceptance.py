@@ -71,7 +71,7 @@ def test_heartbeat_finish_and_lost_claims(board: Board) -> None:
 
 
 def test_expired_lease_is_claimed_again(board: Board) -> None:
-    rid = board.post("a:A").id
+    rid = board.post("a:A", max_attempts=2).id
     assert board.claim("dead", 0.2) is not None
     assert board.claim("other", 30) is None  # lease still running
     time.sleep(0.3)
@@ -79,6 +79,45 @@ def test_expired_lease_is_claimed_again(board: Board) -> None:
     assert again is not None and again.id == rid and again.attempts == 2
     assert board.heartbeat(rid, "dead", 30) == "lost"
     assert board.finish(rid, "dead", True, "late") is None
+
+
+def test_every_claim_counts_and_a_lost_claim_never_outlives_its_attempts(
+        board: Board) -> None:
+    rid = board.post("a:A", max_attempts=2).id
+    assert board.claim("dead1", 0.1) is not None
+    time.sleep(0.2)
+    again = board.claim("dead2", 0.1)
+    assert again is not None and (again.attempts, again.max_attempts) == (2, 2)
+    time.sleep(0.2)
+    assert board.claim("third", 30) is None  # no attempts left: not claimed again
+    req = board.get(rid)
+    assert req.state == "failed" and req.attempts == 2
+    assert req.outcome == "its worker was lost (no heartbeat within the lease) on attempt 2 of 2"
+
+
+def test_cancelling_a_request_whose_worker_died_sticks(board: Board) -> None:
+    first = board.post("a:A", max_attempts=3).id
+    second = board.post("b:B", max_attempts=3).id
+    assert board.claim("dead", 0.1) is not None
+    assert board.claim("dead", 0.1) is not None
+    # cancelled while its worker still had a lease: settled when it expires
+    assert board.cancel(first) == "claimed"
+    time.sleep(0.2)
+    # cancelled after the lease expired: nobody runs it, cancelled at once
+    assert board.cancel(second) == "cancelled"
+    assert board.claim("next", 30) is None  # neither is claimed again
+    for rid in (first, second):
+        req = board.get(rid)
+        assert req.state == "cancelled" and req.outcome == "cancelled (its worker was lost)"
+
+
+def test_post_from_python_stores_an_absolute_path(
+        board: Board, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "site.py").write_text("from dojobber import Job\nclass Root(Job): pass\n")
+    rid = board.post("site.py:Root").id
+    assert board.get(rid).target == f"{tmp_path / 'site.py'}:Root"
+    assert board.post("package.module:Root").id != rid  # a module name stays as it is
 
 
 def test_failed_request_is_retried_then_stays_failed(board: Board) -> None:

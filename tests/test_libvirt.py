@@ -359,3 +359,36 @@ def test_remove_with_and_without_volumes(conn: Any, image: str) -> None:
     assert run_once(Keep).jobs["keep"].status is JobStatus.CHANGED
     assert os.path.exists(disk)
     assert statuses(run_once(Keep)) == {"keep": JobStatus.OK}
+
+
+@pytest.mark.parametrize("vcpu", [-1, 0, True, 2.5, "2", 100_000])
+def test_vcpu_is_checked_when_the_variant_is_made(image: str, vcpu: object) -> None:
+    # (vcpu=-1 reaching libvirt's test driver crashes the whole process)
+    with pytest.raises(InvalidLibvirtOptionError, match=r"vm1: option vcpu=.* vCPUs"):
+        vm(image, vcpu=vcpu)
+    for key in ("timeout", "interval"):
+        with pytest.raises(InvalidLibvirtOptionError, match=key):
+            WaitForAddress.variant("w", domain="x", **{key: float("inf")})
+        with pytest.raises(InvalidLibvirtOptionError, match=key):
+            WaitForAddress.variant("w", domain="x", **{key: -1})
+
+
+def test_vcpu_of_a_subclass_is_checked_before_libvirt_sees_it(
+        conn: Any, image: str, tmp_path: pathlib.Path) -> None:
+    Vm = type("vm1", (vm(image),), {"vcpu": -1})
+    err = run_once(Vm).jobs["vm1"].exception
+    assert isinstance(err, InvalidLibvirtOptionError) and "vcpu=-1" in str(err)
+    assert os.listdir(os.path.dirname(image)) == ["base.qcow2"]  # no disk made
+
+
+def test_a_failed_define_leaves_no_disk_behind(conn: Any, image: str) -> None:
+    template = ("<domain type='no-such-type'><name>${name}</name>"
+                "<memory unit='KiB'>${memory_kib}</memory><vcpu>${vcpu}</vcpu>"
+                "<os><type arch='${arch}'>hvm</type></os>"
+                "<devices>${disk}${interface}</devices></domain>")
+    result = run_once(vm(image, template=template))
+    err = result.jobs["vm1"].exception
+    assert isinstance(err, LibvirtJobError) and "define domain" in str(err)
+    assert os.listdir(os.path.dirname(image)) == ["base.qcow2"]  # the copy is gone
+    with pytest.raises(libvirt.libvirtError):
+        conn.lookupByName("vm1")

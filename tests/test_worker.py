@@ -41,6 +41,15 @@ JOBS = textwrap.dedent('''
                 time.sleep(float(sleep))
             (where / f"done-{n}").write_text("")
 
+    class Fails(Job):
+        TRIES = 1
+        def Check(self, **kw):
+            raise RuntimeError("never converges")
+
+    class KillsItsWorker(Job):
+        def Check(self, **kw):
+            os.kill(os.getpid(), 9)
+
     class Slow(Job):
         def Check(self, *, where):
             time.sleep(1.0)
@@ -105,7 +114,8 @@ def test_two_workers_run_every_request_exactly_once(
 def test_killed_worker_request_is_claimed_again_after_its_lease(
         setup: tuple[Path, Board, Path]) -> None:
     jobs, board, tmp = setup
-    rid = board.post(f"{jobs}:Mark", (), {"n": "7", "where": str(tmp), "sleep": "60"}).id
+    rid = board.post(f"{jobs}:Mark", (), {"n": "7", "where": str(tmp), "sleep": "60"},
+                     max_attempts=2).id
     first = worker(tmp, "--lease", "2")
     try:
         wait_until((tmp / "started-7").exists, 60, "the first worker to start the job")
@@ -188,3 +198,59 @@ def test_cli_post_board_cancel_and_errors(
     assert board.get(int(capsys.readouterr().out.strip())).retry_delay == 300
     assert main(["post", f"{jobs}:Mark", "--retry-delay", "1h..1m", *where]) == 2
     assert "MAX is below INITIAL" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("bad", ["records", "lock"])
+def test_a_misconfigured_worker_claims_nothing_and_says_so_in_one_line(
+        setup: tuple[Path, Board, Path], bad: str) -> None:
+    jobs, board, tmp = setup
+    ids = [board.post(f"{jobs}:Mark", (), {"n": str(n), "where": str(tmp)}).id
+           for n in range(3)]
+    (tmp / "plain").write_text("a plain file, not a directory")
+    option = ["--records", str(tmp / "plain" / "records.db")] if bad == "records" else \
+        ["--lock", str(tmp / "plain" / "{root}.lock")]
+    proc = worker(tmp, "--once", *option)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 2
+    (line,) = err.strip().splitlines()
+    assert line.startswith("Error: worker not started: ") and "plain" in line
+    for rid in ids:  # nothing claimed, nothing failed
+        req = board.get(rid)
+        assert (req.state, req.attempts) == ("waiting", 0)
+
+
+def test_once_reports_each_request_and_exits_1_after_a_failure(
+        setup: tuple[Path, Board, Path]) -> None:
+    jobs, board, tmp = setup
+    good = board.post(f"{jobs}:Mark", (), {"n": "1", "where": str(tmp)}).id
+    bad = board.post(f"{jobs}:Fails").id
+    proc = worker(tmp, "--once")
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 1, err
+    lines = err.strip().splitlines()
+    assert any(line.startswith(f"request {good} {jobs}:Mark: done: ") and "(run " in line
+               for line in lines), err
+    assert any(line.startswith(f"request {bad} {jobs}:Fails: failed: ") for line in lines), err
+    assert lines[-1] == "worker done: 2 request(s) carried out, 1 failed"
+
+
+def test_a_request_that_kills_its_worker_fails_after_max_attempts(
+        setup: tuple[Path, Board, Path]) -> None:
+    from dojobber.cli.board import _state
+
+    jobs, board, tmp = setup
+    rid = board.post(f"{jobs}:KillsItsWorker", max_attempts=2).id
+    for attempt in (1, 2):
+        proc = worker(tmp, "--once", "--lease", "1")
+        proc.communicate(timeout=60)
+        assert proc.returncode == -signal.SIGKILL
+        req = board.get(rid)
+        assert (req.state, req.attempts) == ("claimed", attempt)
+        wait_until(lambda: (board.get(rid).lease_until or 0) < time.time(), 30, "the lease")
+    last = worker(tmp, "--once", "--lease", "1")
+    _, err = last.communicate(timeout=60)
+    assert last.returncode == 0 and "0 request(s)" in err
+    req = board.get(rid)
+    assert (req.state, req.attempts, req.max_attempts) == ("failed", 2, 2)
+    assert "worker was lost" in (req.outcome or "")
+    assert _state(req) == "failed"

@@ -9,6 +9,12 @@ retried automatically (``max_attempts``, ``retry_delay``: seconds or a
 :class:`~dojobber.Backoff`); ``cancel`` stops
 a waiting request at once and a claimed one after its current job.
 
+Every claim is an attempt: ``max_attempts`` bounds the runs that failed and
+the workers lost together (a request that kills its worker each time fails
+after ``max_attempts`` claims instead of being claimed for ever).  Give
+``max_attempts=2`` or more to let another worker take over a request whose
+worker died.
+
 :class:`Board` (this module) is the interface every backend implements;
 :func:`dojobber.board.open_board` picks the backend from a location.  The
 embedded default is :class:`~dojobber.board.sqlite.SQLiteBoard`;
@@ -146,7 +152,10 @@ class Board(abc.ABC):
     @abc.abstractmethod
     def claim(self, worker: str, lease: float) -> Request | None:
         """Take the highest-priority, oldest request that is due (or whose
-        claim expired) for ``worker`` for ``lease`` seconds; None if none."""
+        claim expired with attempts left) for ``worker`` for ``lease``
+        seconds; None if none.  Every claim counts as an attempt against
+        ``max_attempts``; an expired claim with a cancel pending, or with no
+        attempts left, is settled (``cancelled`` / ``failed``), not claimed."""
 
     @abc.abstractmethod
     def heartbeat(self, request_id: int, worker: str, lease: float) -> str:
@@ -159,10 +168,18 @@ class Board(abc.ABC):
         """Record the outcome of the claimed attempt; returns the new state
         (None when the claim was not this worker's any more)."""
 
+    def release(self, request_id: int, worker: str) -> bool:
+        """Hand a claim back untouched (``waiting`` again, the claim not
+        counted): the worker found a fault of its own before running it.
+        Returns whether the claim was this worker's.  (This default keeps the
+        claim; its lease expires.)"""
+        return False
+
     @abc.abstractmethod
     def cancel(self, request_id: int) -> str:
-        """Cancel: a waiting request at once, a claimed one after its
-        current job.  Returns the state it is in afterwards."""
+        """Cancel: a waiting request (or a claimed one whose worker is lost:
+        its lease expired) at once, a claimed one after its current job.
+        Returns the state it is in afterwards."""
 
     @abc.abstractmethod
     def get(self, request_id: int) -> Request:

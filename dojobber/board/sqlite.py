@@ -18,6 +18,7 @@ from typing import Any
 from .._paths import user_state_file
 from .._sqlite_files import BOARD_ID, ForeignDatabaseError, check_ours, create_private, mark_ours
 from ..backoff import Backoff
+from ..loader import absolute_target
 from .base import (
     STATES,
     Board,
@@ -155,6 +156,7 @@ class SQLiteBoard(Board):
             kwargs_text = json.dumps(kwargs or {}, sort_keys=True)
         except TypeError as err:
             raise BoardError(f"request arguments must be JSON values: {err}") from err
+        target = absolute_target(target)  # as the CLI posts it: any worker finds it
         dedupe = json.dumps([target, args_text, kwargs_text])
         with self._connect(immediate=True) as db:
             row = db.execute(
@@ -173,6 +175,7 @@ class SQLiteBoard(Board):
     def claim(self, worker: str, lease: float) -> Request | None:
         now = time.time()
         with self._connect(immediate=True) as db:
+            self._settle_lost(db, now)
             row = db.execute(
                 "SELECT id FROM requests WHERE (state='waiting' AND not_before<=?)"
                 " OR (state='claimed' AND lease_until<?)"
@@ -187,6 +190,36 @@ class SQLiteBoard(Board):
                 (worker, now, now + lease, row[0]),
             )
             return self._get(db, int(row[0]))
+
+    @staticmethod
+    def _settle_lost(db: sqlite3.Connection, now: float) -> None:
+        """Claims whose worker is gone (lease expired): a cancel pending ends
+        them ``cancelled``; one with no attempts left ends ``failed`` (every
+        claim counts, so a request that kills its worker is not claimed for
+        ever); the others are claimed again by :meth:`claim`."""
+        db.execute(
+            "UPDATE requests SET state='cancelled', finished=?, lease_until=NULL,"
+            " outcome='cancelled (its worker was lost)'"
+            " WHERE state='claimed' AND lease_until<? AND cancel_requested=1",
+            (now, now),
+        )
+        db.execute(
+            "UPDATE requests SET state='failed', finished=?, lease_until=NULL,"
+            " outcome='its worker was lost (no heartbeat within the lease) on attempt '"
+            " || attempts || ' of ' || max_attempts"
+            " WHERE state='claimed' AND lease_until<? AND attempts>=max_attempts",
+            (now, now),
+        )
+
+    def release(self, request_id: int, worker: str) -> bool:
+        with self._connect(immediate=True) as db:
+            cur = db.execute(
+                "UPDATE requests SET state='waiting', claimed_by=NULL, claimed_at=NULL,"
+                " lease_until=NULL, attempts=MAX(attempts-1, 0)"
+                " WHERE id=? AND state='claimed' AND claimed_by=?",
+                (request_id, worker),
+            )
+            return cur.rowcount == 1
 
     def heartbeat(self, request_id: int, worker: str, lease: float) -> str:
         with self._connect(immediate=True) as db:
@@ -227,9 +260,13 @@ class SQLiteBoard(Board):
     def cancel(self, request_id: int) -> str:
         with self._connect(immediate=True) as db:
             req = self._get(db, request_id)
-            if req.state == "waiting":
-                db.execute("UPDATE requests SET state='cancelled', finished=? WHERE id=?",
-                           (time.time(), request_id))
+            lost = req.state == "claimed" and (req.lease_until or 0) < time.time()
+            if req.state == "waiting" or lost:  # nobody runs it: cancelled now
+                db.execute(
+                    "UPDATE requests SET state='cancelled', finished=?, lease_until=NULL,"
+                    " outcome=? WHERE id=?",
+                    (time.time(), "cancelled (its worker was lost)" if lost else None,
+                     request_id))
                 return "cancelled"
             if req.state == "claimed":
                 db.execute("UPDATE requests SET cancel_requested=1 WHERE id=?", (request_id,))

@@ -19,7 +19,7 @@ from rich.table import Table
 from ..backoff import Backoff
 from ..board import ENV_VAR as BOARD_ENV
 from ..board import Board, BoardError, Request, open_board
-from ..board.worker import WorkerOptions, run_worker
+from ..board.worker import Carried, WorkerOptions, WorkerSetupError, run_worker
 from ..loader import absolute_target, load_root, parse_args
 from ..records import ENV_VAR as RECORDS_ENV
 from ..records import default_path as default_records
@@ -99,7 +99,8 @@ def post_command(target: str, args: tuple[str, ...], priority: int, max_attempts
 @cli.command("worker")
 @click.option("-c", "--concurrency", type=click.IntRange(min=1), default=1,
               show_default=True, help="Requests carried out at the same time.")
-@click.option("--once", is_flag=True, help="Exit when nothing is due.")
+@click.option("--once", is_flag=True,
+              help="Exit when nothing is due (status 1 if a request failed).")
 @click.option("--lease", type=click.FloatRange(min=1), default=30.0, show_default=True,
               help="Seconds a claim lasts without a heartbeat.")
 @click.option("--poll", type=click.FloatRange(min=0.05), default=1.0, show_default=True,
@@ -114,7 +115,12 @@ def post_command(target: str, args: tuple[str, ...], priority: int, max_attempts
 def worker_command(concurrency: int, once: bool, lease: float, poll: float,
                    records_path: str | None, no_records: bool, lock: str | None,
                    board_path: str | None) -> int:
-    """Claim posted requests and converge them, until stopped (Ctrl-C, SIGTERM)."""
+    """Claim posted requests and converge them, until stopped (Ctrl-C, SIGTERM).
+
+    One line per request on stderr: id, target, state, outcome, run id.
+    Exit status: 0; 2 when the worker's own options cannot work (nothing is
+    claimed); with --once, 1 when a request it carried out failed (or waits
+    for a retry); 130 on Ctrl-C."""
     stop = threading.Event()
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, lambda *_: stop.set())
@@ -123,16 +129,29 @@ def worker_command(concurrency: int, once: bool, lease: float, poll: float,
         records=None if no_records else (records_path or str(default_records())),
         lock=lock,
     )
+    failed: list[int] = []
+
+    def done(carried: Carried) -> None:
+        req = carried.request
+        run = f" (run {carried.run_id})" if carried.run_id else ""
+        state = carried.state or "claim lost"
+        sys.stderr.write(f"request {req.id} {req.target}: {state}: {carried.outcome}{run}\n")
+        if carried.state in ("failed", "waiting"):
+            failed.append(req.id)
+
     try:
         with _opened(board_path) as board:
-            count = run_worker(board, options, stop)
+            count = run_worker(board, options, stop, on_done=done)
+    except WorkerSetupError as err:
+        raise Failure(str(err)) from None
     except BoardError as err:  # the board stayed away longer than its retries
         raise Failure(f"worker stopped: {err}") from err
     except KeyboardInterrupt:
         sys.stderr.write("worker stopped\n")
         return 130
-    sys.stderr.write(f"worker done: {count} request(s) carried out\n")
-    return 0
+    sys.stderr.write(f"worker done: {count} request(s) carried out"
+                     + (f", {len(failed)} failed" if failed else "") + "\n")
+    return 1 if once and failed else 0
 
 @cli.command("board")
 @click.argument("request_id", metavar="[ID]", type=int, required=False)
@@ -179,7 +198,7 @@ def cancel_command(request_id: int, board_path: str | None) -> int:
     if state == "cancelled":
         click.echo(f"{request_id} cancelled")
     elif state == "claimed":
-        click.echo(f"{request_id} will stop after the job it is running")
+        click.echo(f"{request_id} will stop after the jobs its worker is running now")
     else:
         click.echo(f"{request_id} is already {state}; nothing to cancel")
     return 0

@@ -19,6 +19,7 @@ from __future__ import annotations
 import dataclasses
 import ipaddress
 import logging
+import math
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -197,7 +198,8 @@ class CreateDomain(LibvirtJob):
         """As :meth:`Job.variant`; checks ``memory``/``disk_mode`` now, and
         depends on ``image`` when that is a job and no ``DEPS`` are given."""
         made = super().variant(name, **with_default_deps(options, "image", "seed"))
-        for key, check in (("memory", parse_memory), ("disk_mode", _disks.check_mode)):
+        for key, check in (("memory", parse_memory), ("disk_mode", _disks.check_mode),
+                           ("vcpu", _check_vcpu)):
             if key in options:
                 try:
                     check(options[key])
@@ -222,6 +224,16 @@ class CreateDomain(LibvirtJob):
         return made
 
     # -- helpers -------------------------------------------------------------
+    def _check_options(self) -> None:
+        """The numeric options again, for classes made without variant()
+        (libvirt's test driver crashes the process on ``<vcpu>-1</vcpu>``)."""
+        for key, check in (("memory", parse_memory), ("vcpu", _check_vcpu)):
+            try:
+                check(getattr(self, key))
+            except ValueError as err:
+                raise InvalidLibvirtOptionError(type(self).__name__, key, getattr(self, key),
+                                                str(err)) from None
+
     def _plan(self) -> _disks.DiskPlan:
         return _disks.DiskPlan.of(
             type(self).__name__, self.name, _disks.image_path(self), self.pool,
@@ -274,24 +286,65 @@ class CreateDomain(LibvirtJob):
         return self._publish(values, domain_name=self.name)
 
     def Run(self, *args: Any, **kwargs: Any) -> None:
+        self._check_options()
         conn = self._conn()
         plan = self._plan()
         dom = self._lookup(conn, self.name)
-        if dom is None:
-            disk = plan.existing(self, conn) or plan.create(self, conn)
-            xml = self._xml(conn, disk)
-            with self._calling(f"define domain {self.name!r}"):
-                dom = conn.defineXML(xml)
-            log.info("defined domain %s (disk %s, %s)", self.name, disk.path, disk.mode)
-        else:
-            self._drift(conn, dom, plan)
-        with self._calling(f"set autostart of domain {self.name!r}"):
-            if bool(dom.autostart()) != bool(self.autostart):
-                dom.setAutostart(int(bool(self.autostart)))
-        with self._calling(f"start domain {self.name!r}"):
-            if not dom.isActive():
-                dom.create()
-                log.info("started domain %s", self.name)
+        made_disk: _disks.Disk | None = None
+        defined = False
+        try:
+            if dom is None:
+                disk = plan.existing(self, conn)
+                if disk is None:
+                    disk = made_disk = plan.create(self, conn)
+                xml = self._xml(conn, disk)
+                with self._calling(f"define domain {self.name!r}"):
+                    dom = conn.defineXML(xml)
+                defined = True
+                log.info("defined domain %s (disk %s, %s)", self.name, disk.path, disk.mode)
+            else:
+                self._drift(conn, dom, plan)
+            with self._calling(f"set autostart of domain {self.name!r}"):
+                if bool(dom.autostart()) != bool(self.autostart):
+                    dom.setAutostart(int(bool(self.autostart)))
+            with self._calling(f"start domain {self.name!r}"):
+                if not dom.isActive():
+                    dom.create()
+                    log.info("started domain %s", self.name)
+        except BaseException:
+            # Nothing half-made stays: what this Run defined and made goes.
+            self._undo(conn, dom if defined else None, made_disk)
+            raise
+
+    def _undo(self, conn: libvirt.virConnect, dom: libvirt.virDomain | None,
+              disk: _disks.Disk | None) -> None:
+        job = type(self).__name__
+        try:
+            if dom is not None:
+                dom.undefine()
+                log.info("%s: undefined domain %s again (its start failed)", job, self.name)
+            if disk is not None:
+                _disks.delete_disk(self, conn, disk.path)
+        except Exception as err:  # the first error is the one to report
+            log.warning("%s: could not remove what the failed Run made: %s", job, err)
+
+
+#: Most vCPUs a domain may be given (libvirt's own limit is per driver).
+MAX_VCPU = 4096
+
+
+def _check_vcpu(value: object) -> None:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValueError("give a whole number of vCPUs")
+    if not 1 <= value <= MAX_VCPU:
+        raise ValueError(f"give 1 to {MAX_VCPU} vCPUs")
+
+
+def _check_seconds(value: object) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ValueError("give seconds as a number")
+    if not (value > 0 and math.isfinite(value)):
+        raise ValueError("give a finite number of seconds > 0")
 
 
 def _domain_ref(job: LibvirtJob, ref: Any) -> tuple[str, str]:
@@ -342,6 +395,13 @@ class WaitForAddress(LibvirtJob):
         """As :meth:`Job.variant`; depends on ``domain`` when that is a job
         and no ``DEPS`` are given."""
         made = super().variant(name, **with_default_deps(options, "domain"))
+        for key in ("timeout", "interval"):
+            if key in options:
+                try:
+                    _check_seconds(options[key])
+                except ValueError as err:
+                    raise InvalidLibvirtOptionError(made.__name__, key, options[key],
+                                                    str(err)) from None
         for src in options.get("sources", ()):
             if src not in _SOURCES:
                 raise InvalidLibvirtOptionError(made.__name__, "sources", src,
