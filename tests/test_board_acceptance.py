@@ -5,6 +5,7 @@ PostgreSQL server): posting, duplicates, priority, exclusive claims, leases
 from __future__ import annotations
 
 import multiprocessing
+import os
 import sqlite3
 import threading
 import time
@@ -40,7 +41,7 @@ def test_post_and_duplicate_while_waiting(board: Board) -> None:
     assert other.id != first.id and not other.duplicate
     req = board.get(first.id)
     assert (req.target, req.args, req.kwargs, req.state) == (
-        "site.py:Root", ("a",), {"host": "x"}, "waiting")
+        os.path.abspath("site.py") + ":Root", ("a",), {"host": "x"}, "waiting")
     # once it is no longer waiting, the same post queues a new request
     claimed = board.claim("w", 30)
     assert claimed is not None and claimed.id == first.id

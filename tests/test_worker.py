@@ -52,7 +52,7 @@ JOBS = textwrap.dedent('''
 
     class Slow(Job):
         def Check(self, *, where):
-            time.sleep(1.0)
+            time.sleep(2.0)
             (Path(where) / "slow-ran").write_text("")
 
     class AfterSlow(Job):
@@ -141,6 +141,7 @@ def test_killed_worker_request_is_claimed_again_after_its_lease(
 
 def test_cancel_while_claimed_stops_after_the_current_job(
         setup: tuple[Path, Board, Path]) -> None:
+    import dojobber.cli  # noqa: F401 (imported now: the cancel below must come quickly)
     from dojobber.loader import load_root
 
     jobs, board, tmp = setup
