@@ -111,7 +111,8 @@ def build(
     ssh = {"host": ssh_host, "port": ssh_port, "username": username, "key_filename": key,
            "host_key_policy": host_key_policy,
            "known_hosts": known_hosts or os.path.join(images, "known_hosts")}
-    extra = dict(ssh_options or {})
+    # the guest may still be booting when it has an address: wait for its sshd
+    extra = {"connect_retry_for": 120.0, **(ssh_options or {})}
     reach: type[Job] = address
     if prepare != "none":
         connection = {k: v for k, v in extra.items() if hasattr(AuthorizeSSHKey, k)}

@@ -436,3 +436,81 @@ def test_options_are_checked_when_the_variant_is_made() -> None:
         RunCommands.variant("x", commands="reboot")
     with pytest.raises(InvalidSSHOptionError, match="environment"):
         RunCommands.variant("x", commands=["true"], environment={"A B": "1"})
+
+
+# -- faults and hostile input -------------------------------------------------
+def test_a_closed_port_fails_at_once_with_a_named_error(
+    tmp_path: pathlib.Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, "dojobber.contrib.ssh")
+    port = free_port()  # nothing listens here; the defaults do not wait for it
+    Job1 = RunCommands.variant("setup", host="127.0.0.1", port=port, commands=["true"],
+                               known_hosts=str(tmp_path / "kh"), allow_agent=False,
+                               look_for_keys=False)
+    err = run(Job1).jobs["setup"].exception
+    assert isinstance(err, SSHConnectError) and err.tries == 1
+    assert err.reason == "connection refused (nothing listens on that port)"
+    assert f"127.0.0.1:{port} (tried once): connection refused" in str(err)
+    assert "connect_retry_for" in str(err)
+    assert "not reachable yet" not in caplog.text  # no retry loop
+
+
+@pytest.mark.parametrize(("option", "value"), [
+    ("connect_timeout", 0), ("connect_timeout", float("inf")), ("connect_retry_for", -1),
+    ("retry_interval", float("nan")), ("port", 0), ("port", 70000), ("port", "22"),
+    ("timeout", -5), ("tail_lines", 1.5),
+])
+def test_numeric_options_are_checked_when_the_variant_is_made(
+        option: str, value: object) -> None:
+    with pytest.raises(InvalidSSHOptionError, match=f"option {option}="):
+        RunCommands.variant("setup", host="127.0.0.1", commands=["true"], **{option: value})
+
+
+def test_accept_new_appends_after_a_last_line_without_newline(
+        sshd: Sshd, tmp_path: pathlib.Path) -> None:
+    path = tmp_path / "known_hosts"
+    other = "otherhost ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIDojobberTestKeyNotRealAtAllXXXXXXXXXXXX"
+    path.write_text(other)  # no trailing newline
+    New = RunCommands.variant("setup", **conn_opts(sshd, path, host_key_policy="accept-new"),
+                              commands=["true"])
+    assert run(New).jobs["setup"].status is JobStatus.CHANGED
+    lines = path.read_text().splitlines()
+    assert lines[0] == other
+    assert lines[1].startswith(f"[127.0.0.1]:{sshd.port} ssh-ed25519 ")
+    Verify = RunCommands.variant("setup", **conn_opts(sshd, path), commands=["true"])
+    assert run(Verify).jobs["setup"].status is JobStatus.CHANGED  # the entry is whole
+
+
+def test_no_sftp_subsystem_is_named(tmp_path: pathlib.Path) -> None:
+    with Sshd(tmp_path / "nosftp", sftp=False) as server:
+        known = tmp_path / "kh"
+        known.write_text(server.known_hosts_line())
+        local = tmp_path / "a.conf"
+        local.write_text("x")
+        Copy = CopyFiles.variant("copy", **conn_opts(server, known),
+                                 files=[(str(local), str(tmp_path / "remote.conf"))])
+        err = run(Copy).jobs["copy"].exception
+    assert isinstance(err, SSHJobError)
+    assert "has no SFTP" in str(err) and "Subsystem sftp" in str(err)
+
+
+def test_a_key_passphrase_is_never_sent_as_a_login_password(tmp_path: pathlib.Path) -> None:
+    phrase = "s3cret-phrase"
+    locked = keygen(tmp_path / "locked_ed25519", passphrase=phrase)
+    with Sshd(tmp_path / "pw", client_key=locked, password_auth=True,
+              log_level="DEBUG1") as server:
+        known = tmp_path / "kh"
+        known.write_text(server.known_hosts_line())
+        # The right passphrase opens the key: a login with it.
+        Ok = RunCommands.variant("ok", **conn_opts(server, known, key_filename=str(locked),
+                                                   passphrase=phrase), commands=["true"])
+        assert run(Ok).jobs["ok"].status is JobStatus.CHANGED
+        # A key the server refuses: the passphrase must not be tried as a password.
+        refused = keygen(tmp_path / "refused_ed25519", passphrase=phrase)
+        No = RunCommands.variant("no", **conn_opts(server, known, key_filename=str(refused),
+                                                   passphrase=phrase), commands=["true"])
+        err = run(No).jobs["no"].exception
+        assert isinstance(err, SSHAuthError)
+        log = server.log.read_text()
+    assert "method publickey" in log  # the log shows the methods clients try
+    assert "method password" not in log

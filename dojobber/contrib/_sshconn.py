@@ -18,6 +18,7 @@ raises :class:`HostKeyChangedError`.
 from __future__ import annotations
 
 import base64
+import errno
 import hashlib
 import logging
 import os
@@ -69,6 +70,7 @@ class Target:
     known_hosts: str
     key_filename: str | None
     password: str | None = field(repr=False)
+    passphrase: str | None = field(repr=False)
     allow_agent: bool
     look_for_keys: bool
     connect_timeout: float
@@ -100,8 +102,14 @@ class _AcceptNew(_Verify):
         client.get_host_keys().add(hostname, key.get_name(), key)
         with _known_hosts_lock:
             os.makedirs(os.path.dirname(path) or ".", mode=0o700, exist_ok=True)
-            with open(path, "a", encoding="ascii") as f:
-                f.write(f"{hostname} {key.get_name()} {key.get_base64()}\n")
+            with open(path, "a+b") as f:
+                f.seek(0, os.SEEK_END)
+                line = f"{hostname} {key.get_name()} {key.get_base64()}\n".encode("ascii")
+                if f.tell():  # a last line without its newline gets one first
+                    f.seek(-1, os.SEEK_END)
+                    if f.read(1) != b"\n":
+                        line = b"\n" + line
+                f.write(line)
         log.info("accept-new: recorded host key of %s (%s) in %s", hostname,
                  fingerprint(key), path)
 
@@ -130,9 +138,12 @@ def connect(target: Target) -> paramiko.SSHClient:
             policy = _AcceptNew(target) if target.policy == "accept-new" else _Verify(target)
             client.set_missing_host_key_policy(policy)
         try:
+            # The passphrase only decrypts the key; paramiko offers
+            # ``password`` to the server, so it never holds the passphrase.
             client.connect(
                 target.host, target.port, target.username, password=target.password,
-                key_filename=target.key_filename, allow_agent=target.allow_agent,
+                passphrase=target.passphrase, key_filename=target.key_filename,
+                allow_agent=target.allow_agent,
                 look_for_keys=target.look_for_keys, timeout=target.connect_timeout,
                 banner_timeout=target.connect_timeout, auth_timeout=target.connect_timeout,
             )
@@ -151,14 +162,29 @@ def connect(target: Target) -> paramiko.SSHClient:
             raise
         except (OSError, EOFError, paramiko.SSHException) as err:
             client.close()
-            reason = str(err) or type(err).__name__
+            reason = _reason(err, target)
             now = time.monotonic()
             if now + target.retry_interval > deadline:
-                raise SSHConnectError(target.job, target.name, reason, now - started) \
-                    from None
+                raise SSHConnectError(target.job, target.name, reason, now - started,
+                                      tries) from None
             log.info("%s not reachable yet (%s); retry %d in %g s", target.name, reason,
                      tries, target.retry_interval)
             time.sleep(target.retry_interval)
+
+
+def _reason(err: BaseException, target: Target) -> str:
+    """Why a connection failed, in words (refused, unreachable, timed out)."""
+    causes: list[BaseException] = [err]
+    if isinstance(err, paramiko.ssh_exception.NoValidConnectionsError):
+        causes = [e for e in err.errors.values() if e is not None] or causes
+    first = causes[0]
+    if isinstance(first, ConnectionRefusedError):
+        return "connection refused (nothing listens on that port)"
+    if isinstance(first, TimeoutError) or "timed out" in str(first).lower():
+        return f"no answer within connect_timeout={target.connect_timeout:g} s"
+    if getattr(first, "errno", None) in (errno.EHOSTUNREACH, errno.ENETUNREACH):
+        return f"host unreachable ({first})"
+    return str(first) or type(first).__name__
 
 
 def alive(client: paramiko.SSHClient) -> bool:

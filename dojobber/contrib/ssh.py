@@ -27,6 +27,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import logging
+import math
 import os
 import posixpath
 import re
@@ -81,7 +82,10 @@ class SSHJob(Job):
     username: ClassVar[str] = "root"
     #: Private key file; with allow_agent / look_for_keys as in paramiko.
     key_filename: ClassVar[str | None] = None
+    #: Login password (offered to the server).  Never put a key's passphrase here.
     password: ClassVar[str | None] = None
+    #: Passphrase of an encrypted private key (used here only, never sent).
+    passphrase: ClassVar[str | None] = None
     allow_agent: ClassVar[bool] = True
     look_for_keys: ClassVar[bool] = True
     #: "verify" (default), "accept-new" or "insecure".
@@ -90,8 +94,9 @@ class SSHJob(Job):
     known_hosts: ClassVar[str | None] = None
     #: Seconds for one TCP connect / banner / authentication.
     connect_timeout: ClassVar[float] = 10.0
-    #: Keep retrying this many seconds while sshd is not up (machine booting).
-    connect_retry_for: ClassVar[float] = 120.0
+    #: Keep retrying this many seconds while sshd is not up (a booting
+    #: machine); 0: a refused or unreachable host fails the attempt at once.
+    connect_retry_for: ClassVar[float] = 0.0
     retry_interval: ClassVar[float] = 2.0
     #: Longest one attempt may take (connecting while the machine boots,
     #: then every command, each bounded by its own ``timeout``).
@@ -101,8 +106,9 @@ class SSHJob(Job):
     def variant(cls, name: str | None = None, /, **options: Any) -> Any:
         """As :meth:`Job.variant`; checks option values now, and depends on
         ``address_from`` when that is a job and no ``DEPS`` are given."""
-        if name is None and options.get("password") is not None:
-            shown = ", ".join(f"{k}={'***' if k == 'password' else repr(v)}"
+        secret = ("password", "passphrase")
+        if name is None and any(options.get(k) is not None for k in secret):
+            shown = ", ".join(f"{k}={'***' if k in secret else repr(v)}"
                               for k, v in options.items())
             name = f"{cls.__name__}({shown})"
         made = super().variant(name, **with_default_deps(options, "address_from"))
@@ -110,6 +116,7 @@ class SSHJob(Job):
             raise InvalidSSHOptionError(made.__name__, "host_key_policy",
                                         made.host_key_policy,
                                         f"use one of {', '.join(_sshconn.POLICIES)}")
+        _check_numbers(made, options)
         return made
 
     # -- connection ------------------------------------------------------------
@@ -152,7 +159,7 @@ class SSHJob(Job):
             known_hosts=os.path.expanduser(self.known_hosts or
                                            _sshconn.default_known_hosts()),
             key_filename=self.key_filename and os.path.expanduser(self.key_filename),
-            password=self.password, allow_agent=self.allow_agent,
+            password=self.password, passphrase=self.passphrase, allow_agent=self.allow_agent,
             look_for_keys=self.look_for_keys, connect_timeout=float(self.connect_timeout),
             retry_for=float(self.connect_retry_for),
             retry_interval=float(self.retry_interval),
@@ -259,6 +266,34 @@ class RunCommands(SSHJob):
                                          tail)
 
 
+#: Numeric options: (name, smallest, whether the smallest is allowed, whole).
+_NUMBERS = (
+    ("port", 1, True, True),
+    ("connect_timeout", 0, False, False),
+    ("connect_retry_for", 0, True, False),
+    ("retry_interval", 0, False, False),
+    ("timeout", 0, False, False),
+    ("tail_lines", 0, True, True),
+)
+
+
+def _check_numbers(made: type, options: dict[str, Any]) -> None:
+    """The numeric options given to variant(): finite, in range."""
+    for key, low, inclusive, whole in _NUMBERS:
+        if key not in options or (key == "timeout" and options[key] is None):
+            continue
+        value = options[key]
+        kind = "a whole number" if whole else "a number of seconds"
+        ok = not isinstance(value, bool) and isinstance(value, (int,) if whole else (int, float))
+        if ok:
+            ok = math.isfinite(value) and (value >= low if inclusive else value > low)
+            if key == "port":
+                ok = ok and value <= 65535
+        if not ok:
+            bound = "1 to 65535" if key == "port" else f"{'>=' if inclusive else '>'} {low}"
+            raise InvalidSSHOptionError(made.__name__, key, value, f"give {kind} {bound}")
+
+
 def _sha256_file(path: str) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as f:
@@ -285,9 +320,15 @@ class CopyFiles(SSHJob):
     mode: ClassVar[int | None] = None
 
     def _sftp(self, target: _sshconn.Target) -> paramiko.SFTPClient:
+        client = self._client(target)
         try:
-            return self._client(target).open_sftp()
+            return client.open_sftp()
         except paramiko.SSHException as err:
+            if _sshconn.alive(client) and "closed" in str(err).lower():
+                raise SSHJobError(
+                    target.job, f"{target.name} has no SFTP: its sshd refused the sftp "
+                    "subsystem (the channel was closed); enable it in sshd_config "
+                    "(Subsystem sftp internal-sftp) to copy files") from None
             raise SSHJobError(target.job, f"SFTP to {target.name} failed: {err}") from None
 
     def _remote_sha256(self, sftp: paramiko.SFTPClient, path: str,

@@ -61,13 +61,17 @@ class NoHostError(SSHJobError):
 class SSHConnectError(SSHJobError):
     """The host's sshd could not be reached within the retry window."""
 
-    def __init__(self, job: str, target: str, reason: str, waited: float) -> None:
+    def __init__(self, job: str, target: str, reason: str, waited: float,
+                 tries: int = 1) -> None:
         self.target = target
         self.reason = reason
+        self.tries = tries
+        tried = "tried once" if tries == 1 else f"tried {tries} times over {waited:.0f} s"
         super().__init__(
             job,
-            f"cannot connect to {target} (tried for {waited:.0f} s): {reason}; check the "
-            "address and that sshd runs, or raise connect_retry_for",
+            f"cannot connect to {target} ({tried}): {reason}; check the address and that "
+            "sshd runs there, or set connect_retry_for=SECONDS to wait for a machine "
+            "that is still booting",
         )
 
 

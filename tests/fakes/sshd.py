@@ -38,9 +38,9 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def keygen(path: Path) -> Path:
-    """A new passphrase-less ed25519 key pair at ``path`` (+ ``.pub``)."""
-    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "dojobber-test",
+def keygen(path: Path, passphrase: str = "") -> Path:
+    """A new ed25519 key pair at ``path`` (+ ``.pub``), passphrase-less by default."""
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", passphrase, "-C", "dojobber-test",
                     "-f", str(path)], check=True, timeout=30)
     return path
 
@@ -50,7 +50,14 @@ class Sshd:
 
     def __init__(self, directory: Path, port: int | None = None,
                  host_key: Path | None = None, client_key: Path | None = None,
-                 authorized_keys: Path | None = None) -> None:
+                 authorized_keys: Path | None = None,
+                 *, sftp: bool = True, password_auth: bool = False,
+                 log_level: str = "ERROR") -> None:
+        """``sftp``: offer the sftp subsystem; ``password_auth``: accept
+        password logins (the attempts show in :attr:`log` at ``DEBUG1``)."""
+        self.sftp = sftp
+        self.password_auth = password_auth
+        self.log_level = log_level
         self.dir = Path(directory)
         self.dir.mkdir(parents=True, exist_ok=True)
         self.host = "127.0.0.1"
@@ -86,14 +93,14 @@ class Sshd:
             f"AuthorizedKeysFile {authorized}\n"
             "StrictModes no\n"
             "PubkeyAuthentication yes\n"
-            "PasswordAuthentication no\n"
+            f"PasswordAuthentication {'yes' if self.password_auth else 'no'}\n"
             "KbdInteractiveAuthentication no\n"
             "UsePAM no\n"
             "PermitRootLogin prohibit-password\n"
             "MaxStartups 50\n"
             "MaxSessions 50\n"
-            "LogLevel ERROR\n"
-            "Subsystem sftp internal-sftp\n"
+            f"LogLevel {self.log_level}\n"
+            + ("Subsystem sftp internal-sftp\n" if self.sftp else "")
         )
 
     def start(self, wait: float = 15.0) -> Sshd:
