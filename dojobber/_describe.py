@@ -8,7 +8,21 @@ exception that cannot describe itself is still shown: by its type and its
 
 from __future__ import annotations
 
-__all__ = ["exception_text", "message"]
+import re
+
+__all__ = ["exception_text", "mask_urls", "message"]
+
+#: ``scheme://user:password@``: the password is what lies between the
+#: user's colon and the ``@`` before the host.
+_URL_PASSWORD = re.compile(r"([A-Za-z][A-Za-z0-9+.\-]*://[^\s:/?#@]*):[^\s@/?#]*@")
+
+
+def mask_urls(text: str, mask: str = "***") -> str:
+    """``text`` with the password of every URL in it replaced by ``mask``
+    (``postgresql://app:S3cr3t@db/prod`` -> ``postgresql://app:***@db/prod``)."""
+    if "://" not in text:  # (the usual case, without a regex search)
+        return text
+    return _URL_PASSWORD.sub(rf"\1:{mask}@", text)
 
 
 def message(error: BaseException) -> str:

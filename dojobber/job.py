@@ -11,6 +11,7 @@ import copyreg
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar, cast
 
+from ._describe import mask_urls
 from .errors import UnknownOptionError
 
 if TYPE_CHECKING:
@@ -189,7 +190,7 @@ class Job(metaclass=JobMeta):
                 raise UnknownOptionError(cls.__name__, key, sorted(known))
         if name is None:
             shown = ", ".join(f"{key}={value!r}" for key, value in options.items())
-            name = f"{cls.__name__}({shown})"
+            name = mask_urls(f"{cls.__name__}({shown})")  # no URL password in a name
         namespace: dict[str, Any] = dict(options)
         namespace["__module__"] = cls.__module__
         namespace["__qualname__"] = name

@@ -360,3 +360,37 @@ def test_import_dojobber_does_not_import_requests() -> None:
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           timeout=60)
     assert done.returncode == 0, done.stderr
+
+
+def test_a_password_in_the_urls_is_used_and_never_shown_or_stored(
+        private_obs: FakeObs, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    from dojobber.contrib.download import Download
+    from dojobber.records import RecordStore
+
+    caplog.set_level(logging.DEBUG)
+    def with_auth(url: str) -> str:
+        return url.replace("http://", f"http://kanku:{SECRET}@")
+    Find = ObsImage.variant(None, project=PROJECT, package=PACKAGE, oscrc=False,
+                            api_url=with_auth(private_obs.api_url),
+                            download_url=with_auth(private_obs.download_url))
+    Fetch = Download.variant("Fetch", source=Find, dest_dir=str(tmp_path / "images"))
+    Capture, seen = capture("Capture", Fetch)
+    dj = run(Capture, verbose=True, debug=True, records=tmp_path / "r.db")
+    assert dj.success(), dj.nodeexceptions
+    assert (tmp_path / "images" / IMAGE).read_bytes() == IMAGE_BYTES
+    assert all(r.headers.get("Authorization", "").startswith("Basic ")
+               for r in private_obs.log)
+    result = dj.noderesults[Find.__name__]
+    assert result["url"] == f"{private_obs.download_url}{PROJECT.replace(':', ':/')}/" \
+        f"{result['repository']}/{IMAGE}"
+    assert dj.records is not None
+    dj.records.close()
+    stored = b"".join(p.read_bytes() for p in tmp_path.iterdir() if p.is_file())
+    with RecordStore(tmp_path / "r.db") as store:
+        run_id = store.run("last").id
+        texts = [repr(j) for j in store.jobs(run_id)] + [repr(x) for x in store.logs(run_id)]
+    shown = [Find.__name__, repr(dj.noderesults), repr(seen), repr(dj.result), caplog.text,
+             *texts]
+    assert not [text for text in shown if _leaks(text)]
+    assert SECRET.encode() not in stored
+    assert "kanku:***@" in Find.__name__

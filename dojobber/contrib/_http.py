@@ -16,7 +16,7 @@ import xml.etree.ElementTree as ET
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 import requests
 
@@ -37,6 +37,7 @@ __all__ = [
     "read_oscrc",
     "redact",
     "request",
+    "split_userinfo",
 ]
 
 log = logging.getLogger("dojobber.contrib")
@@ -79,6 +80,17 @@ class Credentials:
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (Credentials, (self.user, self._password))
+
+
+def split_userinfo(url: str) -> tuple[str, Credentials | None]:
+    """``(url without user:password@, Credentials of them or None)``."""
+    parts = urlsplit(url)
+    if "@" not in parts.netloc:
+        return url, None
+    userinfo, host = parts.netloc.rsplit("@", 1)
+    user, _, password = userinfo.partition(":")
+    bare = urlunsplit(parts._replace(netloc=host))
+    return bare, Credentials(unquote(user), unquote(password))
 
 
 def redact(url: str) -> str:

@@ -107,6 +107,12 @@ class Download(Job):
             raise DownloadError(self._name(), f"the chunk_size option {self.chunk_size!r} is "
                                 "not a positive number of bytes; leave it at 256 KiB")
         cache = self.storage if self.storage is not None else {}
+        if self.credentials is None and self.source is not None:
+            # A user:password@ the source job took out of its URL.
+            given = job_result(self.global_storage, self.source.__name__) or {}
+            auth = given.get("credentials")
+            if isinstance(auth, Credentials) and (not self.url or self.url == given.get("url")):
+                session.auth = (auth.user, auth.password)
         if "wanted" in cache:
             return dict(cache["wanted"])
         name = self._name()
@@ -119,6 +125,7 @@ class Download(Job):
             if not self.url or self.url == found["url"]:
                 wanted = {"url": found["url"], "sha256": found.get("sha256"),
                           "size": found.get("size")}
+
         elif not self.url:
             raise NoUrlError(name, "set the url option, or source= a lookup job")
         if self.sha256:

@@ -21,7 +21,7 @@ from urllib.parse import quote
 import requests
 
 from ..job import REQUIRED, Job
-from ._http import Credentials, make_session, read_oscrc, redact, request
+from ._http import Credentials, make_session, read_oscrc, redact, request, split_userinfo
 from ._runscope import job_result, publish
 from .errors import (
     AmbiguousImageError,
@@ -132,15 +132,22 @@ class ObsImage(Job):
         return type(self).__name__
 
     def _credentials(self) -> Credentials | None:
+        """``credentials``, else a ``user:password@`` in ``api_url``, else
+        the oscrc entry of the API."""
         if self.credentials is not None:
             return self.credentials
+        api_url, in_url = split_userinfo(self.api_url)
+        if in_url is not None:
+            return in_url
         if self.oscrc is False:
             return None
         path = None if self.oscrc in (None, True) else str(self.oscrc)
-        return read_oscrc(self._name(), self.api_url, path)
+        return read_oscrc(self._name(), api_url, path)
 
     def _api(self, *parts: str) -> str:
-        base = self.api_url.rstrip("/")
+        # (user:password@ in api_url goes to the session as credentials,
+        # never into a URL that could be shown)
+        base = split_userinfo(self.api_url)[0].rstrip("/")
         return base + "/" + "/".join(quote(p, safe=":") for p in parts)
 
     def _get_xml(self, session: requests.Session, url: str,
@@ -174,12 +181,15 @@ class ObsImage(Job):
             binaries = {b.get("filename", ""): b for b in listing.iter("binary")}
             chosen = pick_image(name, list(binaries), self._extensions(), self.filename)
             info = binaries[chosen]
-            url = download_url_for(self.download_url, self.project, self.repository, chosen)
+            download_url, download_auth = split_userinfo(self.download_url)
+            url = download_url_for(download_url, self.project, self.repository, chosen)
             sha256 = None
             if chosen + ".sha256" in binaries:
+                if download_auth is not None:
+                    session.auth = (download_auth.user, download_auth.password)
                 response = request(name, session, "GET", url + ".sha256", self.timeout)
                 sha256 = parse_sha256(response.text, chosen)
-        result = {
+        result: dict[str, Any] = {
             "url": url,
             "filename": chosen,
             "size": int(info.get("size", "0")),
@@ -190,6 +200,8 @@ class ObsImage(Job):
             "repository": self.repository,
             "arch": self.arch,
         }
+        if download_auth is not None:  # for Download (its repr shows no password)
+            result["credentials"] = download_auth
         publish(self.global_storage, name, result, {
             "vm_image_url": url,
             "vm_image_name": chosen,

@@ -10,6 +10,7 @@ import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from .._describe import mask_urls as _mask_urls
 from .._postgres import redact_urls
 
 __all__ = [
@@ -25,16 +26,9 @@ MASK = "***"
 MAX_REPR = 2000
 
 
-#: ``scheme://user:password@``: the password is what lies between the
-#: user's colon and the ``@`` before the host.
-_URL_PASSWORD = re.compile(r"([A-Za-z][A-Za-z0-9+.\-]*://[^\s:/?#@]*):[^\s@/?#]*@")
-
-
 def mask_urls(text: str) -> str:
     """``text`` with the password of every URL in it masked."""
-    if "://" not in text:  # (the usual case, without a regex search)
-        return text
-    return _URL_PASSWORD.sub(rf"\1:{MASK}@", text)
+    return _mask_urls(text, MASK)
 
 
 def mask_secrets(value: Any) -> Any:
