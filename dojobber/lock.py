@@ -9,17 +9,26 @@ drops the lock when the holder's process ends, however it ends (SIGKILL
 included), so a lock is never left behind; the stale text in the file is
 simply overwritten by the next holder.
 
+A lock dies with its holder: a child process does not keep it.  The
+descriptor is close-on-exec (a program started by a job does not get it),
+and a child forked while the lock is held (a process-pool worker) closes its
+copy at once, so that a holder killed outright frees the lock even when its
+pool workers live on.  The lock file is created readable by its owner only
+(0600).
+
 POSIX only (``fcntl``); on a network file system, flock may not be shared
 between hosts.
 """
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import json
 import os
 import socket
 import time
+import weakref
 from typing import Any
 
 from ._paths import expand_path
@@ -52,6 +61,25 @@ class LockHeldError(RunError):
             f"another run holds the lock {path}{wait}: {who}; wait for it to finish, "
             "or give a lock timeout (lock_timeout= / --lock-timeout SECONDS) to wait for it"
         )
+
+
+#: The locks this process holds (a forked child closes their descriptors).
+_HELD: weakref.WeakSet[RunLock] = weakref.WeakSet()
+
+
+def _drop_in_child() -> None:
+    """After a fork, in the child: close the copies of held lock descriptors
+    (the flock belongs to the open file, which the parent still has)."""
+    for lock in list(_HELD):
+        fd, lock._fd = lock._fd, None
+        if fd is not None:
+            with contextlib.suppress(OSError):
+                os.close(fd)
+    _HELD.clear()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_drop_in_child)
 
 
 class RunLock:
@@ -121,11 +149,13 @@ class RunLock:
             os.close(fd)
             raise
         self._fd = fd
+        _HELD.add(self)
         return self
 
     def release(self) -> None:
         """Let go of the lock (the file stays, emptied)."""
         fd, self._fd = self._fd, None
+        _HELD.discard(self)
         if fd is None:
             return
         try:

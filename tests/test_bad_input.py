@@ -59,7 +59,7 @@ def test_an_exception_whose_str_raises_is_recorded_by_its_repr(
     assert dj.records is not None and dj.records.run_id is not None
     with RecordStore(tmp_path / "r.db") as store:
         run = store.run(dj.records.run_id)
-        assert run.outcome == "failed"
+        assert run.outcome == "not_converged"
         job = store.job(run.id, "RaisesUnprintable")
         assert job.exception == text
         assert job.traceback is not None and "Unprintable" in job.traceback
@@ -103,7 +103,7 @@ def test_system_exit_in_a_check_fails_the_job_and_the_run_ends_cleanly(
     assert CLEANED == ["CleansUp"]
     with RecordStore(tmp_path / "r.db") as store:
         run = store.run("last")
-        assert run.outcome == "failed"
+        assert run.outcome == "not_converged"
         assert store.job(run.id, "ExitsInCheck").exception == "SystemExit: 3"
         assert store.job(run.id, "CleansUp").status == "ok"
 
@@ -156,17 +156,17 @@ def test_cleanup_failures_are_recorded_reported_and_have_an_exit_status(
     (tmp_path / "jobs.py").write_text(JOBS)
     done = run_python(["-m", "dojobber", "run", "jobs.py:DirtyRoot", "--json", "--records",
                        str(tmp_path / "r.db")], cwd=tmp_path)
-    assert done.returncode == EXIT_CLEANUP == 4, done.stderr
+    assert done.returncode == EXIT_CLEANUP == 5, done.stderr
     data = json.loads(done.stdout)
     assert data["cleanup_failed"] == [
         {"job": "Dirty", "error": "OSError: cannot remove /tmp/scratch"}
     ]
     # The jobs converged; the run (cleanups included) failed, as recorded.
-    assert data["converged"] is True and data["outcome"] == "failed"
+    assert data["converged"] is True and data["outcome"] == "not_converged"
     assert "Cleanup of Dirty failed: OSError: cannot remove /tmp/scratch" in done.stderr
     with RecordStore(tmp_path / "r.db") as store:
         run = store.run("last")
-        assert run.outcome == "failed"
+        assert run.outcome == "not_converged"
         (line,) = [line for line in store.logs(run.id) if line.phase == "cleanup"]
         assert line.job == "Dirty" and line.level == logging.ERROR
         assert line.message.startswith("Cleanup failed: OSError: cannot remove /tmp/scratch")

@@ -7,6 +7,8 @@ See docs/faults.rst for what a run guarantees under each fault.
 
 from __future__ import annotations
 
+import contextlib
+import os
 import signal
 import sqlite3
 import subprocess
@@ -74,11 +76,20 @@ def faultdir(tmp_path: Path) -> Iterator[Path]:
 
 
 def start(faultdir: Path, *args: str, slow: float = 60.0) -> subprocess.Popen[str]:
+    """``python -m dojobber ARGS`` in its own process group (so that the
+    test can end what it leaves behind), its output dropped."""
     return subprocess.Popen(
-        dojobber_cmd(*args), cwd=faultdir, text=True,
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        dojobber_cmd(*args), cwd=faultdir, text=True, start_new_session=True,
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         env=child_env(FAULT_DIR=str(faultdir), SLOW_SECONDS=str(slow)),
     )
+
+
+def end_group(child: subprocess.Popen[str]) -> None:
+    """SIGKILL the child's whole process group (pool workers included)."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(child.pid, signal.SIGKILL)
+    child.wait(timeout=30)
 
 
 def run_to_end(faultdir: Path, *args: str, slow: float = 0.0) -> subprocess.CompletedProcess[str]:
@@ -127,8 +138,7 @@ def test_sigkill_during_a_long_job_keeps_the_jobs_that_finished(faultdir: Path) 
         child.send_signal(signal.SIGKILL)
         child.wait(timeout=10)
     finally:
-        child.kill()
-        child.communicate()
+        end_group(child)
     assert integrity(records) == "ok"
     with RecordStore(records) as store:  # opening it marks the dead run
         (run,) = store.runs()
@@ -144,3 +154,55 @@ def test_sigkill_during_a_long_job_keeps_the_jobs_that_finished(faultdir: Path) 
         last = store.run("last")
         assert last.outcome == "converged"
         assert store.job(last.id, "Slow").status == "changed"
+
+
+POOL_SCRIPT = textwrap.dedent(
+    '''
+    import os, time
+    from dojobber import Job
+
+    HERE = os.environ["FAULT_DIR"]
+
+
+    class Sleeper(Job):
+        def Check(self, **kw):
+            if not os.path.exists(os.path.join(HERE, "slept")):
+                raise RuntimeError("not slept yet")
+
+        def Run(self, **kw):
+            with open(os.path.join(HERE, "worker.pid"), "w") as f:
+                f.write(str(os.getpid()))
+            time.sleep(float(os.environ.get("SLOW_SECONDS", "60")))
+            open(os.path.join(HERE, "slept"), "w").close()
+
+
+    class PoolRoot(Job):
+        DEPS = [Sleeper]
+
+        def Check(self, **kw):
+            pass
+    '''
+)
+
+
+def test_the_run_lock_dies_with_its_holder_not_with_its_pool_workers(tmp_path: Path) -> None:
+    from dojobber.lock import RunLock
+
+    (tmp_path / "pool_jobs.py").write_text(POOL_SCRIPT)
+    lock = tmp_path / "run.lock"
+    child = start(tmp_path, "run", "pool_jobs.py:PoolRoot", "--executor", "processes:2",
+                  "--lock", str(lock), "--no-records")
+    orphan = 0
+    try:
+        wait_until(lambda: (tmp_path / "worker.pid").exists()
+                   and (tmp_path / "worker.pid").read_text(), what="the pool worker")
+        orphan = int((tmp_path / "worker.pid").read_text())
+        assert orphan != child.pid
+        child.send_signal(signal.SIGKILL)  # the holder dies; its pool worker sleeps on
+        child.wait(timeout=10)
+        os.kill(orphan, 0)  # (still alive)
+        # The lock is free at once: the orphan did not keep it.
+        with RunLock(lock, timeout=0):
+            pass
+    finally:
+        end_group(child)

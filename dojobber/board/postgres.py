@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from .._postgres import NotOursError, PostgresLink, redact_url
 from ..backoff import Backoff
+from ..loader import absolute_target
 from .base import (
     STATES,
     Board,
@@ -146,6 +147,7 @@ class PostgresBoard(Board):
             kwargs_text = json.dumps(kwargs or {}, sort_keys=True)
         except TypeError as err:
             raise BoardError(f"request arguments must be JSON values: {err}") from err
+        target = absolute_target(target)  # as the CLI posts it: any worker finds it
         dedupe = json.dumps([target, args_text, kwargs_text])
 
         def body(conn: psycopg.Connection[Any]) -> Posted:
@@ -171,6 +173,19 @@ class PostgresBoard(Board):
 
     def claim(self, worker: str, lease: float) -> Request | None:
         def body(conn: psycopg.Connection[Any]) -> Request | None:
+            # Claims whose worker is gone (lease expired): a cancel pending
+            # ends them cancelled, no attempts left ends them failed (every
+            # claim counts); the others are claimed again below.
+            conn.execute(
+                f"UPDATE board_requests SET state = 'cancelled', finished = {_NOW},"
+                " lease_until = NULL, outcome = 'cancelled (its worker was lost)'"
+                f" WHERE state = 'claimed' AND lease_until < {_NOW} AND cancel_requested")
+            conn.execute(
+                f"UPDATE board_requests SET state = 'failed', finished = {_NOW},"
+                " lease_until = NULL, outcome = 'its worker was lost (no heartbeat within the"
+                " lease) on attempt ' || attempts || ' of ' || max_attempts"
+                f" WHERE state = 'claimed' AND lease_until < {_NOW}"
+                " AND attempts >= max_attempts")
             row = conn.execute(
                 f"UPDATE board_requests SET state = 'claimed', claimed_by = %s,"
                 f" claimed_at = {_NOW}, lease_until = {_NOW} + %s, attempts = attempts + 1"
@@ -253,16 +268,30 @@ class PostgresBoard(Board):
 
         return self._link.run(body)
 
+    def release(self, request_id: int, worker: str) -> bool:
+        def body(conn: psycopg.Connection[Any]) -> bool:
+            cur = conn.execute(
+                "UPDATE board_requests SET state = 'waiting', claimed_by = NULL,"
+                " claimed_at = NULL, lease_until = NULL, attempts = GREATEST(attempts - 1, 0)"
+                " WHERE id = %s AND state = 'claimed' AND claimed_by = %s",
+                (request_id, worker))
+            return cur.rowcount == 1
+
+        return self._link.run(body)
+
     def cancel(self, request_id: int) -> str:
         def body(conn: psycopg.Connection[Any]) -> str:
             row = conn.execute(
-                "SELECT state FROM board_requests WHERE id = %s FOR UPDATE",
-                (request_id,)).fetchone()
+                f"SELECT state, lease_until < {_NOW} FROM board_requests WHERE id = %s"
+                " FOR UPDATE", (request_id,)).fetchone()
             if row is None:
                 raise UnknownRequestError(request_id)
-            if row[0] == "waiting":
-                conn.execute(f"UPDATE board_requests SET state = 'cancelled', finished = {_NOW}"
-                             " WHERE id = %s", (request_id,))
+            lost = row[0] == "claimed" and bool(row[1])
+            if row[0] == "waiting" or lost:  # nobody runs it: cancelled now
+                conn.execute(
+                    f"UPDATE board_requests SET state = 'cancelled', finished = {_NOW},"
+                    " lease_until = NULL, outcome = %s WHERE id = %s",
+                    ("cancelled (its worker was lost)" if lost else None, request_id))
                 return "cancelled"
             if row[0] == "claimed":
                 conn.execute("UPDATE board_requests SET cancel_requested = true WHERE id = %s",
