@@ -8,12 +8,14 @@ See docs/faults.rst for what a run guarantees under each fault.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import signal
 import sqlite3
 import subprocess
 import sys
 import textwrap
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -206,3 +208,137 @@ def test_the_run_lock_dies_with_its_holder_not_with_its_pool_workers(tmp_path: P
             pass
     finally:
         end_group(child)
+
+
+DOWNLOAD_SCRIPT = textwrap.dedent(
+    '''
+    import sys
+    from dojobber import main
+    from dojobber.contrib.download import Download
+
+    Get = Download.variant("Get", url=sys.argv[1], dest_dir=sys.argv[2])
+    raise SystemExit(main(Get, sys.argv[3:]))
+    '''
+)
+
+
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGINT, signal.SIGTERM],
+                         ids=["SIGKILL", "SIGINT", "SIGTERM"])
+def test_a_signal_during_a_download(tmp_path: Path, sig: signal.Signals) -> None:
+    from tests.fakes.obs import FakeObs
+
+    data = os.urandom(3 << 20)
+    path = "repositories/faults/images/disk.qcow2"
+    dest = tmp_path / "images"
+    records = tmp_path / "records.db"
+    (tmp_path / "get.py").write_text(DOWNLOAD_SCRIPT)
+    with FakeObs() as fake:
+        fake.put_file(path, data)
+        fake.put_file(path + ".sha256",
+                      f"{hashlib.sha256(data).hexdigest()}  disk.qcow2\n".encode())
+        fake.pace[path] = 0.05  # ~1.3 MB/s: a download that takes a few seconds
+        argv = [sys.executable, "get.py", fake.url(path), str(dest), "--records", str(records)]
+        child = subprocess.Popen(argv, cwd=tmp_path, env=child_env(), start_new_session=True,
+                                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        part = dest / ".disk.qcow2.part"
+        try:
+            wait_until(lambda: part.exists() and part.stat().st_size > 256 << 10,
+                       what="the download to be under way")
+            child.send_signal(sig)
+            _, err = child.communicate(timeout=60)
+        finally:
+            end_group(child)
+        expected = {signal.SIGKILL: -signal.SIGKILL, signal.SIGINT: 130, signal.SIGTERM: 0}
+        assert child.returncode == expected[sig], err
+        assert integrity(records) == "ok"
+        with RecordStore(records) as store:
+            first = store.run("last")
+            if sig == signal.SIGTERM:  # stops after the running attempt: it finishes
+                assert first.outcome == "converged"
+                assert (dest / "disk.qcow2").read_bytes() == data
+            else:  # nothing half-written at the final path
+                assert first.outcome == "interrupted"
+                assert not (dest / "disk.qcow2").exists()
+        # The rerun resumes (or finds the file done) and converges.
+        del fake.pace[path]
+        again = subprocess.run(argv, cwd=tmp_path, env=child_env(), capture_output=True,
+                               text=True, timeout=120)
+        assert again.returncode == 0, again.stderr
+        assert (dest / "disk.qcow2").read_bytes() == data
+        statuses = [r.status for r in fake.requests_for(path, "GET")]
+        assert statuses == ([200] if sig == signal.SIGTERM else [200, 206])
+    with RecordStore(records) as store:
+        assert store.run("last").outcome == "converged"
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_ctrl_c_or_sigterm_during_a_long_job(faultdir: Path, sig: signal.Signals) -> None:
+    records = faultdir / "records.db"
+    child = start(faultdir, "run", "jobs.py:Root", "--records", str(records), slow=3.0)
+    try:
+        wait_until(lambda: (faultdir / "slow.running").exists(), what="Slow to run")
+        child.send_signal(sig)
+        code = child.wait(timeout=60)
+    finally:
+        end_group(child)
+    from dojobber.cli import EXIT_INTERRUPTED, EXIT_STOPPED
+
+    assert integrity(records) == "ok"
+    with RecordStore(records) as store:
+        run = store.run("last")
+        names = {j.name: j.status for j in store.jobs(run.id)}
+    assert {f"Quick{n}" for n in range(20)} <= set(names)
+    if sig == signal.SIGINT:  # Ctrl-C: the sleeping Run is interrupted at once
+        assert (code, run.outcome) == (EXIT_INTERRUPTED, "interrupted")
+        assert not (faultdir / "slow.done").exists()
+    else:  # SIGTERM: the running attempt finishes, nothing new starts
+        assert (code, run.outcome) == (EXIT_STOPPED, "stopped")
+        assert names["Slow"] == "changed" and "Root" not in names
+    done = run_to_end(faultdir, "run", "jobs.py:Root", "--records", str(records))
+    assert done.returncode == 0, done.stderr
+    with RecordStore(records) as store:
+        assert store.run("last").outcome == "converged"
+
+
+def test_sigstop_of_a_worker_past_its_lease_then_sigcont(tmp_path: Path) -> None:
+    from dojobber.board import SQLiteBoard
+    from tests.test_worker import JOBS
+
+    (tmp_path / "wjobs.py").write_text(JOBS)
+    board = SQLiteBoard(tmp_path / "board.db")
+    records = tmp_path / "records.db"
+    rid = board.post(f"{tmp_path / 'wjobs.py'}:Mark", (),
+                     {"n": "1", "where": str(tmp_path), "sleep": "4"}, max_attempts=2).id
+
+    def worker(*extra: str) -> subprocess.Popen[str]:
+        return subprocess.Popen(
+            dojobber_cmd("worker", "--board", str(board.path), "--records", str(records),
+                         "--lease", "1", "--poll", "0.1", *extra),
+            cwd=tmp_path, env=child_env(), start_new_session=True, text=True,
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+    first = worker()
+    second = None
+    try:
+        wait_until((tmp_path / "started-1").exists, what="the first worker to run the job")
+        first.send_signal(signal.SIGSTOP)  # stalled longer than its lease
+        wait_until(lambda: (board.get(rid).lease_until or 0) < time.time(), what="the lease")
+        second = worker("--once")
+        _, err = second.communicate(timeout=120)
+        assert second.returncode == 0, err
+        taken = board.get(rid)
+        assert (taken.state, taken.attempts, len(taken.runs)) == ("done", 2, 1)
+        first.send_signal(signal.SIGCONT)  # it wakes, finds its claim lost, stops the run
+        first.send_signal(signal.SIGTERM)  # and exits when asked
+        _, err = first.communicate(timeout=60)
+        assert first.returncode == 0, err
+    finally:
+        end_group(first)
+        if second is not None:
+            end_group(second)
+    req = board.get(rid)
+    assert (req.state, req.attempts, len(req.runs)) == ("done", 2, 1)  # the late one not kept
+    assert integrity(records) == "ok"
+    with RecordStore(records) as store:
+        runs = store.runs()
+    assert len(runs) == 2 and {r.outcome for r in runs} <= {"converged", "stopped"}

@@ -7,6 +7,7 @@ import base64
 import email.utils
 import hashlib
 import sys
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -294,10 +295,13 @@ class Handler(BaseHTTPRequestHandler):
                 del owner.cut_after[path]
                 owner.cut_once.discard(path)
             corrupt = path in owner.corrupt
+            pace = owner.pace.get(path)
         if cut is not None:
             limit = min(length, cut)
         if chunked:
             sent = self._chunked_body(entry.disk, start, limit, corrupt)
+        elif pace:
+            sent = self._paced_body(entry.disk, start, limit, pace)
         else:
             sent = self._body(entry.disk, start, limit, corrupt)
         rec.body_bytes = sent
@@ -305,6 +309,21 @@ class Handler(BaseHTTPRequestHandler):
             self.close_connection = True
             self.wfile.flush()
             self.connection.shutdown(2)
+
+    def _paced_body(self, disk: Path, start: int, count: int, pause: float) -> int:
+        """Send 64 KiB at a time with ``pause`` seconds between (a slow link)."""
+        sent = 0
+        with open(disk, "rb") as f:
+            f.seek(start)
+            while sent < count:
+                piece = f.read(min(1 << 16, count - sent))
+                if not piece:
+                    break
+                self.wfile.write(piece)
+                self.wfile.flush()
+                sent += len(piece)
+                time.sleep(pause)
+        return sent
 
     def _body(self, disk: Path, start: int, count: int, corrupt: bool) -> int:
         if not corrupt:

@@ -40,6 +40,9 @@ publish=True, details="")`` -> :class:`FakeBuild`
     ``put_file``) with full headers but close the connection after ``n`` body
     bytes, until the entry is removed; add ``path`` to the ``cut_once`` set
     to have the cut happen only once.
+``pace[path] = seconds``
+    Send ``path``'s body 64 KiB at a time with that pause between (a slow
+    link, so that a test can interrupt a download half-way).
 ``chunked.add(path)``
     Send ``path``'s body with ``Transfer-Encoding: chunked`` instead of a
     ``Content-Length`` (as servers that stream do).
@@ -129,6 +132,7 @@ class FakeObs:
         self.cut_once: set[str] = set()
         self.corrupt: set[str] = set()
         self.chunked: set[str] = set()
+        self.pace: dict[str, float] = {}
         self.content_encoding: dict[str, str] = {}
         self.redirect: dict[str, str] = {}
         self.fail: dict[str, tuple[int, str, str]] = {}
