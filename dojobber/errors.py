@@ -131,6 +131,7 @@ __all__ = [
     "ConfigurationError",
     "DefinitionError",
     "DependencyCycleError",
+    "DepsIteratorError",
     "DepsNotIterableError",
     "DojobberError",
     "DuplicateJobNameError",
@@ -193,6 +194,21 @@ class DepsNotIterableError(DefinitionError, TypeError):
         )
 
 
+class DepsIteratorError(DepsNotIterableError):
+    """A job's ``DEPS`` is a one-shot iterator (a generator): it would be
+    read up by the first ``configure()`` and be empty for the next."""
+
+    def __init__(self, job: str, deps: object) -> None:
+        self.job = job
+        self.deps = deps
+        DefinitionError.__init__(
+            self,
+            f"{job}.DEPS is a one-shot iterator ({type(deps).__name__}), which only the "
+            "first configure() could read; give a list or tuple, e.g. "
+            f"DEPS = list(...) or DEPS = [{job}Dep, ...]",
+        )
+
+
 class NotAJobError(DefinitionError, TypeError):
     """Something that is not a Job subclass appears in ``DEPS`` or as root."""
 
@@ -246,14 +262,15 @@ class InvalidTriesError(DefinitionError):
 
 
 class InvalidRetryDelayError(DefinitionError):
-    """``RETRY_DELAY`` (or ``default_retry_delay``) is negative or no number."""
+    """``RETRY_DELAY`` (or ``default_retry_delay``) is negative, no number,
+    or not finite / larger than :data:`dojobber.graph.MAX_RETRY_DELAY`."""
 
     def __init__(self, job: str, delay: object) -> None:
         self.job = job
         self.delay = delay
         super().__init__(
             f"{job}: RETRY_DELAY is {delay!r}; it must be a number of "
-            "seconds >= 0 (set it on the class, or default_retry_delay in "
+            "seconds from 0 to 1e9 (set it on the class, or default_retry_delay in "
             "configure())"
         )
 

@@ -22,6 +22,7 @@ from .backoff import Backoff
 from .errors import (
     ConfigurationError,
     DependencyCycleError,
+    DepsIteratorError,
     DepsNotIterableError,
     DuplicateJobNameError,
     InvalidRetryDelayError,
@@ -155,6 +156,8 @@ def _deps_of(cls: type[Job], raw: Any) -> list[type[Job]]:
         return _EMPTY
     elif isinstance(raw, (str, bytes)) or not isinstance(raw, Iterable):
         raise DepsNotIterableError(cls.__name__, raw)
+    elif isinstance(raw, Iterator):  # a generator: read once, then empty
+        raise DepsIteratorError(cls.__name__, raw)
     deps: list[type[Job]] = list(raw)
     for dep in deps:
         # type() is JobMeta for nearly every job: one C-level test.
@@ -193,15 +196,21 @@ def tries_count(tries: object) -> int | None:
     return math.ceil(value)
 
 
+#: Longest RETRY_DELAY (seconds, ~31 years): longer ones (inf, 1e300) cannot
+#: be slept and are refused at configure().
+MAX_RETRY_DELAY = 1e9
+
+
 def _delay_of(cls: type[Job], default: float | Backoff) -> float | Backoff:
     """A job's RETRY_DELAY (else ``default``): seconds, or a growing
     :class:`~dojobber.Backoff` (a constant one is its seconds)."""
     delay = cls.RETRY_DELAY if cls.RETRY_DELAY is not None else default
-    if (type(delay) is float or type(delay) is int) and delay >= 0:
+    if (type(delay) is float or type(delay) is int) and 0 <= delay <= MAX_RETRY_DELAY:
         return delay
     if isinstance(delay, Backoff):
         return delay.initial if delay.constant else delay
-    if isinstance(delay, bool) or not isinstance(delay, numbers.Real) or delay < 0:
+    if isinstance(delay, bool) or not isinstance(delay, numbers.Real) \
+            or not 0 <= delay <= MAX_RETRY_DELAY:  # (NaN fails this too)
         raise InvalidRetryDelayError(cls.__name__, delay)
     return float(delay)
 
@@ -274,10 +283,10 @@ def _walk(root: type[Job], default_tries: int, default_delay: float | Backoff) -
         default_backoff = None if default_delay.constant else default_delay
         default_delay = default_delay.initial
     elif isinstance(default_delay, bool) or not isinstance(default_delay, numbers.Real) \
-            or default_delay < 0:
+            or not 0 <= default_delay <= MAX_RETRY_DELAY:
         raise ConfigurationError(
             "default_retry_delay", default_delay,
-            "give a number of seconds >= 0 or a dojobber.Backoff",
+            "give a number of seconds from 0 to 1e9 or a dojobber.Backoff",
         )
     default_tries = count
     default_delay = float(default_delay)

@@ -276,3 +276,26 @@ def test_url_passwords_are_masked_in_recorded_arguments_logs_and_results(
         (line,) = store.logs(run.id)
         assert line.message == "connecting to postgresql://app:***@db/prod"
         assert store.job(run.id, "LogsADsn").result == "'postgresql://app:***@db/prod'"
+
+
+@pytest.mark.parametrize("delay", [float("inf"), 1e300, float("nan"), -1])
+def test_an_impossible_retry_delay_is_refused_at_configure(delay: float) -> None:
+    from dojobber import InvalidRetryDelayError
+
+    Waits = type("Waits", (Job,), {"RETRY_DELAY": delay, "Check": lambda self: None})
+    with pytest.raises(InvalidRetryDelayError, match=r"Waits: RETRY_DELAY is .* from 0 to 1e9"):
+        DoJobber().configure(Waits)
+
+
+def test_deps_as_a_generator_is_an_error_naming_the_job() -> None:
+    from dojobber import DepsIteratorError, DepsNotIterableError
+
+    Once = type("Once", (Job,), {"DEPS": (dep for dep in [CleansUp, ExitsInCheck])})
+    with pytest.raises(DepsIteratorError, match=r"Once\.DEPS is a one-shot iterator") as err:
+        DoJobber().configure(Once)
+    assert isinstance(err.value, DepsNotIterableError)
+    Kept = type("Kept", (Job,), {"DEPS": list(dep for dep in [CleansUp, ExitsInCheck])})
+    for _ in range(2):  # a list is read by every configure()
+        dj = DoJobber()
+        dj.configure(Kept)
+        assert set(dj.jobs.names) == {"CleansUp", "ExitsInCheck", "Kept"}
