@@ -95,6 +95,8 @@ def _local_batch(
                     outcomes.append(done if extra is None else extra)
                     continue
                 outcomes.append(attempt_fn(classes[i], i, attempt, *first, slot))
+            except KeyboardInterrupt:
+                raise  # as with workers=1: the run is interrupted (see finish())
             except BaseException as err:
                 outcomes.append(_failed(i, attempt, err))
                 break
@@ -176,6 +178,8 @@ def run_pooled(engine: Engine) -> None:
         if fut.cancelled():
             return
         err = fut.exception()
+        if isinstance(err, KeyboardInterrupt):  # raised inside a job: Ctrl-C
+            raise err
         if err is None:
             outcomes = fut.result()
             keep(outcomes)
@@ -235,16 +239,32 @@ def run_pooled(engine: Engine) -> None:
                 except queue.Empty:
                     continue
             finish(fut, running.pop(fut))
-    except BaseException:
-        # Ctrl-C (or an engine error): start nothing new; let what runs finish
-        # for a while, and keep the outcomes that arrive.
+    except BaseException as exc:
+        # Ctrl-C (or an engine error): start nothing new; let what runs
+        # finish, and keep the outcomes that arrive.  After Ctrl-C, wait
+        # until they end, saying so; a second Ctrl-C abandons them (their
+        # jobs' Cleanup is then not run while they may still be running).
         for fut in running:
             fut.cancel()
-        finished, _ = cf.wait(list(running), timeout=INTERRUPT_GRACE)
-        for fut in finished:
-            running.pop(fut)
-            if not fut.cancelled() and fut.exception() is None:
-                keep(fut.result())
+        alive = [fut for fut in running if not fut.done()]
+        if isinstance(exc, KeyboardInterrupt) and alive:
+            jobs = sorted({names[i] for fut in alive for i, _ in running[fut]})
+            log.warning("interrupted: no new attempt starts; waiting for the %d attempt(s) "
+                        "still running (%s); press Ctrl-C again to abandon them",
+                        len(alive), ", ".join(jobs))
+            try:
+                cf.wait(alive)
+            except KeyboardInterrupt:
+                log.warning("abandoned the attempt(s) of %s; their Cleanup is not run",
+                            ", ".join(jobs))
+        else:
+            cf.wait(alive, timeout=INTERRUPT_GRACE)
+        for fut in list(running):
+            if fut.done():
+                running.pop(fut)
+                if not fut.cancelled() and fut.exception() is None:
+                    keep(fut.result())
+        engine.abandoned = {i for items in running.values() for i, _ in items}
         raise
     finally:
         if owned:

@@ -66,6 +66,9 @@ class DoJobber:
         #: The records listener of ``configure(records=...)`` (its ``run_id``
         #: is the last run's id in the database), or None.
         self.records: RecordsListener | None = None
+        #: Jobs whose attempts a second Ctrl-C abandoned still running (their
+        #: Cleanup was not run); empty otherwise.
+        self.abandoned: list[str] = []
         self._lock: RunLock | None = None
         #: The result of the last :meth:`converge` (kept after Ctrl-C too).
         self.converge_result: ConvergeResult | None = None
@@ -224,11 +227,16 @@ class DoJobber:
         )
         self._instances = engine.instances
         self._engine = engine
+        self.abandoned = []
         engine.stopping = self._stop_requested
         try:
             engine.run(target)
         except KeyboardInterrupt:
             self._settle(engine, cwd)
+            running = {engine.graph.classes[i] for i in engine.abandoned}
+            self.abandoned = sorted(cls.__name__ for cls in running)
+            if running:  # never a Cleanup while its job's attempt may run
+                self._instances = [o for o in self._instances if type(o) not in running]
             if self._cleanup:
                 try:
                     self.cleanup()

@@ -73,6 +73,9 @@ class Engine:
         self.results: list[JobResult | None] = [None] * len(graph)
         #: Set (from any thread) to stop after the attempts now running.
         self.stopping = False
+        #: Jobs (by index) whose attempts were abandoned still running after
+        #: a second Ctrl-C: their Cleanup must not run.
+        self.abandoned: set[int] = set()
         # Which per-job events anyone listens to (the others are not made).
         self._tell_attempts = self.bus.caller("attempt_finished")
         self._tell_jobs = self.bus.caller("job_finished")

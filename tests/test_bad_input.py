@@ -299,3 +299,36 @@ def test_deps_as_a_generator_is_an_error_naming_the_job() -> None:
         dj = DoJobber()
         dj.configure(Kept)
         assert set(dj.jobs.names) == {"CleansUp", "ExitsInCheck", "Kept"}
+
+
+class InterruptsInRun(Job):
+    TRIES = 1
+
+    def Check(self) -> None:
+        raise RuntimeError("not yet")
+
+    def Run(self) -> None:
+        raise KeyboardInterrupt
+
+
+class InterruptRoot(Job):
+    DEPS = [CleansUp, InterruptsInRun]
+
+    def Check(self) -> None:
+        pass
+
+
+@pytest.mark.parametrize("workers", [1, 4])
+def test_keyboard_interrupt_inside_a_run_interrupts_the_run_whatever_the_workers(
+        tmp_path: Path, workers: int) -> None:
+    from dojobber import RunOutcome
+
+    CLEANED.clear()
+    dj = DoJobber()
+    dj.configure(InterruptRoot, records=tmp_path / "r.db", workers=workers)
+    with pytest.raises(KeyboardInterrupt):  # not a failed job, not a CleanupError
+        dj.checknrun()
+    assert dj.result is not None and dj.result.outcome is RunOutcome.INTERRUPTED
+    assert CLEANED == ["CleansUp"]  # the cleanups ran
+    with RecordStore(tmp_path / "r.db") as store:
+        assert store.run("last").outcome == "interrupted"

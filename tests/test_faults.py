@@ -342,3 +342,88 @@ def test_sigstop_of_a_worker_past_its_lease_then_sigcont(tmp_path: Path) -> None
     with RecordStore(records) as store:
         runs = store.runs()
     assert len(runs) == 2 and {r.outcome for r in runs} <= {"converged", "stopped"}
+
+
+THREADS_SCRIPT = textwrap.dedent(
+    '''
+    import os, time
+    from dojobber import Job
+
+    HERE = os.environ["FAULT_DIR"]
+
+
+    def mark(name):
+        open(os.path.join(HERE, name), "w").close()
+
+
+    class Done(Job):
+        def Check(self, **kw):
+            pass
+
+        def Cleanup(self):
+            mark("done.cleaned")
+
+
+    class Sleeper(Job):
+        def Check(self, **kw):
+            if not os.path.exists(os.path.join(HERE, "slept")):
+                raise RuntimeError("not slept yet")
+
+        def Run(self, **kw):
+            mark("sleeper.running")
+            time.sleep(float(os.environ.get("SLOW_SECONDS", "60")))
+            mark("slept")
+
+        def Cleanup(self):
+            mark("sleeper.cleaned")
+
+
+    class Root(Job):
+        DEPS = [Done, Sleeper]
+
+        def Check(self, **kw):
+            pass
+    '''
+)
+
+
+@pytest.mark.parametrize("presses", [1, 2])
+def test_ctrl_c_with_workers_stops_scheduling_and_a_second_abandons(
+        tmp_path: Path, presses: int) -> None:
+    (tmp_path / "tjobs.py").write_text(THREADS_SCRIPT)
+    records = tmp_path / "records.db"
+    slow = 4.0 if presses == 1 else 60.0
+    child = subprocess.Popen(
+        dojobber_cmd("run", "tjobs.py:Root", "--workers", "4", "--records", str(records)),
+        cwd=tmp_path, text=True, start_new_session=True, stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        env=child_env(FAULT_DIR=str(tmp_path), SLOW_SECONDS=str(slow)))
+    try:
+        wait_until((tmp_path / "sleeper.running").exists, what="Sleeper to run")
+        child.send_signal(signal.SIGINT)
+        assert child.stderr is not None
+        said = child.stderr.readline()
+        while "interrupted:" not in said:
+            assert said, "the child ended without saying what it waits for"
+            said = child.stderr.readline()
+        assert "1 attempt(s) still running (Sleeper)" in said
+        assert "press Ctrl-C again to abandon them" in said
+        if presses == 2:
+            child.send_signal(signal.SIGINT)
+        code = child.wait(timeout=60)  # (a second press: at once, not after 60 s)
+    finally:
+        end_group(child)
+    assert code == 130
+    assert (tmp_path / "done.cleaned").exists()
+    if presses == 1:  # waited for the running attempt, then cleaned it up
+        assert (tmp_path / "slept").exists() and (tmp_path / "sleeper.cleaned").exists()
+    else:  # abandoned: its Cleanup never ran while its Run might still run
+        assert not (tmp_path / "slept").exists()
+        assert not (tmp_path / "sleeper.cleaned").exists()
+    assert integrity(records) == "ok"
+    with RecordStore(records) as store:
+        assert store.run("last").outcome == "interrupted"
+    done = subprocess.run(dojobber_cmd("run", "tjobs.py:Root", "--records", str(records)),
+                          cwd=tmp_path, capture_output=True, text=True, timeout=120,
+                          env=child_env(FAULT_DIR=str(tmp_path), SLOW_SECONDS="0"))
+    assert done.returncode == 0, done.stderr

@@ -216,6 +216,12 @@ def _converge(
             err_stream.write("interrupted\n")
             if display is not None and dj.converge_result is not None:
                 _report_rounds(dj.converge_result, display, as_json=False)
+            if dj.abandoned:  # their threads would hold the interpreter's exit
+                if records is not None:
+                    records.close()
+                sys.stdout.flush()
+                err_stream.flush()
+                os._exit(EXIT_STATUS[RunOutcome.INTERRUPTED])
             return EXIT_STATUS[RunOutcome.INTERRUPTED]
         except CleanupError as err:  # the run happened: report it, and the cleanups
             assert dj.result is not None
