@@ -280,7 +280,7 @@ _NUMBERS = (
 def _check_numbers(made: type, options: dict[str, Any]) -> None:
     """The numeric options given to variant(): finite, in range."""
     for key, low, inclusive, whole in _NUMBERS:
-        if key not in options or (key == "timeout" and options[key] is None):
+        if options.get(key) is None:  # not given, or None: the default / no limit
             continue
         value = options[key]
         kind = "a whole number" if whole else "a number of seconds"
