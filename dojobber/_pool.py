@@ -248,6 +248,8 @@ def run_pooled(engine: Engine) -> None:
             fut.cancel()
         alive = [fut for fut in running if not fut.done()]
         if isinstance(exc, KeyboardInterrupt) and alive:
+            # Abandoned until they end (a second Ctrl-C may come at any moment).
+            engine.abandoned = {i for fut in alive for i, _ in running[fut]}
             jobs = sorted({names[i] for fut in alive for i, _ in running[fut]})
             log.warning("interrupted: no new attempt starts; waiting for the %d attempt(s) "
                         "still running (%s); press Ctrl-C again to abandon them",
