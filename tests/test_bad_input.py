@@ -156,7 +156,7 @@ def test_cleanup_failures_are_recorded_reported_and_have_an_exit_status(
     (tmp_path / "jobs.py").write_text(JOBS)
     done = run_python(["-m", "dojobber", "run", "jobs.py:DirtyRoot", "--json", "--records",
                        str(tmp_path / "r.db")], cwd=tmp_path)
-    assert done.returncode == EXIT_CLEANUP == 5, done.stderr
+    assert done.returncode == EXIT_CLEANUP == 6, done.stderr
     data = json.loads(done.stdout)
     assert data["cleanup_failed"] == [
         {"job": "Dirty", "error": "OSError: cannot remove /tmp/scratch"}
