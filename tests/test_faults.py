@@ -409,6 +409,7 @@ def test_ctrl_c_with_workers_stops_scheduling_and_a_second_abandons(
         assert "1 attempt(s) still running (Sleeper)" in said
         assert "press Ctrl-C again to abandon them" in said
         if presses == 2:
+            time.sleep(0.5)  # (a person reads the line first)
             child.send_signal(signal.SIGINT)
         code = child.wait(timeout=60)  # (a second press: at once, not after 60 s)
     finally:
