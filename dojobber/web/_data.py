@@ -44,7 +44,11 @@ class BadParameterError(ValueError):
 
     def __init__(self, name: str, message: str) -> None:
         self.name = name
-        super().__init__(f"{name}: {message}")
+        self.message = message
+        super().__init__(name, message)  # (so that it pickles to itself)
+
+    def __str__(self) -> str:
+        return f"{self.name}: {self.message}"
 
 
 class NotFoundError(LookupError):
