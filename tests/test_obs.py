@@ -375,7 +375,7 @@ def test_a_password_in_the_urls_is_used_and_never_shown_or_stored(
                             download_url=with_auth(private_obs.download_url))
     Fetch = Download.variant("Fetch", source=Find, dest_dir=str(tmp_path / "images"))
     Capture, seen = capture("Capture", Fetch)
-    dj = run(Capture, verbose=True, debug=True, records=tmp_path / "r.db")
+    dj = converge_once(Capture, verbose=True, debug=True, records=tmp_path / "r.db")
     assert dj.success(), dj.nodeexceptions
     assert (tmp_path / "images" / IMAGE).read_bytes() == IMAGE_BYTES
     assert all(r.headers.get("Authorization", "").startswith("Basic ")

@@ -447,7 +447,7 @@ def test_a_closed_port_fails_at_once_with_a_named_error(
     Job1 = RunCommands.variant("setup", host="127.0.0.1", port=port, commands=["true"],
                                known_hosts=str(tmp_path / "kh"), allow_agent=False,
                                look_for_keys=False)
-    err = run(Job1).jobs["setup"].exception
+    err = run_once(Job1).jobs["setup"].exception
     assert isinstance(err, SSHConnectError) and err.tries == 1
     assert err.reason == "connection refused (nothing listens on that port)"
     assert f"127.0.0.1:{port} (tried once): connection refused" in str(err)
@@ -473,12 +473,12 @@ def test_accept_new_appends_after_a_last_line_without_newline(
     path.write_text(other)  # no trailing newline
     New = RunCommands.variant("setup", **conn_opts(sshd, path, host_key_policy="accept-new"),
                               commands=["true"])
-    assert run(New).jobs["setup"].status is JobStatus.CHANGED
+    assert run_once(New).jobs["setup"].status is JobStatus.CHANGED
     lines = path.read_text().splitlines()
     assert lines[0] == other
     assert lines[1].startswith(f"[127.0.0.1]:{sshd.port} ssh-ed25519 ")
     Verify = RunCommands.variant("setup", **conn_opts(sshd, path), commands=["true"])
-    assert run(Verify).jobs["setup"].status is JobStatus.CHANGED  # the entry is whole
+    assert run_once(Verify).jobs["setup"].status is JobStatus.CHANGED  # the entry is whole
 
 
 def test_no_sftp_subsystem_is_named(tmp_path: pathlib.Path) -> None:
@@ -489,7 +489,7 @@ def test_no_sftp_subsystem_is_named(tmp_path: pathlib.Path) -> None:
         local.write_text("x")
         Copy = CopyFiles.variant("copy", **conn_opts(server, known),
                                  files=[(str(local), str(tmp_path / "remote.conf"))])
-        err = run(Copy).jobs["copy"].exception
+        err = run_once(Copy).jobs["copy"].exception
     assert isinstance(err, SSHJobError)
     assert "has no SFTP" in str(err) and "Subsystem sftp" in str(err)
 
@@ -504,12 +504,12 @@ def test_a_key_passphrase_is_never_sent_as_a_login_password(tmp_path: pathlib.Pa
         # The right passphrase opens the key: a login with it.
         Ok = RunCommands.variant("ok", **conn_opts(server, known, key_filename=str(locked),
                                                    passphrase=phrase), commands=["true"])
-        assert run(Ok).jobs["ok"].status is JobStatus.CHANGED
+        assert run_once(Ok).jobs["ok"].status is JobStatus.CHANGED
         # A key the server refuses: the passphrase must not be tried as a password.
         refused = keygen(tmp_path / "refused_ed25519", passphrase=phrase)
         No = RunCommands.variant("no", **conn_opts(server, known, key_filename=str(refused),
                                                    passphrase=phrase), commands=["true"])
-        err = run(No).jobs["no"].exception
+        err = run_once(No).jobs["no"].exception
         assert isinstance(err, SSHAuthError)
         log = server.log.read_text()
     assert "method publickey" in log  # the log shows the methods clients try

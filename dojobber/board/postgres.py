@@ -268,17 +268,6 @@ class PostgresBoard(Board):
 
         return self._link.run(body)
 
-    def release(self, request_id: int, worker: str) -> bool:
-        def body(conn: psycopg.Connection[Any]) -> bool:
-            cur = conn.execute(
-                "UPDATE board_requests SET state = 'waiting', claimed_by = NULL,"
-                " claimed_at = NULL, lease_until = NULL, attempts = GREATEST(attempts - 1, 0)"
-                " WHERE id = %s AND state = 'claimed' AND claimed_by = %s",
-                (request_id, worker))
-            return cur.rowcount == 1
-
-        return self._link.run(body)
-
     def cancel(self, request_id: int) -> str:
         def body(conn: psycopg.Connection[Any]) -> str:
             row = conn.execute(
