@@ -36,11 +36,13 @@ from typing import Any
 
 from ..backoff import Backoff
 from ..errors import DojobberError
+from ..loader import absolute_target
 
 __all__ = [
     "STATES",
     "Board",
     "BoardError",
+    "NewRequest",
     "Posted",
     "Request",
     "UnknownRequestError",
@@ -124,6 +126,43 @@ def backoff_json(retry_delay: float | Backoff) -> str | None:
 def backoff_of(text: str | None) -> Backoff | None:
     """The stored policy (see :func:`backoff_json`)."""
     return None if text is None else Backoff(*json.loads(text))
+
+
+@dataclass(frozen=True)
+class NewRequest:
+    """A posted request checked and encoded as every backend stores it."""
+
+    target: str
+    args: str
+    kwargs: str
+    #: Identical waiting requests share this key (not queued twice).
+    dedupe: str
+    priority: int
+    max_attempts: int
+    retry_delay: float
+    retry_backoff: str | None
+
+    @classmethod
+    def of(
+        cls, target: str, args: Sequence[Any], kwargs: dict[str, Any] | None, priority: int,
+        max_attempts: int, retry_delay: float | Backoff,
+    ) -> NewRequest:
+        """Check and encode :meth:`Board.post`'s arguments (:class:`BoardError`
+        names the one at fault)."""
+        if max_attempts < 1:
+            raise BoardError(f"max_attempts is {max_attempts}; give 1 or more")
+        backoff_text = backoff_json(retry_delay)
+        if isinstance(retry_delay, Backoff):
+            retry_delay = retry_delay.initial
+        try:
+            args_text = json.dumps(list(args))
+            kwargs_text = json.dumps(kwargs or {}, sort_keys=True)
+        except TypeError as err:
+            raise BoardError(f"request arguments must be JSON values: {err}") from err
+        target = absolute_target(target)  # as the CLI posts it: any worker finds it
+        dedupe = json.dumps([target, args_text, kwargs_text])
+        return cls(target, args_text, kwargs_text, dedupe, priority, max_attempts,
+                   retry_delay, backoff_text)
 
 
 def worker_name() -> str:

@@ -24,15 +24,14 @@ from typing import TYPE_CHECKING, Any
 
 from .._postgres import NotOursError, PostgresLink, redact_url
 from ..backoff import Backoff
-from ..loader import absolute_target
 from .base import (
     STATES,
     Board,
     BoardError,
+    NewRequest,
     Posted,
     Request,
     UnknownRequestError,
-    backoff_json,
     backoff_of,
     retry_wait,
 )
@@ -137,33 +136,22 @@ class PostgresBoard(Board):
         max_attempts: int = 1,
         retry_delay: float | Backoff = 60.0,
     ) -> Posted:
-        if max_attempts < 1:
-            raise BoardError(f"max_attempts is {max_attempts}; give 1 or more")
-        backoff_text = backoff_json(retry_delay)
-        if isinstance(retry_delay, Backoff):
-            retry_delay = retry_delay.initial
-        try:
-            args_text = json.dumps(list(args))
-            kwargs_text = json.dumps(kwargs or {}, sort_keys=True)
-        except TypeError as err:
-            raise BoardError(f"request arguments must be JSON values: {err}") from err
-        target = absolute_target(target)  # as the CLI posts it: any worker finds it
-        dedupe = json.dumps([target, args_text, kwargs_text])
+        new = NewRequest.of(target, args, kwargs, priority, max_attempts, retry_delay)
 
         def body(conn: psycopg.Connection[Any]) -> Posted:
             # Posts of the same request queue behind each other (not others).
-            conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (dedupe,))
+            conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (new.dedupe,))
             row = conn.execute(
                 "SELECT id FROM board_requests WHERE dedupe = %s AND state = 'waiting'",
-                (dedupe,)).fetchone()
+                (new.dedupe,)).fetchone()
             if row is not None:
                 return Posted(int(row[0]), True)
             row = conn.execute(
                 "INSERT INTO board_requests (target, args, kwargs, dedupe, priority,"
                 " max_attempts, retry_delay, retry_backoff)"
                 " VALUES (%s, %s, %s, %s, %s, %s, %s, %s) RETURNING id",
-                (target, args_text, kwargs_text, dedupe, priority, max_attempts, retry_delay,
-                 backoff_text),
+                (new.target, new.args, new.kwargs, new.dedupe, new.priority, new.max_attempts,
+                 new.retry_delay, new.retry_backoff),
             ).fetchone()
             conn.execute(f"NOTIFY {CHANNEL}")
             assert row is not None

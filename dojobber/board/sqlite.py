@@ -18,15 +18,14 @@ from typing import Any
 from .._paths import user_state_file
 from .._sqlite_files import BOARD_ID, ForeignDatabaseError, check_ours, create_private, mark_ours
 from ..backoff import Backoff
-from ..loader import absolute_target
 from .base import (
     STATES,
     Board,
     BoardError,
+    NewRequest,
     Posted,
     Request,
     UnknownRequestError,
-    backoff_json,
     backoff_of,
 )
 
@@ -146,29 +145,18 @@ class SQLiteBoard(Board):
         max_attempts: int = 1,
         retry_delay: float | Backoff = 60.0,
     ) -> Posted:
-        if max_attempts < 1:
-            raise BoardError(f"max_attempts is {max_attempts}; give 1 or more")
-        backoff_text = backoff_json(retry_delay)
-        if isinstance(retry_delay, Backoff):
-            retry_delay = retry_delay.initial
-        try:
-            args_text = json.dumps(list(args))
-            kwargs_text = json.dumps(kwargs or {}, sort_keys=True)
-        except TypeError as err:
-            raise BoardError(f"request arguments must be JSON values: {err}") from err
-        target = absolute_target(target)  # as the CLI posts it: any worker finds it
-        dedupe = json.dumps([target, args_text, kwargs_text])
+        new = NewRequest.of(target, args, kwargs, priority, max_attempts, retry_delay)
         with self._connect(immediate=True) as db:
             row = db.execute(
-                "SELECT id FROM requests WHERE dedupe=? AND state='waiting'", (dedupe,)
+                "SELECT id FROM requests WHERE dedupe=? AND state='waiting'", (new.dedupe,)
             ).fetchone()
             if row is not None:
                 return Posted(int(row[0]), True)
             cur = db.execute(
                 "INSERT INTO requests (target, args, kwargs, dedupe, priority, posted,"
                 " max_attempts, retry_delay, retry_backoff) VALUES (?,?,?,?,?,?,?,?,?)",
-                (target, args_text, kwargs_text, dedupe, priority, time.time(), max_attempts,
-                 retry_delay, backoff_text),
+                (new.target, new.args, new.kwargs, new.dedupe, new.priority, time.time(),
+                 new.max_attempts, new.retry_delay, new.retry_backoff),
             )
             return Posted(int(cur.lastrowid or 0), False)
 
