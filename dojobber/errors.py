@@ -14,6 +14,7 @@ one; the third, in parentheses, its other bases::
     DojobberError                                                    (Exception)
         DefinitionError                                              (ValueError)
             DepsNotIterableError                                     (TypeError)
+                DepsIteratorError
             NotAJobError                                             (TypeError)
             DuplicateJobNameError
             DependencyCycleError
@@ -79,6 +80,7 @@ one; the third, in parentheses, its other bases::
                     ChecksumMismatchError    contrib.errors
         BoardError                           board.base
             UnknownRequestError              board.base              (KeyError)
+        WorkerSetupError                     board.worker
         TargetError                          loader
         RecordsError                         records.store
         RenderError                          render._errors
@@ -111,6 +113,9 @@ that the test finds them deliberate):
 - ``web._data.BadParameterError`` (``ValueError``), ``web._data.NotFoundError``
   (``LookupError``) and ``web._svg.PictureUnavailableError``
   (``RuntimeError``): the web view's, turned into HTTP answers;
+- ``_sqlite_files.ForeignDatabaseError``: a SQLite file is not a database
+  of the kind asked for (records, board); the backends turn it into their
+  ``RecordsError`` / ``BoardError``, and nothing in the file is changed;
 - ``records._graph.StoredError``: stands for a job's exception in a stored
   run (its text only);
 - ``records._schema.SchemaTooNewError`` (``sqlite3.DatabaseError``): the

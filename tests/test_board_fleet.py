@@ -181,7 +181,7 @@ def test_roots_from_an_installed_package_and_a_root_a_worker_cannot_load(
     good = mark(board, tmp, 5)
     proc = worker(tmp, url, "--once")
     _, err = proc.communicate(timeout=120)
-    assert proc.returncode == 0, err
+    assert proc.returncode == 1, err  # worker --once: a request failed
     failed = board.get(missing)
     assert failed.state == "failed"
     assert "cannot start" in (failed.outcome or "")
