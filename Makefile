@@ -18,7 +18,7 @@ $(VENV)/.demo-installed: pyproject.toml setup.cfg | $(PY)
 	touch $@
 
 # Everything the tests need: all extras, test tools, and Debian packages.
-$(VENV)/.test-installed: pyproject.toml setup.cfg scripts/system-deps.sh | $(PY)
+$(VENV)/.test-installed: pyproject.toml setup.cfg scripts/system-deps.sh scripts/apt-install.sh | $(PY)
 	sh scripts/system-deps.sh
 	$(PIP) install -e ".[all,test]"
 	touch $@ $(VENV)/.demo-installed
