@@ -9,7 +9,12 @@ both on http://127.0.0.1:8642 until Ctrl-C.  The same from a shell::
 
 Run it with ``python examples/web_view.py [--dir DIR] [--port N]``;
 ``--check`` serves on a free port, reads the runs list as JSON once and
-stops (what the test suite does).
+stops (what the test suite does).  ``--records URL`` / ``--board URL`` put
+the records and the board on PostgreSQL instead (``pip install
+'dojobber[web,postgres]'``), as a fleet's would be::
+
+    python examples/web_view.py --records postgresql://me@db/dojobber \
+        --board postgresql://me@db/dojobber
 """
 
 from __future__ import annotations
@@ -54,15 +59,16 @@ class Published(Job):
         log.info("published")
 
 
-def record(where: Path) -> None:
+def record(records: str, board: str) -> None:
     for fixed in (False, True):
         FIXED["sitemap"] = fixed
         dojob = DoJobber()
-        dojob.configure(Published, records=str(where / "records.sqlite3"))
+        dojob.configure(Published, records=records)
         dojob.set_args(site="example", password="not-stored")  # masked in the records
         dojob.checknrun()
-    board = open_board(where / "board.sqlite3")
-    board.post(f"{Path(__file__).resolve()}:Published", kwargs={"site": "example"})
+        if dojob.records is not None:
+            dojob.records.close()
+    open_board(board).post(f"{Path(__file__).resolve()}:Published", kwargs={"site": "example"})
 
 
 def main() -> int:
@@ -70,12 +76,15 @@ def main() -> int:
     parser.add_argument("--dir", type=Path, default=None, help="where records and board go")
     parser.add_argument("--port", type=int, default=8642)
     parser.add_argument("--check", action="store_true", help="serve, read once, stop")
+    parser.add_argument("--records", help="records file or postgresql:// URL (default: in DIR)")
+    parser.add_argument("--board", help="board file or postgresql:// URL (default: in DIR)")
     args = parser.parse_args()
     where = args.dir or Path(tempfile.mkdtemp(prefix="dojobber-web-"))
     where.mkdir(parents=True, exist_ok=True)
-    record(where)
-    options = WebOptions(records=str(where / "records.sqlite3"),
-                         board=str(where / "board.sqlite3"), port=0 if args.check else args.port)
+    records = args.records or str(where / "records.sqlite3")
+    board = args.board or str(where / "board.sqlite3")
+    record(records, board)
+    options = WebOptions(records=records, board=board, port=0 if args.check else args.port)
     if not args.check:
         serve(options)  # prints the URL; Ctrl-C stops it
         return 0

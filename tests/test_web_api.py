@@ -22,22 +22,35 @@ pytest.importorskip("uvicorn")
 from dojobber import DoJobber
 from dojobber.board import open_board
 from dojobber.web import ServeError, WebOptions, load_token, serve
+from tests.fakes.postgres import PASSWORD
 from tests.fakes.procs import read_line, run_python, start_python
-from tests.fakes.web import ANSI, HOSTILE, Fetch, Site, fetch, record_runs, web_server
+from tests.fakes.web import (
+    ANSI,
+    BACKENDS,
+    HOSTILE,
+    Fetch,
+    Site,
+    fetch,
+    record_runs,
+    records_location,
+    web_server,
+)
 
 TOKEN = "test-token-0123456789abcdef"
 JSON = {"accept": "application/json"}
 BEARER = {"authorization": f"Bearer {TOKEN}", "accept": "application/json"}
 
 
-@pytest.fixture(scope="module")
-def records(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, int]]:
-    path = tmp_path_factory.mktemp("web") / "records.sqlite3"
+@pytest.fixture(scope="module", params=BACKENDS)
+def records(request: pytest.FixtureRequest,
+            tmp_path_factory: pytest.TempPathFactory) -> tuple[str, dict[str, int]]:
+    """Records of real runs, in a SQLite file or on a real PostgreSQL."""
+    path = records_location(request, tmp_path_factory.mktemp("web"))
     return path, record_runs(path)
 
 
 @pytest.fixture(scope="module")
-def server(records: tuple[Path, dict[str, int]],
+def server(records: tuple[str, dict[str, int]],
            tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     board = tmp_path_factory.mktemp("board") / "board.sqlite3"
     with web_server(records=str(records[0]), board=str(board), token=TOKEN,
@@ -82,6 +95,7 @@ def test_secrets_stay_masked_in_html_and_json(server: str, records: Any) -> None
     for page in (f"/runs/{rid}", "/runs", f"/api/runs/{rid}", "/api/runs"):
         text = fetch(server + page).text
         assert "hunter2" not in text and "user:secret" not in text, page
+        assert PASSWORD not in text, page  # (the PostgreSQL records' own password)
     args = fetch(f"{server}/api/runs/{rid}").json()["run"]["args"]
     assert args["args"] == ["web1"]
     assert args["kwargs"]["password"] == "***"
@@ -115,8 +129,13 @@ def test_bad_filters_answer_400_naming_the_parameter(server: str, query: str, na
     assert html.status == 400 and "text/html" in html.headers["content-type"]
 
 
-def test_trend_of_repeated_runs(tmp_path: Path) -> None:
-    path = tmp_path / "records.sqlite3"
+@pytest.fixture(params=BACKENDS)
+def empty_records(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    return records_location(request, tmp_path)
+
+
+def test_trend_of_repeated_runs(empty_records: str, tmp_path: Path) -> None:
+    path = empty_records
     for _ in range(3):
         dojob = DoJobber()
         dojob.configure(Site, records=str(path))
@@ -411,6 +430,25 @@ def test_dojobber_serve_prints_a_url_that_logs_in(tmp_path: Path) -> None:
     assert child.returncode == 0, child.stderr.read() if child.stderr else ""
 
 
+def test_dojobber_serve_reads_postgresql_records(pg_url: str, tmp_path: Path) -> None:
+    ids = record_runs(pg_url)
+    child = start_python(SERVE, "serve", "--port", "0", "--records", pg_url,
+                         "--board", str(tmp_path / "b.sqlite3"))
+    try:
+        line = read_line(child)
+        base = re.search(r"(http://127\.0\.0\.1:\d+)/login", line)[1]  # type: ignore[index]
+        runs = fetch(f"{base}/api/runs").json()
+        assert [r["id"] for r in runs["runs"]] == sorted(ids.values(), reverse=True)
+        page = fetch(f"{base}/runs/{ids['failed']}").text
+        assert "Broken is broken" in page and PASSWORD not in page
+        assert fetch(f"{base}/runs/{ids['failed']}/graph.svg").status == 200
+    finally:
+        child.send_signal(signal.SIGINT)
+        child.wait(timeout=30)
+    assert child.returncode == 0, child.stderr.read() if child.stderr else ""
+    assert PASSWORD not in (child.stdout.read() if child.stdout else "")
+
+
 def test_dojobber_serve_with_the_token_from_the_environment(tmp_path: Path) -> None:
     child = start_python(SERVE, "serve", "--port", "0", "--read-only", "--records",
                          str(tmp_path / "r.sqlite3"), "--board", str(tmp_path / "b.sqlite3"),
@@ -453,8 +491,9 @@ def test_import_dojobber_imports_no_web_stack() -> None:
     assert done.stdout.strip() == "[]", done.stderr
 
 
-def test_web_view_example(tmp_path: Path) -> None:
-    done = run_python(["examples/web_view.py", "--check", "--dir", str(tmp_path)],
+def test_web_view_example(empty_records: str, tmp_path: Path) -> None:
+    done = run_python(["examples/web_view.py", "--check", "--dir", str(tmp_path),
+                       "--records", empty_records],
                       cwd=str(Path(__file__).resolve().parents[1]))
     assert done.returncode == 0, done.stderr
     assert done.stdout.splitlines()[-2:] == [

@@ -16,9 +16,19 @@ pytest.importorskip("starlette")
 pytest.importorskip("playwright")
 
 from dojobber.board import open_board
-from dojobber.records import RecordStore
+from dojobber.records import open_store
 from tests.fakes.procs import read_line, start_python, wait_until
-from tests.fakes.web import ANSI, CHROMIUM, GATED_RUN, HOSTILE, chromium, record_runs, web_server
+from tests.fakes.web import (
+    ANSI,
+    BACKENDS,
+    CHROMIUM,
+    GATED_RUN,
+    HOSTILE,
+    chromium,
+    record_runs,
+    records_location,
+    web_server,
+)
 
 TOKEN = "browser-token-0123456789abcdef"
 #: Generous bounds for the page to follow the records (not speed claims:
@@ -32,10 +42,13 @@ def browser() -> Iterator[Any]:
         yield context
 
 
-@pytest.fixture(scope="module")
-def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+@pytest.fixture(scope="module", params=BACKENDS)
+def site(request: pytest.FixtureRequest,
+         tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    """The web view over records of real runs, in a SQLite file or on a
+    real PostgreSQL."""
     base = tmp_path_factory.mktemp("webui")
-    records = base / "records.sqlite3"
+    records = records_location(request, base)
     ids = record_runs(records)
     with web_server(records=str(records), board=str(base / "board.sqlite3"), token=TOKEN,
                     token_given=True) as url:
@@ -142,11 +155,11 @@ def test_live_update_from_a_run_in_another_process(
         assert read_line(child) == "ready"
 
         def started() -> bool:
-            with RecordStore(site["records"]) as store:
+            with open_store(site["records"]) as store:
                 run = store.run("last")
                 return run.root == "Root" and store.graph_data(run.id) is not None
         wait_until(started, what="the child's run in the records")
-        with RecordStore(site["records"]) as store:
+        with open_store(site["records"]) as store:
             rid = store.resolve("last")
         page.goto(f"{site['url']}/runs/{rid}")
         assert page.locator("#outcome").inner_text() == "running"
@@ -184,11 +197,11 @@ def test_page_opened_before_the_graph_is_stored_fills_in(
         assert read_line(child) == "ready"
 
         def started() -> bool:
-            with RecordStore(site["records"]) as store:
+            with open_store(site["records"]) as store:
                 run = store.run("last")
                 return run.root == "Root" and run.outcome == "running"
         wait_until(started, what="the child's run in the records")
-        with RecordStore(site["records"]) as store:
+        with open_store(site["records"]) as store:
             rid = store.resolve("last")
             assert store.graph_data(rid) is None  # nothing flushed yet
         page.goto(f"{site['url']}/runs/{rid}")
@@ -216,12 +229,12 @@ def test_job_page_follows_its_job_live(page: Any, site: dict[str, Any], tmp_path
         assert read_line(child) == "ready"
 
         def started() -> bool:
-            with RecordStore(site["records"]) as store:
+            with open_store(site["records"]) as store:
                 run = store.run("last")
                 return run.root == "Root" and run.outcome == "running" and (
                     store.graph_data(run.id) is not None)
         wait_until(started, what="the child's run in the records")
-        with RecordStore(site["records"]) as store:
+        with open_store(site["records"]) as store:
             rid = store.resolve("last")
         page.goto(f"{site['url']}/runs/{rid}/jobs/Second")
         assert page.locator("#job-status").inner_text() == "pending"

@@ -14,6 +14,7 @@ from rich.console import Console
 
 from .._postgres import is_postgres_url
 from .._version import __version__
+from ..board import ENV_VAR as BOARD_ENV
 from ..errors import DojobberError
 from ..lock import LockHeldError
 from ..records import ENV_VAR, RecordsError, RecordStore, Store, default_path, open_store
@@ -31,6 +32,7 @@ __all__ = [
     "EXIT_USAGE",
     "Failure",
     "Locked",
+    "board_option",
     "cli",
     "command_words",
     "guarded",
@@ -77,6 +79,14 @@ def records_option(func: Callable[..., Any]) -> Callable[..., Any]:
         show_envvar=True,
         help="Run records database: a file, or a postgresql://user@host/db URL shared by"
         " several hosts (default: $XDG_STATE_HOME/dojobber/records.sqlite3).",
+    )(func)
+
+
+def board_option(func: Callable[..., Any]) -> Callable[..., Any]:
+    return click.option(
+        "--board", "board_path", metavar="PATH|URL", envvar=BOARD_ENV, show_envvar=True,
+        help="Board file, or a postgresql://user@host/db URL for workers on several hosts"
+        " (default: $XDG_STATE_HOME/dojobber/board.sqlite3).",
     )(func)
 
 

@@ -10,31 +10,21 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict
-from typing import Any
 
 import click
 from rich.console import Console
 from rich.table import Table
 
 from ..backoff import Backoff
-from ..board import ENV_VAR as BOARD_ENV
 from ..board import Board, BoardError, Request, open_board
 from ..board.worker import Carried, WorkerOptions, WorkerSetupError, run_worker
 from ..loader import absolute_target, load_root, parse_args
 from ..records import ENV_VAR as RECORDS_ENV
 from ..records import default_path as default_records
-from ._base import Failure, cli
+from ._base import Failure, board_option, cli
 from ._rounds import BackoffType
 
 __all__ = ["board_command", "cancel_command", "post_command", "worker_command"]
-
-
-def _board_option(func: Any) -> Any:
-    return click.option(
-        "--board", "board_path", metavar="PATH|URL", envvar=BOARD_ENV, show_envvar=True,
-        help="Board file, or a postgresql://user@host/db URL for workers on several hosts"
-        " (default: $XDG_STATE_HOME/dojobber/board.sqlite3).",
-    )(func)
 
 
 @contextmanager
@@ -77,7 +67,7 @@ def _state(req: Request) -> str:
               metavar="DELAY|INITIAL..MAX",
               help="Wait between two runs of a failed request: seconds or a duration "
                    "(60, 5m), or a growing backoff (1m..1h).")
-@_board_option
+@board_option
 def post_command(target: str, args: tuple[str, ...], priority: int, max_attempts: int,
                  retry_delay: Backoff, board_path: str | None) -> int:
     """Queue a run of TARGET for a worker; print the request's id."""
@@ -111,7 +101,7 @@ def post_command(target: str, args: tuple[str, ...], priority: int, max_attempts
 @click.option("--no-records", is_flag=True, help="Do not record the runs.")
 @click.option("--lock", metavar="PATH",
               help="Lock file per run; {root} is replaced by the root job's name.")
-@_board_option
+@board_option
 def worker_command(concurrency: int, once: bool, lease: float, poll: float,
                    records_path: str | None, no_records: bool, lock: str | None,
                    board_path: str | None) -> int:
@@ -160,7 +150,7 @@ def worker_command(concurrency: int, once: bool, lease: float, poll: float,
               help="Only requests in this state (repeatable).")
 @click.option("--limit", type=click.IntRange(min=1), default=50, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-@_board_option
+@board_option
 def board_command(request_id: int | None, states: tuple[str, ...], limit: int,
                   as_json: bool, board_path: str | None) -> int:
     """List requests and their state, or show request ID with its runs."""
@@ -187,7 +177,7 @@ def board_command(request_id: int | None, states: tuple[str, ...], limit: int,
 
 @cli.command("cancel")
 @click.argument("request_id", metavar="ID", type=int)
-@_board_option
+@board_option
 def cancel_command(request_id: int, board_path: str | None) -> int:
     """Cancel request ID: at once if waiting, after its current job if claimed."""
     try:

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import click
 
-from ..board import ENV_VAR as BOARD_ENV
-from ._base import EXIT_OK, Failure, cli, records_option
+from ._base import EXIT_OK, Failure, board_option, cli, records_option
 
 __all__ = ["serve_command"]
 
@@ -16,8 +15,7 @@ DEFAULT_HOST, DEFAULT_PORT = "127.0.0.1", 8642
 
 @cli.command("serve")
 @records_option
-@click.option("--board", "board_path", metavar="PATH", envvar=BOARD_ENV, show_envvar=True,
-              help="Board file (default: $XDG_STATE_HOME/dojobber/board.sqlite3).")
+@board_option
 @click.option("--host", default=DEFAULT_HOST, show_default=True,
               help="Address to listen on; anything but loopback needs a token.")
 @click.option("--port", type=click.IntRange(0, 65535), default=DEFAULT_PORT,

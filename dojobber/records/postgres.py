@@ -19,24 +19,15 @@ processes on this host ``interrupted``, as SQLite does.  Needs the
 from __future__ import annotations
 
 import itertools
-import json
 import logging
 import queue
 import threading
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any, TypeVar
 
-from .._postgres import NotOursError, PostgresLink, redact_url
-from .store import (
-    GraphRow,
-    JobRecord,
-    LogLine,
-    RecordsError,
-    RunEnd,
-    RunRecord,
-    RunRow,
-    process_alive,
-    this_host,
-)
+from .._postgres import NotOursError, PostgresLink, redact_url, redact_urls
+from ._sql import SQLRecords
+from .store import GraphRow, RecordsError, RunEnd
 
 if TYPE_CHECKING:
     import psycopg
@@ -44,6 +35,12 @@ if TYPE_CHECKING:
 __all__ = ["PostgresRecordStore"]
 
 log = logging.getLogger("dojobber.records")
+
+T = TypeVar("T")
+
+#: Every commit of records sends a ``NOTIFY`` on this channel (what
+#: :meth:`PostgresRecordStore.change_marker` listens for).
+CHANNEL = "dojobber_records"
 
 #: ``MIGRATIONS[i]`` upgrades the records tables from version ``i`` to ``i + 1``.
 MIGRATIONS: tuple[str, ...] = (
@@ -116,17 +113,6 @@ MIGRATIONS: tuple[str, ...] = (
 _TABLES = ["records_graphs", "records_runs", "records_jobs", "records_job_details",
            "records_logs"]
 
-_RUN_COLUMNS = (
-    'id, root, target, script, argv, args, host, "user", pid, no_act, workers, '
-    "started, finished, outcome, jobs, ok, changed, failed, blocked, session, round"
-)
-
-_JOB_SELECT = (
-    "SELECT j.run_id, j.name, j.status, j.tries, j.started, j.duration, d.result, d.exception,"
-    " d.traceback, d.phases FROM records_jobs j LEFT JOIN records_job_details d"
-    " ON d.run_id = j.run_id AND d.idx = j.idx WHERE j.run_id = %s"
-)
-
 _JOBS_UPSERT = (
     "INSERT INTO records_jobs SELECT * FROM unnest(%s::bigint[], %s::int[], %s::text[],"
     " %s::text[], %s::int[], %s::float8[], %s::float8[]) ON CONFLICT (run_id, idx) DO UPDATE"
@@ -160,11 +146,14 @@ def _copy(conn: psycopg.Connection[Any], table: str, fields: str, width: int,
             write(values[start : start + width])
 
 
-class PostgresRecordStore:
+class PostgresRecordStore(SQLRecords):
     """The records in the PostgreSQL database at ``url``; reading as
     :class:`~dojobber.records.Store`, writing as
     :class:`~dojobber.records.store.RecordsWriter`.  ``path`` is the URL
     without its password (what messages show)."""
+
+    _PREFIX = "records_"
+    _MARK = "%s"
 
     def __init__(self, url: str, *, retry_for: float = 30.0) -> None:
         self.url = url
@@ -179,6 +168,10 @@ class PostgresRecordStore:
         self._queue: queue.Queue[_Batch | None] = queue.Queue(maxsize=8)
         self._writer: threading.Thread | None = None
         self._failure: BaseException | None = None
+        #: The connection that LISTENs (made by the first change_marker()).
+        self._listener: psycopg.Connection[Any] | None = None
+        self._listen_lock = threading.Lock()
+        self._changes = 0
         try:
             self._link.ensure_schema("records", MIGRATIONS, _TABLES)
         except NotOursError as err:
@@ -202,6 +195,10 @@ class PostgresRecordStore:
             writer.join()
         self._writer = None
         self._link.close()
+        with self._listen_lock:
+            if self._listener is not None:
+                self._listener.close()
+                self._listener = None
         failure, self._failure = self._failure, None
         if failure is not None:  # not raised at a run's end (no run ended since)
             log.error("run records at %s: a write failed: %s", self.path, failure)
@@ -213,17 +210,11 @@ class PostgresRecordStore:
         self.close()
 
     # Writing -----------------------------------------------------------
-    def start_run(self, row: RunRow) -> int:
-        def body(conn: psycopg.Connection[Any]) -> int:
-            got = conn.execute(
-                'INSERT INTO records_runs (root, target, script, argv, args, host, "user", pid,'
-                " pid_start, no_act, workers, started, jobs, session, round, outcome) VALUES"
-                " (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, 'running')"
-                " RETURNING id", tuple(row)).fetchone()
-            assert got is not None
-            return int(got[0])
-
+    def _transaction(self, body: Callable[[psycopg.Connection[Any]], T]) -> T:
         return self._link.run(body)
+
+    def _written(self, conn: psycopg.Connection[Any]) -> None:
+        conn.execute(f"NOTIFY {CHANNEL}")
 
     def write_batch(
         self,
@@ -281,17 +272,7 @@ class PostgresRecordStore:
 
         def body(conn: psycopg.Connection[Any]) -> None:
             if graph is not None:
-                digest, root, data = graph
-                got = conn.execute("SELECT id FROM records_graphs WHERE digest = %s",
-                                   (digest,)).fetchone()
-                if got is None:
-                    got = conn.execute(
-                        "INSERT INTO records_graphs (digest, root, data) VALUES (%s, %s, %s)"
-                        " ON CONFLICT (digest) DO UPDATE SET root = EXCLUDED.root RETURNING id",
-                        (digest, root, data())).fetchone()
-                assert got is not None
-                conn.execute("UPDATE records_runs SET graph_id = %s WHERE id = %s",
-                             (got[0], run_id))
+                self._link_graph(conn, run_id, graph)
             if jobs:
                 try:
                     with conn.transaction():  # a savepoint: COPY, the fast way
@@ -304,125 +285,32 @@ class PostgresRecordStore:
                 _copy(conn, "records_logs", _LOG_FIELDS, 8,
                       list(itertools.chain.from_iterable(logs)))
             if end is not None:
-                conn.execute(
-                    "UPDATE records_runs SET finished = %s, outcome = %s, ok = %s, changed = %s,"
-                    " failed = %s, blocked = %s WHERE id = %s", (*end, run_id))
+                self._end_run(conn, run_id, end)
+            self._written(conn)
 
         self._link.run(body)
 
-    def reap(self) -> list[int]:
-        """Mark runs still ``running`` whose process on this host is gone as
-        ``interrupted``; return their ids."""
-        host = this_host()
-
-        def body(conn: psycopg.Connection[Any]) -> list[int]:
-            rows = conn.execute(
-                "SELECT id, pid, pid_start FROM records_runs WHERE outcome = 'running'"
-                " AND host = %s", (host,)).fetchall()
-            dead = [rid for rid, pid, start in rows if not process_alive(pid, start)]
-            for rid in dead:
-                conn.execute(
-                    "UPDATE records_runs r SET outcome = 'interrupted', finished = COALESCE("
-                    "(SELECT max(started + duration) FROM records_jobs WHERE run_id = r.id),"
-                    " started), ok = c.ok, changed = c.changed, failed = c.failed,"
-                    " blocked = c.blocked FROM (SELECT"
-                    " count(*) FILTER (WHERE status = 'ok') AS ok,"
-                    " count(*) FILTER (WHERE status = 'changed') AS changed,"
-                    " count(*) FILTER (WHERE status = 'failed') AS failed,"
-                    " count(*) FILTER (WHERE status = 'blocked') AS blocked"
-                    " FROM records_jobs WHERE run_id = %s) c"
-                    " WHERE r.id = %s AND r.outcome = 'running'", (rid, rid))
-            return [int(rid) for rid in dead]
-
-        return self._link.run(body)
-
     # Reading -----------------------------------------------------------
-    def _rows(self, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    def _rows(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         return self._link.run(lambda conn: conn.execute(sql, params).fetchall())
 
-    def runs(self, root: str | None = None, limit: int = 20) -> list[RunRecord]:
-        """The most recent runs (of ``root`` only, if given), newest first."""
-        if root:
-            rows = self._rows(f"SELECT {_RUN_COLUMNS} FROM records_runs WHERE root = %s"
-                              " ORDER BY id DESC LIMIT %s", (root, limit))
-        else:
-            rows = self._rows(f"SELECT {_RUN_COLUMNS} FROM records_runs ORDER BY id DESC"
-                              " LIMIT %s", (limit,))
-        return [_run_record(row) for row in rows]
-
-    def run(self, run_id: int | str) -> RunRecord:
-        rid = self.resolve(run_id)
-        rows = self._rows(f"SELECT {_RUN_COLUMNS} FROM records_runs WHERE id = %s", (rid,))
-        return _run_record(rows[0])
-
-    def resolve(self, run_id: int | str) -> int:
-        """The numeric id of ``run_id``: an id, ``last``, ``-N``, or
-        ``HOST:PID`` (the newest run of that process on that host)."""
-        text = str(run_id).strip()
-        host, colon, pid = text.rpartition(":")
-        if colon and host and pid.isdigit():
-            rows = self._rows("SELECT id FROM records_runs WHERE host = %s AND pid = %s"
-                              " ORDER BY id DESC LIMIT 1", (host, int(pid)))
-        else:
+    def change_marker(self) -> int:
+        """A number that changes when records were written (by any
+        connection: every write sends a ``NOTIFY``, which a connection of
+        its own ``LISTEN``s for); cheap to poll, no query."""
+        with self._listen_lock:
+            listener = self._listener
             try:
-                number = -1 if text.lower() == "last" else int(text)
-            except ValueError:
-                raise RecordsError(self.path, f"{run_id!r} is not a run id",
-                                   "give a number, -N, 'last' or HOST:PID") from None
-            if number < 0:
-                rows = self._rows("SELECT id FROM records_runs ORDER BY id DESC LIMIT 1"
-                                  " OFFSET %s", (-number - 1,))
-            else:
-                rows = self._rows("SELECT id FROM records_runs WHERE id = %s", (number,))
-        if not rows:
-            raise RecordsError(self.path, f"no run {run_id}",
-                               "`dojobber history` lists the runs kept")
-        return int(rows[0][0])
-
-    def jobs(self, run_id: int | str, status: str | None = None) -> list[JobRecord]:
-        rid = self.resolve(run_id)
-        if status:
-            rows = self._rows(_JOB_SELECT + " AND j.status = %s ORDER BY j.idx", (rid, status))
-        else:
-            rows = self._rows(_JOB_SELECT + " ORDER BY j.idx", (rid,))
-        return [_job_record(row) for row in rows]
-
-    def job(self, run_id: int | str, name: str) -> JobRecord:
-        rid = self.resolve(run_id)
-        rows = self._rows(_JOB_SELECT + " AND j.name = %s", (rid, name))
-        if not rows:
-            raise RecordsError(self.path, f"run {rid} has no job {name!r}",
-                               f"`dojobber show {rid}` lists its jobs")
-        return _job_record(rows[0])
-
-    def logs(self, run_id: int | str, job: str | None = None) -> list[LogLine]:
-        rid = self.resolve(run_id)
-        sql = ("SELECT job, phase, attempt, created, level, logger, message FROM records_logs"
-               " WHERE run_id = %s")
-        if job is not None:
-            rows = self._rows(sql + " AND job = %s ORDER BY seq", (rid, job))
-        else:
-            rows = self._rows(sql + " ORDER BY seq", (rid,))
-        return [LogLine(*row) for row in rows]
-
-    def graph_data(self, run_id: int | str) -> dict[str, Any] | None:
-        rid = self.resolve(run_id)
-        rows = self._rows("SELECT g.data FROM records_runs r JOIN records_graphs g"
-                          " ON g.id = r.graph_id WHERE r.id = %s", (rid,))
-        return None if not rows else dict(json.loads(rows[0][0]))
-
-
-def _run_record(row: tuple[Any, ...]) -> RunRecord:
-    values = list(row)
-    values[0] = int(values[0])
-    values[4] = json.loads(values[4]) if values[4] else []
-    values[5] = json.loads(values[5]) if values[5] else None
-    values[9] = bool(values[9])
-    values[14:19] = [v or 0 for v in values[14:19]]
-    return RunRecord(*values)
-
-
-def _job_record(row: tuple[Any, ...]) -> JobRecord:
-    run_id, name, status, tries, started, duration, result, exception, tb, phases = row
-    return JobRecord(int(run_id), name, status, tries, started, duration, result, exception,
-                     tb, json.loads(phases) if phases else [])
+                if listener is None or listener.closed:
+                    listener = self._listener = self._link.connect(autocommit=True)
+                    listener.execute(f"LISTEN {CHANNEL}")
+                    self._changes += 1  # what was written before is unknown
+                else:
+                    for _ in listener.notifies(timeout=0):
+                        self._changes += 1
+            except Exception as err:  # psycopg's, or connecting failed
+                if listener is not None:
+                    listener.close()
+                self._listener = None
+                raise self._error(f"{self.path}: {redact_urls(str(err))}") from None
+            return self._changes

@@ -19,7 +19,7 @@ import os
 import socket
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple, Protocol
+from typing import Any, NamedTuple, Protocol, runtime_checkable
 
 from .._paths import user_state_file
 from ..errors import DojobberError
@@ -267,10 +267,14 @@ class RecordsWriter(Protocol):
         the run; all in one transaction."""
 
 
+@runtime_checkable
 class Browsable(Store, Protocol):
     """What the web view reads beyond :class:`Store`: pages of runs under
-    filters, trends, and what changed in a running run."""
+    filters, trends, and what changed in a running run.  Both backends
+    (SQLite and PostgreSQL) offer it; ``isinstance(store, Browsable)``
+    tells."""
 
+    def __enter__(self) -> Browsable: ...
     def find_runs(
         self, *, root: str | None = None, outcome: str | None = None,
         since: float | None = None, until: float | None = None, limit: int = 50,

@@ -41,17 +41,27 @@ HERE = Path(__file__).parent
 
 
 class Stores:
-    """One records connection per worker thread."""
+    """One records connection per worker thread, all closed at shutdown."""
 
     def __init__(self, path: str) -> None:
         self.path = path
         self._local = threading.local()
+        self._opened: list[Browsable] = []
+        self._lock = threading.Lock()
 
     def get(self) -> Browsable:
         store: Browsable | None = getattr(self._local, "store", None)
         if store is None:
             store = self._local.store = browsable(self.path)
+            with self._lock:
+                self._opened.append(store)
         return store
+
+    def close(self) -> None:
+        with self._lock:
+            opened, self._opened = self._opened, []
+        for store in opened:
+            store.close()
 
 
 class Pages:
@@ -217,6 +227,7 @@ def create_app(options: WebOptions) -> Starlette:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+            stores.close()
 
     board_routes = _board.routes(options, pages)
     routes = [

@@ -1,8 +1,9 @@
 """Live updates: a run written by another process, followed in the page.
 
-One :class:`Watcher` per server polls the records database's
-``PRAGMA data_version`` (one cheap read, changed by every commit of another
-connection) ten times a second, and wakes the open event streams when
+One :class:`Watcher` per server polls the records' change marker (SQLite's
+``PRAGMA data_version``, changed by every commit of another connection;
+PostgreSQL's ``NOTIFY`` sent by every records write, heard by a connection
+that ``LISTEN``s) ten times a second, and wakes the open event streams when
 something was written; every two seconds it also marks runs of dead
 processes on this host ``interrupted``.  Each stream (server-sent events,
 ``/runs/ID/events``) has a :class:`Tracker` that knows what its page shows
@@ -29,11 +30,11 @@ __all__ = ["Tracker", "Watcher", "browsable"]
 def browsable(path: str) -> Browsable:
     """The records at ``path``, opened for the web view."""
     store = open_store(path)
-    if not all(hasattr(store, name) for name in ("find_runs", "job_states", "change_marker")):
+    if not isinstance(store, Browsable):
         store.close()
         raise RecordsError(path, f"the {type(store).__name__} backend cannot be browsed",
                            "the web view reads records backends that offer Browsable")
-    return store  # type: ignore[return-value]
+    return store
 
 
 class Watcher:

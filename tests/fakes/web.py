@@ -177,9 +177,25 @@ def _hostile_graph() -> type[Job]:
                                         "Check": lambda self, *args, **kw: None})
 
 
-def record_runs(path: Path) -> dict[str, int]:
-    """Record a few real runs into ``path``: a failing one, one that
-    converges, and one full of hostile text.  Returns their ids by name."""
+def records_location(request: pytest.FixtureRequest, directory: Path) -> str:
+    """Where a module's records go, by its fixture's parameter: a SQLite
+    file in ``directory``, or a new database on the session's PostgreSQL."""
+    if request.param == "postgres":
+        server = request.getfixturevalue("postgres_server")
+        if not server.started:
+            server.start()
+        return str(server.create_database())
+    return str(directory / "records.sqlite3")
+
+
+#: The records backends the web view is tested on.
+BACKENDS = ["sqlite", "postgres"]
+
+
+def record_runs(path: str | Path) -> dict[str, int]:
+    """Record a few real runs into ``path`` (a file or a PostgreSQL URL): a
+    failing one, one that converges, and one full of hostile text.  Returns
+    their ids by name."""
     ids: dict[str, int] = {}
     dojob = DoJobber()
     dojob.configure(Site, records=str(path))
@@ -197,10 +213,10 @@ def record_runs(path: Path) -> dict[str, int]:
     return ids
 
 
-def _last_id(path: Path) -> int:
-    from dojobber.records import RecordStore
+def _last_id(path: str | Path) -> int:
+    from dojobber.records import open_store
 
-    with RecordStore(path) as store:
+    with open_store(path) as store:
         return store.resolve("last")
 
 
