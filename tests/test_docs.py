@@ -263,6 +263,9 @@ BLOCKS: dict[tuple[str, str], Block] = {
     # --help; tests/test_web_*.py start it for real.
     ("README.rst", "dojobber serve --records runs.sqlite3"): Block("synopsis"),
     ("docs/web.rst", "pip install 'dojobber[web]'"): Block("install", why="pip"),
+    ("docs/web.rst", "pip install 'dojobber[web,postgres]'"): Block(
+        "install", why="pip, then a serve that runs until stopped (tests/test_web_api.py "
+        "serves postgresql:// records)"),
     ("docs/web.rst", "dojobber serve"): Block("synopsis"),
     ("docs/web.rst", "dojobber serve [--records PATH] [--board PATH] [--host 127.0.0.1]"
                      " [--port 8642]"): Block("synopsis"),
