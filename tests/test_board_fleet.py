@@ -188,3 +188,17 @@ def test_roots_from_an_installed_package_and_a_root_a_worker_cannot_load(
     assert "not_installed_here" in (failed.outcome or "")
     assert board.get(good).state == "done"  # the worker went on
     assert runs_log(tmp) == [5]
+
+
+def test_worker_checks_postgresql_records_without_making_a_file(
+    pg_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Checking a worker's records URL opens the database, never a SQLite
+    file named after the URL (with its password in the name)."""
+    from dojobber.board.worker import WorkerOptions, check_options
+
+    monkeypatch.chdir(tmp_path)
+    check_options(WorkerOptions(records=pg_url))
+    assert list(tmp_path.iterdir()) == []
+    with open_store(pg_url) as store:
+        assert store.runs() == []  # the records tables are there, empty

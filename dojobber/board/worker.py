@@ -32,7 +32,7 @@ from ..dojobber import DoJobber
 from ..errors import DojobberError
 from ..job import Job
 from ..loader import load_root
-from ..records import RecordsError, RecordStore
+from ..records import RecordsError, open_writer
 from .base import Board, Request, worker_name
 
 __all__ = ["Carried", "WorkerOptions", "WorkerSetupError", "carry_out", "check_options",
@@ -84,7 +84,7 @@ def check_options(options: WorkerOptions) -> None:
     directory as a run would."""
     if options.records is not None:
         try:
-            RecordStore(options.records).close()
+            open_writer(options.records).close()  # a file, or a postgresql:// URL
         except RecordsError as err:
             raise WorkerSetupError(f"worker not started: {err}") from None
     if options.lock:
