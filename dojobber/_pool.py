@@ -1,42 +1,69 @@
 """Run a graph's attempts on threads or on any concurrent.futures.Executor.
 
-The engine keeps its scheduling state (ready heap, retry heap, dependency
-counters); this loop submits ready attempts while there is room, takes
-finished ones off a completion queue (filled by done-callbacks, so each
-completion costs O(1) however many attempts are in flight), and hands their
-outcomes back to the engine.  A job waiting out its ``RETRY_DELAY`` is
-waited for here, never on a worker.
+The :class:`~dojobber._schedule.Schedule` says what is ready; this loop
+submits ready attempts while there is room, takes finished ones off a
+completion queue (filled by done-callbacks, so each completion costs O(1)
+however many attempts are in flight), and hands their outcomes to its
+:class:`PoolHost` (the engine), which folds them into results and tells the
+schedule.  A job waiting out its ``RETRY_DELAY`` is waited for here, never
+on a worker.  The dependency is one-way: the engine imports this module,
+this module knows the engine only as a :class:`PoolHost`.
 
 In-process executors (thread pools) share ``global_storage`` and report
 phases live.  Any other executor gets a picklable attempt
-(:func:`~dojobber.attempt.run_attempt_remote`) with a copy of global storage;
-the keys it changed are merged back, its phases are replayed to the
-listeners, and its job instance comes back for ``Cleanup()``, which always
-runs in this process.
+(:func:`~dojobber.attempt.run_attempts_remote`) with a copy of global storage;
+the host merges back the keys it changed, replays its phases to the
+listeners, and keeps its job instance for ``Cleanup()``, which always runs
+in this process.
 """
 
 from __future__ import annotations
 
 import concurrent.futures as cf
-import heapq
 import itertools
 import logging
 import queue
 import time
-from contextlib import nullcontext
-from typing import TYPE_CHECKING, Any
+from contextlib import AbstractContextManager
+from dataclasses import replace
+from typing import Protocol
 
-from ._context import phase_slot
-from .attempt import Attempted, Outcome, attempt_function, run_attempts_remote
+from ._schedule import Schedule
+from .attempt import (
+    AttemptSetup,
+    Observer,
+    RawOutcome,
+    failed_outcome,
+    run_attempt,
+    run_attempts_remote,
+    run_timed_attempt,
+)
 from .errors import JobNotSendableError, WorkerLostError
-from .results import phase_tuples
 
-if TYPE_CHECKING:
-    from .engine import Engine
-
-__all__ = ["MAX_LOST_ATTEMPTS", "run_pooled"]
+__all__ = ["MAX_LOST_ATTEMPTS", "PoolHost", "run_pooled"]
 
 log = logging.getLogger("dojobber")
+
+
+class PoolHost(Protocol):
+    """What the pooled loop needs from whoever drives it (the engine)."""
+
+    #: Jobs (by index) whose attempts were left running after a second
+    #: Ctrl-C (set by the loop; their Cleanup must not run).
+    abandoned: set[int]
+
+    def observing(self) -> AbstractContextManager[Observer]:
+        """The observer of the attempts run on the calling thread."""
+
+    def record(self, out: RawOutcome) -> None:
+        """Fold an attempt's outcome into the results and the schedule."""
+
+    def lost(self, i: int) -> int:
+        """Note an attempt of ``i`` lost with its worker; how many so far."""
+
+    def before_wait(self) -> None:
+        """The loop is about to wait (for a worker, or a retry's delay)."""
+
 
 #: How often one job's attempt may be lost with its worker before the job
 #: fails with WorkerLostError (a job that kills every worker it runs on).
@@ -72,78 +99,76 @@ def _batch_size(ready: int, workers: int | None) -> int:
 
 
 def _local_batch(
-    engine: Engine, attempt_fn: Any, items: list[tuple[int, int]], *rest: Any
-) -> list[Attempted | Outcome]:
+    host: PoolHost, schedule: Schedule, setup: AttemptSetup, items: list[tuple[int, int]],
+) -> list[RawOutcome]:
     """Run attempts one after another on this (pool) thread.
 
     Stops early when the run is asked to stop; an exception that is not an
     ``Exception`` (SystemExit in job code) fails its job (an
-    :class:`Outcome` that forbids a retry) and ends the batch.  Attempts not
+    :class:`~dojobber.attempt.Outcome` that forbids a retry) and ends the batch.  Attempts not
     started are simply missing from the list.
     """
-    classes = engine.graph.classes
-    timeouts = engine.graph.timeouts
-    outcomes: list[Attempted | Outcome] = []
-    *first, track = rest
-    with phase_slot(track) if track is not None else nullcontext() as slot:
+    classes = schedule.graph.classes
+    timeouts = schedule.graph.timeouts
+    outcomes: list[RawOutcome] = []
+    with host.observing() as observer:
         for i, attempt in items:
-            if outcomes and engine.stopping:
+            if outcomes and schedule.stopped:
                 break
             try:
-                if timeouts is not None and timeouts[i] is not None:
-                    done, extra = engine.timed_attempt(attempt_fn, i, attempt, *rest)
-                    outcomes.append(done if extra is None else extra)
-                    continue
-                outcomes.append(attempt_fn(classes[i], i, attempt, *first, slot))
+                timeout = None if timeouts is None else timeouts[i]
+                if timeout is not None:
+                    outcomes.append(run_timed_attempt(classes[i], i, attempt, setup,
+                                                      host.observing, timeout))
+                else:
+                    outcomes.append(run_attempt(classes[i], i, attempt, setup, observer))
             except KeyboardInterrupt:
-                raise  # as with workers=1: the run is interrupted (see finish())
+                raise  # as with workers=1: the run is interrupted
             except BaseException as err:
-                outcomes.append(_failed(i, attempt, err))
+                outcomes.append(failed_outcome(i, attempt, err))
                 break
     return outcomes
 
 
-def _failed(i: int, attempt: int, err: BaseException) -> Outcome:
-    """An attempt the engine fails without a retry (not sendable, worker
-    lost too often, ended by SystemExit)."""
-    return Outcome(i, attempt, False, False, None, err, [], None, final=True)
+def run_pooled(
+    host: PoolHost,
+    schedule: Schedule,
+    setup: AttemptSetup,
+    *,
+    executor: cf.Executor | None,
+    workers: int,
+    remote_cwd: str,
+) -> None:
+    """Converge with attempts running in parallel; returns when done.
 
-
-def run_pooled(engine: Engine) -> None:
-    """Converge with attempts running in parallel; returns when done."""
-    executor = engine.executor
+    ``setup`` is for attempts in this process; attempts sent elsewhere get
+    it with ``remote_cwd`` (a path) and a copy of its global storage.
+    """
     owned = executor is None
     if executor is None:
-        executor = cf.ThreadPoolExecutor(engine.workers, thread_name_prefix="dojobber")
+        executor = cf.ThreadPoolExecutor(workers, thread_name_prefix="dojobber")
+    pool = executor
     local = isinstance(executor, cf.ThreadPoolExecutor)
-    limit = engine.workers if (owned or engine.workers > 1) else None
-    classes = engine.graph.classes
-    names = engine.graph.names
-    timeouts = engine.graph.timeouts
-    args, kwargs, storage, no_act = engine.args, engine.kwargs, engine.global_storage, engine.no_act
-    local_cwd, cwd = engine.local_cwd, engine.cwd
-    bus = engine.bus
-    emit, track = engine.live_emitters()
-    on_created = engine.instances.append
-    attempt_fn = attempt_function()
-    ready, retry = engine._ready, engine._retry
-    done: queue.SimpleQueue[cf.Future[list[Attempted | Outcome]]] = queue.SimpleQueue()
-    running: dict[cf.Future[list[Attempted | Outcome]], list[tuple[int, int]]] = {}
+    limit = workers if (owned or workers > 1) else None
+    classes = schedule.graph.classes
+    names = schedule.graph.names
+    timeouts = schedule.graph.timeouts
+    storage = setup.global_storage
+    done: queue.SimpleQueue[cf.Future[list[RawOutcome]]] = queue.SimpleQueue()
+    running: dict[cf.Future[list[RawOutcome]], list[tuple[int, int]]] = {}
     submissions = itertools.count(1)
 
     def submit(items: list[tuple[int, int]]) -> None:
         try:
-            fut: cf.Future[list[Attempted | Outcome]]
+            fut: cf.Future[list[RawOutcome]]
             if local:
-                fut = executor.submit(
-                    _local_batch, engine, attempt_fn, items, args, kwargs, storage, local_cwd,
-                    no_act, emit, on_created, track,
-                )
-            else:  # (a list of Outcome, which is a list of Attempted | Outcome to read)
-                fut = executor.submit(
-                    run_attempts_remote,  # type: ignore[arg-type]
+                fut = pool.submit(_local_batch, host, schedule, setup, items)
+            else:
+                fut = pool.submit(
+                    run_attempts_remote,  # type: ignore[arg-type]  # (an Outcome is a RawOutcome)
                     [(classes[i], i, attempt) for i, attempt in items],
-                    args, kwargs, dict(storage), cwd, no_act, next(submissions),
+                    replace(setup, cwd=remote_cwd, global_storage=dict(storage)),
+                    next(submissions),
                     None if timeouts is None else [timeouts[i] for i, _ in items],
                 )
         except cf.BrokenExecutor as err:
@@ -158,23 +183,13 @@ def run_pooled(engine: Engine) -> None:
         fut.add_done_callback(done.put)
 
     def fail(i: int, attempt: int, err: BaseException) -> None:
-        out = _failed(i, attempt, err)
-        engine._record(out.attempted(), out)
+        host.record(failed_outcome(i, attempt, err))
 
-    def keep(outcomes: list[Attempted | Outcome]) -> None:
+    def keep(outcomes: list[RawOutcome]) -> None:
         for out in outcomes:
-            if type(out) is tuple:
-                engine._record(out)
-                continue
-            assert isinstance(out, Outcome)
-            if not local:
-                if out.instance is not None:
-                    engine.instances.append(out.instance)
-                if bus:
-                    _replay(engine, out)
-            engine._record(out.attempted(), out)
+            host.record(out)
 
-    def finish(fut: cf.Future[list[Attempted | Outcome]], items: list[tuple[int, int]]) -> None:
+    def finish(fut: cf.Future[list[RawOutcome]], items: list[tuple[int, int]]) -> None:
         if fut.cancelled():
             return
         err = fut.exception()
@@ -184,10 +199,10 @@ def run_pooled(engine: Engine) -> None:
             outcomes = fut.result()
             keep(outcomes)
             for i, _ in items[len(outcomes):]:  # not started: ready again
-                heapq.heappush(ready, i)
+                schedule.put_back(i)
         elif _worker_lost(err):
             for i, attempt in items:
-                lost = engine._lost(i)
+                lost = host.lost(i)
                 if lost > MAX_LOST_ATTEMPTS:
                     fail(i, attempt, WorkerLostError(names[i], lost, err))
                 else:
@@ -204,36 +219,37 @@ def run_pooled(engine: Engine) -> None:
     def room() -> bool:
         return limit is None or len(running) < limit
 
-    heappop = heapq.heappop
     try:
         while True:
-            if engine.stopping:
-                if not running:
-                    return
-                ready, retry = [], []  # start nothing new; let the running end
-            while ready and room():
-                size = _batch_size(len(ready), limit)
-                submit([(heappop(ready), 1) for _ in range(min(size, len(ready)))])
+            if schedule.stopped and not running:
+                return
+            while room() and schedule.ready_count():
+                size = _batch_size(schedule.ready_count(), limit)
+                submit([(i, schedule.attempt_number(i)) for i in schedule.get_ready(size)])
             timeout: float | None = None
-            while retry and not ready and room():
-                pause = retry[0][0] - time.monotonic()
+            while not schedule.ready_count() and room():
+                due = schedule.retry_due()
+                if due is None:
+                    break
+                pause = due - time.monotonic()
                 if pause > 0:
                     timeout = pause
                     break
-                i = heappop(retry)[2]
-                submit([(i, engine._attempt_number(i))])
+                i = schedule.take_retry()
+                submit([(i, schedule.attempt_number(i))])
             if not running:
-                if ready:
+                if schedule.ready_count():
                     continue
-                if retry:
-                    engine.send_finished()
-                    time.sleep(max(0.0, retry[0][0] - time.monotonic()))
+                due = schedule.retry_due()
+                if due is not None:
+                    host.before_wait()
+                    time.sleep(max(0.0, due - time.monotonic()))
                     continue
                 return
             try:
                 fut = done.get_nowait()
             except queue.Empty:
-                engine.send_finished()  # before waiting for a worker
+                host.before_wait()  # before waiting for a worker
                 try:
                     fut = done.get(timeout=timeout)
                 except queue.Empty:
@@ -249,7 +265,7 @@ def run_pooled(engine: Engine) -> None:
         alive = [fut for fut in running if not fut.done()]
         if isinstance(exc, KeyboardInterrupt) and alive:
             # Abandoned until they end (a second Ctrl-C may come at any moment).
-            engine.abandoned = {i for fut in alive for i, _ in running[fut]}
+            host.abandoned = {i for fut in alive for i, _ in running[fut]}
             jobs = sorted({names[i] for fut in alive for i, _ in running[fut]})
             log.warning("interrupted: no new attempt starts; waiting for the %d attempt(s) "
                         "still running (%s); press Ctrl-C again to abandon them",
@@ -266,18 +282,8 @@ def run_pooled(engine: Engine) -> None:
                 running.pop(fut)
                 if not fut.cancelled() and fut.exception() is None:
                     keep(fut.result())
-        engine.abandoned = {i for items in running.values() for i, _ in items}
+        host.abandoned = {i for items in running.values() for i, _ in items}
         raise
     finally:
         if owned:
             executor.shutdown(wait=False, cancel_futures=True)
-
-
-def _replay(engine: Engine, out: Outcome) -> None:
-    """Tell listeners the phases of an attempt that ran elsewhere."""
-    name = engine.graph.names[out.index]
-    emit: Any = engine.bus.emit
-    emit("job_started", name, out.attempt)
-    for phase, attempt, _start, duration, ok, error in phase_tuples(out.phases):
-        emit("phase_started", name, phase, attempt)
-        emit("phase_finished", name, phase, attempt, ok, duration, error)

@@ -1,12 +1,21 @@
 """One attempt of one job: construct, Check, and if that fails Run + recheck.
 
-:func:`run_attempt` is a plain module-level function of picklable arguments
-returning a picklable :class:`Outcome`, so the engine can run it inline, on a
-thread, or send it to another process or host through any
-:class:`concurrent.futures.Executor`.  Attempts in the engine's own process
-skip the object: :func:`attempt_function` gives the bare attempt, which
-returns an :data:`Attempted` tuple (one is made per job of a run, and a tuple
-is several times cheaper to make and to read than an object).
+One entry point, :func:`run_attempt`: a module-level function of picklable
+arguments (the job class, its graph index, the attempt's number and the
+run's :class:`AttemptSetup`) returning a picklable :class:`Outcome`, so the
+engine can run it inline, on a thread, or send it to another process or host
+through any :class:`concurrent.futures.Executor` (:func:`run_attempts_remote`
+wraps it for that).
+
+One observer argument: an :class:`Observer` hears, in the attempt's own
+thread, the instances made that have a ``Cleanup()`` to run (so that Ctrl-C
+in the middle of an attempt still cleans them up) and, when its
+:attr:`~Observer.hears_phases` is true, each phase as it starts and ends.
+Without an observer (another process), an instance with a ``Cleanup()``
+comes back in the outcome.  When nobody hears phases, the attempt makes no
+call for them, and the first Check's phase includes making the instance
+(one clock reading less); its own ``init`` phase is listed only when the
+constructor raised.
 """
 
 from __future__ import annotations
@@ -16,182 +25,176 @@ import pickle
 import time
 import traceback
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, field
+from typing import Any, NamedTuple
 
-from ._context import Slot
+from ._timeout import call_with_timeout, call_with_timeout_remote
 from .errors import JobTimeoutError, RemoteError
 from .job import Job
-from .results import PHASE_FIELDS
+from .results import WALL_OFFSET, Phase
 
 __all__ = [
-    "Outcome", "attempt_function", "run_attempt", "run_attempt_remote", "run_attempts_remote",
+    "AttemptSetup", "Observer", "Outcome", "RawOutcome", "apply_storage", "run_attempt",
+    "run_attempt_remote", "run_attempts_remote", "run_timed_attempt",
 ]
 
-#: ``emit(event, *args)``: the engine's event bus, or None for no live events.
-Emit = Callable[..., None]
-
 _perf = time.perf_counter
-_chdir = os.chdir  # (restores the working directory before each phase)
-
-#: What an attempt in this process returns: ``(index, attempt, ok, ran,
-#: result, exception, phases)``, as the fields of :class:`Outcome`.
-Attempted = tuple[int, int, bool, bool, Any, "BaseException | None", list[Any]]
 
 
-@dataclass(slots=True)
-class Outcome:
-    """What one attempt found out."""
+@dataclass(frozen=True, slots=True)
+class AttemptSetup:
+    """What every attempt of one run shares."""
 
-    index: int
+    args: tuple[Any, ...] = ()
+    kwargs: dict[str, Any] = field(default_factory=dict)
+    #: The run's ``global_storage`` (a copy, in another process).
+    global_storage: dict[str, Any] = field(default_factory=dict)
+    #: The directory to restore before each phase: a path, or (in the
+    #: engine's own process) a descriptor of it, for ``os.chdir``.
+    cwd: str | int = "."
+    no_act: bool = False
+
+
+class Observer:
+    """Hears the attempts of one thread as they go.  The base class keeps
+    nothing and hears no phases; subclass it (the engine does)."""
+
+    #: Whether :meth:`phase_started` / :meth:`phase_finished` /
+    #: :meth:`attempt_ended` are called.
+    hears_phases: bool = False
+
+    def created(self, job: Job) -> None:
+        """An instance with a ``Cleanup()`` was made (not returned in the
+        outcome: it is the observer's to keep)."""
+
+    def phase_started(self, job: type[Job], phase: str, attempt: int) -> None:
+        """``phase`` (``init``, ``check``, ``run``, ``recheck``) begins."""
+
+    def phase_finished(self, job: type[Job], phase: str, attempt: int, ok: bool,
+                       duration: float, error: BaseException | None) -> None:
+        """``phase`` ended; ``error`` is what it raised."""
+
+    def attempt_ended(self) -> None:
+        """The attempt returned (not called when KeyboardInterrupt or
+        SystemExit ends it)."""
+
+
+class Outcome(NamedTuple):
+    """What one attempt found out (the fields of a :data:`RawOutcome`)."""
+
+    #: The job's graph index.
+    job_index: int
     attempt: int
     ok: bool
     #: Run was called in this attempt.
     ran: bool
     result: Any
     exception: BaseException | None
-    #: Flat: six values per phase, in :class:`~dojobber.results.Phase` field order.
-    phases: list[Any]
-    #: The job instance when it has a ``Cleanup()`` to run, else None.
-    instance: Job | None
+    #: Each a plain tuple of a :class:`~dojobber.results.Phase`'s fields.
+    phases: list[tuple[Any, ...]]
+    #: The job instance when it has a ``Cleanup()`` to run and no observer
+    #: took it, else None.
+    instance: Job | None = None
     #: Traceback text, filled in only for attempts run in another process.
     traceback: str | None = None
-    #: Remote attempts: global_storage keys set and deleted by the job.
+    #: Remote attempts: global_storage keys set and deleted by the job
+    #: (None: the attempt ran in this process).
     storage_set: dict[str, Any] | None = None
     storage_deleted: list[str] | None = None
     #: The failure cannot go away by trying again (no retry).
     final: bool = False
 
-    @classmethod
-    def of(cls, attempted: Attempted, instance: Job | None = None) -> Outcome:
-        """The outcome of a bare attempt (see :func:`attempt_function`)."""
-        return cls(*attempted, instance)
 
-    def attempted(self) -> Attempted:
-        """The fields a bare attempt returns, as it returns them."""
-        return (self.index, self.attempt, self.ok, self.ran, self.result, self.exception,
-                self.phases)
+#: What :func:`run_attempt` returns: an :class:`Outcome`'s fields as a
+#: plain tuple (``Outcome._make(raw)`` names them).  One is made per attempt
+#: of every job, and a named tuple costs 9% of a big run of instant jobs
+#: (``benchmarks/bench_engine.py --ab``); the engine unpacks it once.
+RawOutcome = tuple[int, int, bool, bool, Any, "BaseException | None", "list[tuple[Any, ...]]",
+                   "Job | None", "str | None", "dict[str, Any] | None", "list[str] | None", bool]
 
-    def apply_storage(self, global_storage: dict[str, Any]) -> None:
-        """Make in ``global_storage`` the changes a remote attempt made in
-        its copy (keys set and deleted)."""
-        if self.storage_set:
-            global_storage.update(self.storage_set)
-        for key in self.storage_deleted or ():
-            global_storage.pop(key, None)
+
+def apply_storage(global_storage: dict[str, Any], storage_set: dict[str, Any] | None,
+                  storage_deleted: list[str] | None) -> None:
+    """Make in ``global_storage`` the changes a remote attempt made in its
+    copy (keys set and deleted)."""
+    if storage_set:
+        global_storage.update(storage_set)
+    for key in storage_deleted or ():
+        global_storage.pop(key, None)
+
+
+def failed_outcome(index: int, attempt: int, err: BaseException) -> RawOutcome:
+    """An attempt the engine fails without a retry (not sendable, worker
+    lost too often, ended by SystemExit)."""
+    return (index, attempt, False, False, None, err, [], None, None, None, None, True)
 
 
 def run_attempt(
     job: type[Job],
     index: int,
     attempt: int,
-    args: tuple[Any, ...],
-    kwargs: dict[str, Any],
-    global_storage: dict[str, Any],
-    cwd: str | int,
-    no_act: bool = False,
-    emit: Emit | None = None,
-    on_created: Callable[[Job], None] | None = None,
-    track: Slot | None = None,
-) -> Outcome:
+    setup: AttemptSetup,
+    observer: Observer | None = None,
+) -> RawOutcome:
     """Run one check -> run -> recheck attempt of ``job`` and report it.
 
     Only ``Exception`` is caught: KeyboardInterrupt and SystemExit go on.
-    The instance comes back in the outcome when it has a ``Cleanup()``
-    (unless ``on_created`` took it).
-    With ``emit``, phases are announced live; with ``track`` (this thread's
-    :func:`~dojobber._context.phase_slot`), the attempt notes in it which
-    job and phase it runs, so that log records and progress made meanwhile
-    reach listeners attributed to the job.
     """
-    made: list[Job] = []
-    keep = made.append if on_created is None else on_created
-    try:
-        attempted = _attempt(job, index, attempt, args, kwargs, global_storage, cwd, no_act,
-                             emit, keep, track)
-    finally:
-        if track is not None:
-            track[0] = None
-    return Outcome.of(attempted, made[0] if made else None)
-
-
-def attempt_function() -> Callable[..., Attempted]:
-    """:func:`run_attempt` without its wrapper (one call less per job in a
-    big run), for the engine and its threads: it returns an
-    :data:`Attempted` tuple, hands an instance with a ``Cleanup()`` to
-    ``on_created``, and empties its ``track`` slot when it returns; after an
-    exception that ends it (KeyboardInterrupt, SystemExit), the slot's owner
-    does."""
-    return _attempt
-
-
-def _attempt(
-    job: type[Job],
-    index: int,
-    attempt: int,
-    args: tuple[Any, ...],
-    kwargs: dict[str, Any],
-    global_storage: dict[str, Any],
-    cwd: str | int,
-    no_act: bool = False,
-    emit: Emit | None = None,
-    on_created: Callable[[Job], None] | None = None,
-    track: Slot | None = None,
-) -> Attempted:
     # Hot path of every run: one clock reading per phase boundary (a phase
-    # starts when the one before it ended, unless events were sent between),
-    # and no call that nobody listens to.  Without phase events the first
-    # Check's phase includes making the instance (its own "init" phase is
-    # recorded only when the constructor raises).
-    name = job.__name__ if emit is not None else ""
+    # starts when the one before it ended, unless an observer heard about it
+    # in between), and no call that nobody listens to.
+    tell = observer is not None and observer.hears_phases
+    args = setup.args
+    kwargs = setup.kwargs
     plain = not (args or kwargs)  # a call without * and ** costs half as much
-    if emit is not None:
-        emit("job_started", name, attempt)
-        emit("phase_started", name, "init", attempt)
-    if track is not None:
-        track[0], track[1], track[2] = job, "init", attempt  # (named when read)
+    cwd = setup.cwd
+    no_act = setup.no_act
+    if tell:
+        observer.phase_started(job, "init", attempt)  # type: ignore[union-attr]
     start = _perf()
     try:
         obj = job()
     except Exception as err:
         now = _perf()
-        if emit is not None:
-            emit("phase_finished", name, "init", attempt, False, now - start, err)
-        if track is not None:
-            track[0] = None
+        if tell:
+            observer.phase_finished(job, "init", attempt, False, now - start, err)  # type: ignore[union-attr]
+            observer.attempt_ended()  # type: ignore[union-attr]
         return (index, attempt, False, False, None, err,
-                ["init", attempt, start, now - start, False, err])
-    if emit is not None:
-        emit("phase_finished", name, "init", attempt, True, _perf() - start, None)
-    if on_created is not None and getattr(obj, "Cleanup", None) is not None:
-        on_created(obj)
+                [("init", attempt, start + WALL_OFFSET, now - start, False, err)],
+                None, None, None, None, False)
+    if tell:
+        observer.phase_finished(job, "init", attempt, True, _perf() - start, None)  # type: ignore[union-attr]
+    kept = None
+    if getattr(obj, "Cleanup", None) is not None:
+        if observer is None:
+            kept = obj
+        else:
+            observer.created(obj)
     obj.storage = {}
-    obj.global_storage = global_storage
+    obj.global_storage = setup.global_storage
     if no_act:
         obj._no_act = True
 
     # First Check.
     obj._check_phase = "check"
-    if emit is not None:
-        emit("phase_started", name, "check", attempt)
+    if tell:
+        observer.phase_started(job, "check", attempt)  # type: ignore[union-attr]
         start = _perf()
-    # (Else the first Check's time counts from the attempt's start: making
-    # the instance is part of it, and that is one clock reading less.)
-    if track is not None:
-        track[1] = "check"
-    _chdir(cwd)
+    os.chdir(cwd)
     try:
         result = obj.Check() if plain else obj.Check(*args, **kwargs)
     except Exception as err:
         now = _perf()
         obj._check_exception = err
-        phases: list[Any] = ["check", attempt, start, now - start, False, err]
-        if emit is not None:
-            emit("phase_finished", name, "check", attempt, False, now - start, err)
+        phases: list[tuple[Any, ...]] = [
+            ("check", attempt, start + WALL_OFFSET, now - start, False, err)]
+        if tell:
+            observer.phase_finished(job, "check", attempt, False, now - start, err)  # type: ignore[union-attr]
         if no_act:
-            if track is not None:
-                track[0] = None
-            return index, attempt, False, False, None, err, phases
+            if tell:
+                observer.attempt_ended()  # type: ignore[union-attr]
+            return (index, attempt, False, False, None, err, phases, kept, None, None, None, False)
         # A failing first Check is routine ("not converged yet"); dropping its
         # traceback frees the frames now instead of leaving a reference cycle
         # (exception -> frame -> job -> exception) for the garbage collector.
@@ -199,61 +202,93 @@ def _attempt(
     else:
         now = _perf()
         obj._check_results = result
-        if emit is not None:
-            emit("phase_finished", name, "check", attempt, True, now - start, None)
-        if track is not None:
-            track[0] = None
+        if tell:
+            observer.phase_finished(job, "check", attempt, True, now - start, None)  # type: ignore[union-attr]
+            observer.attempt_ended()  # type: ignore[union-attr]
         return (index, attempt, True, False, result, None,
-                ["check", attempt, start, now - start, True, None])
+                [("check", attempt, start + WALL_OFFSET, now - start, True, None)],
+                kept, None, None, None, False)
 
     # Run; its exception is recorded, the recheck decides.
-    if emit is not None:
-        emit("phase_started", name, "run", attempt)
-    if track is not None:
-        track[1] = "run"
-    start = _perf() if emit is not None else now
-    _chdir(cwd)
+    if tell:
+        observer.phase_started(job, "run", attempt)  # type: ignore[union-attr]
+        now = _perf()
+    start = now
+    os.chdir(cwd)
     try:
         obj._run_results = obj.Run() if plain else obj.Run(*args, **kwargs)
     except Exception as err:
         now = _perf()
         obj._run_exception = err
-        phases += "run", attempt, start, now - start, False, err
-        if emit is not None:
-            emit("phase_finished", name, "run", attempt, False, now - start, err)
+        phases.append(("run", attempt, start + WALL_OFFSET, now - start, False, err))
+        if tell:
+            observer.phase_finished(job, "run", attempt, False, now - start, err)  # type: ignore[union-attr]
     else:
         now = _perf()
-        phases += "run", attempt, start, now - start, True, None
-        if emit is not None:
-            emit("phase_finished", name, "run", attempt, True, now - start, None)
+        phases.append(("run", attempt, start + WALL_OFFSET, now - start, True, None))
+        if tell:
+            observer.phase_finished(job, "run", attempt, True, now - start, None)  # type: ignore[union-attr]
 
     # Recheck.
     obj._check_phase = "recheck"
-    if emit is not None:
-        emit("phase_started", name, "recheck", attempt)
-    if track is not None:
-        track[1] = "recheck"
-    start = _perf() if emit is not None else now
-    _chdir(cwd)
+    if tell:
+        observer.phase_started(job, "recheck", attempt)  # type: ignore[union-attr]
+        now = _perf()
+    start = now
+    os.chdir(cwd)
     try:
         result = obj.Check() if plain else obj.Check(*args, **kwargs)
     except Exception as err:
         now = _perf()
         obj._recheck_exception = err
-        phases += "recheck", attempt, start, now - start, False, err
-        if emit is not None:
-            emit("phase_finished", name, "recheck", attempt, False, now - start, err)
-        if track is not None:
-            track[0] = None
-        return index, attempt, False, True, None, err, phases
+        phases.append(("recheck", attempt, start + WALL_OFFSET, now - start, False, err))
+        if tell:
+            observer.phase_finished(job, "recheck", attempt, False, now - start, err)  # type: ignore[union-attr]
+            observer.attempt_ended()  # type: ignore[union-attr]
+        return (index, attempt, False, True, None, err, phases, kept, None, None, None, False)
     now = _perf()
     obj._recheck_results = result
-    phases += "recheck", attempt, start, now - start, True, None
-    if emit is not None:
-        emit("phase_finished", name, "recheck", attempt, True, now - start, None)
-    if track is not None:
-        track[0] = None
-    return index, attempt, True, True, result, None, phases
+    phases.append(("recheck", attempt, start + WALL_OFFSET, now - start, True, None))
+    if tell:
+        observer.phase_finished(job, "recheck", attempt, True, now - start, None)  # type: ignore[union-attr]
+        observer.attempt_ended()  # type: ignore[union-attr]
+    return (index, attempt, True, True, result, None, phases, kept, None, None, None, False)
+
+
+def run_timed_attempt(
+    job: type[Job],
+    index: int,
+    attempt: int,
+    setup: AttemptSetup,
+    observing: Callable[[], AbstractContextManager[Observer | None]],
+    timeout: float,
+) -> RawOutcome:
+    """:func:`run_attempt` of a job with a ``TIMEOUT``, in this process: on
+    a runner thread (see :mod:`dojobber._timeout`), with an observer that
+    ``observing()`` makes there.  Past ``timeout`` seconds the attempt is
+    abandoned and fails for good with :class:`~dojobber.JobTimeoutError`
+    (its own phase, ``timeout``)."""
+
+    def call() -> RawOutcome:
+        with observing() as observer:
+            return run_attempt(job, index, attempt, setup, observer)
+
+    start = _perf()
+    try:
+        done, out = call_with_timeout(job, timeout, call)
+    except JobTimeoutError as err:  # an earlier attempt of it still runs
+        done, out, error = False, None, err
+    else:
+        error = JobTimeoutError(job.__name__, timeout)
+    if done and out is not None:
+        return out
+    return _timed_out(index, attempt, start, error)
+
+
+def _timed_out(index: int, attempt: int, start: float, error: JobTimeoutError) -> RawOutcome:
+    """The outcome of an attempt stopped at its TIMEOUT (no retry)."""
+    phases = [("timeout", attempt, start + WALL_OFFSET, _perf() - start, False, error)]
+    return (index, attempt, False, False, None, error, phases, None, None, None, None, True)
 
 
 def _roundtrips(value: object) -> bool:
@@ -273,15 +308,7 @@ def _roundtrips(value: object) -> bool:
 
 
 def run_attempt_remote(
-    job: type[Job],
-    index: int,
-    attempt: int,
-    args: tuple[Any, ...],
-    kwargs: dict[str, Any],
-    global_storage: dict[str, Any],
-    cwd: str,
-    no_act: bool = False,
-    submission: int = 0,
+    job: type[Job], index: int, attempt: int, setup: AttemptSetup, submission: int = 0,
 ) -> Outcome:
     """:func:`run_attempt` for another process or host.
 
@@ -289,80 +316,80 @@ def run_attempt_remote(
     executors that name tasks by a hash of their arguments (dask) see an
     attempt sent again after its worker died as a new task.
 
-    Works on its copy of global storage and reports the keys it set or
-    deleted (assign keys rather than mutating values in place: an in-place
-    change to a value is not seen).  Formats the traceback, replaces an
-    exception that would not unpickle by :class:`~dojobber.errors.RemoteError`,
-    and sends the job instance back only when it has a ``Cleanup()`` to run.
+    Works on a copy of ``setup``'s global storage and reports the keys it
+    set or deleted (assign keys rather than mutating values in place: an
+    in-place change to a value is not seen).  Formats the traceback,
+    replaces an exception that would not unpickle by
+    :class:`~dojobber.errors.RemoteError`, and sends the job instance back
+    only when it has a ``Cleanup()`` to run.
     """
-    snapshot = dict(global_storage)
-    storage = dict(global_storage)
-    if not os.path.isdir(cwd):
+    snapshot = dict(setup.global_storage)
+    storage = dict(snapshot)
+    cwd = setup.cwd
+    if not (isinstance(cwd, str) and os.path.isdir(cwd)):
         cwd = os.getcwd()  # another host: no such directory here
-    outcome = run_attempt(job, index, attempt, args, kwargs, storage, cwd, no_act)
+    outcome = Outcome._make(run_attempt(job, index, attempt, AttemptSetup(
+        setup.args, setup.kwargs, storage, cwd, setup.no_act)))
     err = outcome.exception
+    text = None
     if err is not None:
-        outcome.traceback = "".join(traceback.format_exception(err)).rstrip()
+        text = "".join(traceback.format_exception(err)).rstrip()
         if not _roundtrips(err):
-            outcome.exception = RemoteError(err, outcome.traceback)
+            err = RemoteError(err, text)
     # A passed attempt can carry its first Check's exception in its phases.
-    phases = outcome.phases
-    for k in range(5, len(phases), PHASE_FIELDS):
-        error = phases[k]
-        if not (error is None or error is outcome.exception or _roundtrips(error)):
-            phases[k] = RemoteError(error, None)
+    phases = []
+    for raw in outcome.phases:
+        p = Phase._make(raw)
+        if p.error is not None and p.error is outcome.exception:
+            p = p._replace(error=err)
+        elif not (p.error is None or _roundtrips(p.error)):
+            p = p._replace(error=RemoteError(p.error, None))
+        phases.append(tuple(p))
     obj = outcome.instance
-    if obj is not None and not (callable(getattr(obj, "Cleanup", None)) and _roundtrips(obj)):
-        outcome.instance = None
+    if obj is not None and not _roundtrips(obj):
+        obj = None
     missing = object()
-    outcome.storage_set = {
-        key: value for key, value in storage.items() if snapshot.get(key, missing) is not value
-    }
-    outcome.storage_deleted = [key for key in snapshot if key not in storage]
-    return outcome
+    return outcome._replace(
+        exception=err,
+        phases=phases,
+        instance=obj,
+        traceback=text,
+        storage_set={key: value for key, value in storage.items()
+                     if snapshot.get(key, missing) is not value},
+        storage_deleted=[key for key in snapshot if key not in storage],
+    )
 
 
 def run_attempts_remote(
-    jobs: list[tuple[type[Job], int, int]],
-    args: tuple[Any, ...],
-    kwargs: dict[str, Any],
-    global_storage: dict[str, Any],
-    cwd: str,
-    no_act: bool = False,
-    submission: int = 0,
+    jobs: list[tuple[type[Job], int, int]], setup: AttemptSetup, submission: int = 0,
     timeouts: list[float | None] | None = None,
 ) -> list[Outcome]:
     """:func:`run_attempt_remote` for a batch of ``(job, index, attempt)``,
     one after another in one task; each attempt sees what the ones before it
     stored in (this copy of) global storage.  ``timeouts``: each one's
     TIMEOUT (None: none), enforced here (see :mod:`dojobber._timeout`)."""
+    storage = dict(setup.global_storage)
+    here = AttemptSetup(setup.args, setup.kwargs, storage, setup.cwd, setup.no_act)
     outcomes = []
     for k, (job, index, attempt) in enumerate(jobs):
         timeout = None if timeouts is None else timeouts[k]
-        if timeout is not None:
-            outcomes.append(_timed_remote(job, index, attempt, args, kwargs, global_storage,
-                                          cwd, no_act, timeout))
-            continue
-        out = run_attempt_remote(job, index, attempt, args, kwargs, global_storage, cwd, no_act)
-        out.apply_storage(global_storage)
+        if timeout is None:
+            out = run_attempt_remote(job, index, attempt, here)
+        else:
+            out = _timed_remote(job, index, attempt, here, timeout)
+        apply_storage(storage, out.storage_set, out.storage_deleted)
         outcomes.append(out)
     return outcomes
 
 
-def _timed_remote(
-    job: type[Job], index: int, attempt: int, args: tuple[Any, ...], kwargs: dict[str, Any],
-    global_storage: dict[str, Any], cwd: str, no_act: bool, timeout: float,
-) -> Outcome:
-    """:func:`run_attempt_remote` stopped at ``timeout`` seconds."""
-    from ._timeout import call_with_timeout_remote
-
+def _timed_remote(job: type[Job], index: int, attempt: int, setup: AttemptSetup,
+                  timeout: float) -> Outcome:
+    """:func:`run_attempt_remote` stopped at ``timeout`` seconds (by the
+    worker itself: see :mod:`dojobber._timeout`)."""
     start = _perf()
-    done, out = call_with_timeout_remote(timeout, lambda: run_attempt_remote(
-        job, index, attempt, args, kwargs, global_storage, cwd, no_act))
+    done, out = call_with_timeout_remote(
+        timeout, lambda: run_attempt_remote(job, index, attempt, setup))
     if done and out is not None:
-        out.apply_storage(global_storage)
         return out
-    error = JobTimeoutError(job.__name__, timeout)
-    return Outcome(index, attempt, False, False, None, error,
-                   ["timeout", attempt, start, _perf() - start, False, error], None,
-                   storage_set={}, storage_deleted=[], final=True)
+    raw = _timed_out(index, attempt, start, JobTimeoutError(job.__name__, timeout))
+    return Outcome._make(raw)._replace(storage_set={}, storage_deleted=[])

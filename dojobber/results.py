@@ -10,7 +10,6 @@ import enum
 import time
 import traceback as _tb
 from collections import Counter
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, NamedTuple
 
@@ -109,16 +108,16 @@ _OUTCOME_LABELS = {
 _OLD_OUTCOMES = {"failed": RunOutcome.NOT_CONVERGED.value}
 
 
-#: Phases are timed with the monotonic perf_counter; this turns its readings
-#: into wall-clock seconds since the epoch.
-_WALL_OFFSET = time.time() - time.perf_counter()
+#: Phases are timed with the monotonic perf_counter; adding this turns its
+#: readings into wall-clock seconds since the epoch (what :class:`Phase` holds).
+WALL_OFFSET = time.time() - time.perf_counter()
 
 
 class Phase(NamedTuple):
     """One phase of one attempt: ``init`` (the constructor; listed only
-    when it raised), ``check``, ``run`` or ``recheck``.  An attempt's
-    ``check`` includes making the instance, unless a listener hears phase
-    events (they time ``init`` apart)."""
+    when it raised, unless a listener hears phase events), ``check``,
+    ``run`` or ``recheck``.  Without phase listeners an attempt's ``check``
+    includes making the instance."""
 
     name: str
     attempt: int
@@ -126,16 +125,6 @@ class Phase(NamedTuple):
     duration: float  # seconds
     ok: bool
     error: BaseException | None = None
-
-
-#: Values per phase in :attr:`JobResult._phases` (the fields of :class:`Phase`).
-PHASE_FIELDS = 6
-
-
-def phase_tuples(flat: list[Any]) -> Iterator[tuple[Any, ...]]:
-    """The phases of a flat phase list, one tuple each."""
-    step = iter(flat)
-    return zip(*[step] * PHASE_FIELDS, strict=True)
 
 
 @dataclass(eq=False, slots=True)
@@ -151,9 +140,12 @@ class JobResult:
     result: Any = None
     #: The exception of the last failed attempt (None once the job passed).
     exception: BaseException | None = None
-    #: Phases, flat: PHASE_FIELDS values per phase in Phase field order (a
-    #: big run makes no tuple per phase for the garbage collector to scan).
-    _phases: list[Any] = field(default_factory=list, repr=False)
+    #: Every phase of every attempt, in order, each a plain tuple of a
+    #: :class:`Phase`'s fields (read them by name through :attr:`phases`).
+    #: Made once per phase of every job of a run: a named tuple costs about
+    #: three times as much to make, 20% of a big run (measured with
+    #: ``benchmarks/bench_engine.py --ab``).
+    _phases: list[tuple[Any, ...]] = field(default_factory=list, repr=False)
     #: Attempts run again because the worker running them was lost.
     lost_attempts: int = 0
     _traceback: str | None = field(default=None, repr=False)
@@ -174,23 +166,25 @@ class JobResult:
     @property
     def phases(self) -> list[Phase]:
         """Every phase of every attempt, in order."""
-        return [
-            Phase(name, attempt, start + _WALL_OFFSET, duration, ok, error)
-            for name, attempt, start, duration, ok, error in phase_tuples(self._phases)
-        ]
+        return [Phase._make(raw) for raw in self._phases]
+
+    @property
+    def started(self) -> float | None:
+        """When the first phase started (wall clock), None if none ran."""
+        return self._phases[0][2] if self._phases else None
 
     @property
     def durations(self) -> dict[str, float]:
         """Seconds spent per phase name, summed over all attempts."""
         out: dict[str, float] = {}
-        phases = self._phases
-        for name, duration in zip(phases[::PHASE_FIELDS], phases[3::PHASE_FIELDS], strict=True):
-            out[name] = out.get(name, 0.0) + duration
+        for phase in self.phases:
+            out[phase.name] = out.get(phase.name, 0.0) + phase.duration
         return out
 
     @property
     def duration(self) -> float:
-        return float(sum(self._phases[3::PHASE_FIELDS]))
+        """Seconds spent in all phases of all attempts."""
+        return float(sum(raw[3] for raw in self._phases))
 
 
 @dataclass(eq=False)

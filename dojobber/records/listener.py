@@ -53,7 +53,7 @@ from .._postgres import redact_url
 from ..events import Listener, RoundInfo, RunInfo
 from ..graph import JobGraph
 from ..job import DummyJob
-from ..results import _WALL_OFFSET, PHASE_FIELDS, JobResult, JobStatus, RunResult, phase_tuples
+from ..results import JobResult, JobStatus, RunResult
 from ._open import open_writer
 from .masking import mask_argv, mask_secrets, mask_urls, short_repr
 from .store import (
@@ -363,29 +363,28 @@ class RecordsListener(Listener):
         rid = self.run_id
         # One flat list of parameters, seven per job; statuses as plain
         # str (sqlite3 binds a str *subclass* such as JobStatus through its
-        # adapter lookup, which costs more than the insert itself); times
-        # turned from perf_counter readings into wall-clock seconds.
+        # adapter lookup, which costs more than the insert itself).
         rows: list[Any] = []
         add = rows.extend
         text = _STATUS_TEXT
-        wall = _WALL_OFFSET
         details: list[tuple[Any, ...]] = []
         for res in jobs:
             phases = res._phases
             i = res.index if res.index >= 0 else self._job_index(res.name)
-            if len(phases) == PHASE_FIELDS and res.result is None and res.exception is None:
-                add((rid, i, res.name, text[res.status], res.tries, phases[2] + wall, phases[3]))
+            if len(phases) == 1 and res.result is None and res.exception is None:
+                # One phase, nothing else to tell (a Check that passed).
+                add((rid, i, res.name, text[res.status], res.tries, phases[0][2], phases[0][3]))
                 continue
             add((rid, i, res.name, text[res.status], res.tries,
-                 phases[2] + wall if phases else None,
-                 sum(phases[3::PHASE_FIELDS]) if phases else None))
+                 phases[0][2] if phases else None,
+                 sum(p[3] for p in phases) if phases else None))
             details.append(
                 (rid, i,
                  None if res.result is None else short_repr(res.result),
                  _error_text(res.exception),
                  mask_urls(res.traceback or "") or None if res.exception is not None else None,
-                 json.dumps([[p[0], p[1], p[2] + wall, p[3], p[4], _error_text(p[5])]
-                             for p in phase_tuples(phases)]))
+                 json.dumps([[p[0], p[1], p[2], p[3], p[4], _error_text(p[5])]
+                             for p in phases]))
             )
         graph = None if self._graph_linked else self._run_graph
         self._graph_linked = True
