@@ -63,6 +63,9 @@ class _Runner(threading.Thread):
                 reply.put((True, call()))
             except BaseException as err:  # (handed to the waiting thread)
                 reply.put((False, err))
+            # An idle runner must not keep the last call (and through it a
+            # whole run: its engine, results and job instances) alive.
+            item = call = reply = None  # type: ignore[assignment]
             if self.abandoned:
                 with _lock:
                     if self.job is not None and _abandoned.get(self.job) is self:

@@ -403,9 +403,11 @@ def test_ctrl_c_with_workers_stops_scheduling_and_a_second_abandons(
         child.send_signal(signal.SIGINT)
         assert child.stderr is not None
         said = child.stderr.readline()
+        heard = [said]
         while "interrupted:" not in said:
-            assert said, "the child ended without saying what it waits for"
+            assert said, f"the child ended without saying what it waits for: {heard!r}"
             said = child.stderr.readline()
+            heard.append(said)
         assert "1 attempt(s) still running (Sleeper)" in said
         assert "press Ctrl-C again to abandon them" in said
         if presses == 2:
