@@ -9,7 +9,8 @@ print it.  The command line records by default at :func:`default_path`
 The package: :mod:`~dojobber.records.listener` writes a run while it goes
 on, :mod:`~dojobber.records.store` holds what every backend shares (the
 stored forms and the reading interface :class:`Store`),
-:mod:`~dojobber.records.sqlite` is the SQLite backend,
+:mod:`~dojobber.records.sqlite` and :mod:`~dojobber.records.postgres`
+are the backends (the SQL they share is in ``_sql.py``),
 :mod:`~dojobber.records.masking` keeps secrets out, and
 :func:`stored_run` turns a stored run back into a graph and a result.
 """
@@ -24,6 +25,7 @@ from .sqlite import RecordStore
 from .store import (
     ENV_VAR,
     OUTCOMES,
+    Batch,
     Browsable,
     JobRecord,
     LogLine,
@@ -41,6 +43,7 @@ __all__ = [
     "MASK",
     "OUTCOMES",
     "SECRET_NAMES",
+    "Batch",
     "Browsable",
     "JobRecord",
     "LogLine",

@@ -57,6 +57,7 @@ from ..results import JobResult, JobStatus, RunResult
 from ._open import open_writer
 from .masking import mask_argv, mask_secrets, mask_urls, short_repr
 from .store import (
+    Batch,
     GraphRow,
     RecordsWriter,
     RunEnd,
@@ -393,7 +394,7 @@ class RecordsListener(Listener):
             digest, dummy = _graph_digest(graph)
             graph_row = (digest, graph.root_name, lambda: _graph_json(graph, dummy))
         try:
-            store.write_batch(rid, graph_row, rows, details, logs, end)
+            store.write_batch(Batch(rid, graph_row, rows, details, logs, end))
         except BaseException:
             # Nothing was written (the transaction rolled back): keep it all
             # for the next flush.

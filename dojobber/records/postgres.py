@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from .._postgres import NotOursError, PostgresLink, redact_url, redact_urls
 from ._sql import SQLRecords
-from .store import GraphRow, RecordsError, RunEnd
+from .store import Batch, RecordsError
 
 if TYPE_CHECKING:
     import psycopg
@@ -127,9 +127,6 @@ _DETAILS_UPSERT = (
     " traceback = EXCLUDED.traceback, phases = EXCLUDED.phases"
 )
 
-_Batch = tuple[int, "GraphRow | None", list[Any], list[tuple[Any, ...]], list[tuple[Any, ...]],
-               "RunEnd | None"]
-
 _JOB_FIELDS = "run_id, idx, name, status, tries, started, duration"
 _LOG_FIELDS = "run_id, job, phase, attempt, created, level, logger, message"
 
@@ -165,7 +162,7 @@ class PostgresRecordStore(SQLRecords):
                                "pip install 'dojobber[postgres]'") from err
         self._link = PostgresLink(url, self._error, retry_for=retry_for)
         #: Batches for the writer thread (bounded: a slow server slows the run).
-        self._queue: queue.Queue[_Batch | None] = queue.Queue(maxsize=8)
+        self._queue: queue.Queue[Batch | None] = queue.Queue(maxsize=8)
         self._writer: threading.Thread | None = None
         self._failure: BaseException | None = None
         #: The connection that LISTENs (made by the first change_marker()).
@@ -216,15 +213,7 @@ class PostgresRecordStore(SQLRecords):
     def _written(self, conn: psycopg.Connection[Any]) -> None:
         conn.execute(f"NOTIFY {CHANNEL}")
 
-    def write_batch(
-        self,
-        run_id: int,
-        graph: GraphRow | None,
-        jobs: list[Any],
-        details: list[tuple[Any, ...]],
-        logs: list[tuple[Any, ...]],
-        end: RunEnd | None,
-    ) -> None:
+    def write_batch(self, batch: Batch) -> None:
         """Hand the batch to the writer thread (so the run goes on while the
         server works); the batch that ends a run returns only when it and
         every batch before it are committed.  A failed write is raised here,
@@ -234,8 +223,8 @@ class PostgresRecordStore(SQLRecords):
             self._writer = threading.Thread(target=self._write_loop, daemon=True,
                                             name="dojobber-records-postgres")
             self._writer.start()
-        self._queue.put((run_id, graph, jobs, details, logs, end))
-        if end is not None:
+        self._queue.put(batch)
+        if batch.end is not None:
             self._queue.join()
             self._raise_failure()
 
@@ -251,21 +240,14 @@ class PostgresRecordStore(SQLRecords):
                 if batch is None:
                     return
                 if self._failure is None:  # after a failure, drop until it is seen
-                    self._write_now(*batch)
+                    self._write_now(batch)
             except BaseException as err:
                 self._failure = err
             finally:
                 self._queue.task_done()
 
-    def _write_now(
-        self,
-        run_id: int,
-        graph: GraphRow | None,
-        jobs: list[Any],
-        details: list[tuple[Any, ...]],
-        logs: list[tuple[Any, ...]],
-        end: RunEnd | None,
-    ) -> None:
+    def _write_now(self, batch: Batch) -> None:
+        run_id, graph, jobs, details, logs, end = batch
         import psycopg
 
         detail_columns = [list(c) for c in zip(*details, strict=True)] if details else None

@@ -33,7 +33,7 @@ from .._sqlite_files import (
 )
 from ._schema import MIGRATIONS, migrate
 from ._sql import SQLRecords
-from .store import GraphRow, RecordsError, RunEnd
+from .store import Batch, RecordsError
 
 __all__ = ["RecordStore"]
 
@@ -133,15 +133,8 @@ class RecordStore(SQLRecords):
         with self.write() as conn:
             return body(conn)
 
-    def write_batch(
-        self,
-        run_id: int,
-        graph: GraphRow | None,
-        jobs: list[Any],
-        details: list[tuple[Any, ...]],
-        logs: list[tuple[Any, ...]],
-        end: RunEnd | None,
-    ) -> None:
+    def write_batch(self, batch: Batch) -> None:
+        run_id, graph, jobs, details, logs, end = batch
         with self.write() as conn:
             if graph is not None:
                 self._link_graph(conn, run_id, graph)

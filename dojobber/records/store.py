@@ -27,6 +27,7 @@ from ..results import RunOutcome
 
 __all__ = [
     "ENV_VAR",
+    "Batch",
     "Browsable",
     "JobRecord",
     "LogLine",
@@ -238,6 +239,22 @@ class RunEnd(NamedTuple):
 GraphRow = tuple[str, str, Callable[[], str]]
 
 
+class Batch(NamedTuple):
+    """One write of the records listener, one transaction: link ``graph``
+    to the run, upsert ``jobs`` (one flat list of 7 values per job: run id,
+    index, name, status, tries, started, duration) and ``details`` (run id,
+    index, result, exception, traceback, phases JSON), append ``logs`` (run
+    id, job, phase, attempt, created, level, logger, message) and, with
+    ``end``, close the run."""
+
+    run_id: int
+    graph: GraphRow | None
+    jobs: list[Any]
+    details: list[tuple[Any, ...]]
+    logs: list[tuple[Any, ...]]
+    end: RunEnd | None
+
+
 class RecordsWriter(Protocol):
     """Writing a records database, whatever its backend: what
     :class:`~dojobber.records.RecordsListener` needs.  Each call is one
@@ -250,21 +267,8 @@ class RecordsWriter(Protocol):
     def start_run(self, row: RunRow) -> int:
         """Insert a run; returns its id."""
 
-    def write_batch(
-        self,
-        run_id: int,
-        graph: GraphRow | None,
-        jobs: list[Any],
-        details: list[tuple[Any, ...]],
-        logs: list[tuple[Any, ...]],
-        end: RunEnd | None,
-    ) -> None:
-        """Link ``graph`` to the run, upsert ``jobs`` (one flat list of 7
-        values per job: run id, index, name, status, tries, started,
-        duration) and ``details`` (run id, index, result, exception,
-        traceback, phases JSON), append ``logs`` (run id, job, phase,
-        attempt, created, level, logger, message) and, with ``end``, close
-        the run; all in one transaction."""
+    def write_batch(self, batch: Batch) -> None:
+        """Write ``batch`` in one transaction (see :class:`Batch`)."""
 
 
 @runtime_checkable
