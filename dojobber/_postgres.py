@@ -1,6 +1,7 @@
 """What the PostgreSQL board and records share: telling a PostgreSQL URL
 from a path, keeping its password out of messages, connecting with bounded
-waits, retrying across a lost connection, and owning the schema.
+waits, retrying across a lost connection, owning the schema, and hearing
+``NOTIFY`` (:class:`Listening`).
 
 psycopg (the ``postgres`` extra) is imported only when a connection is made.
 
@@ -27,6 +28,7 @@ if TYPE_CHECKING:
     import psycopg
 
 __all__ = [
+    "Listening",
     "NotOursError",
     "PostgresLink",
     "is_postgres_url",
@@ -202,6 +204,50 @@ class PostgresLink:
             return len(steps)
 
         return self.run(body)
+
+
+class Listening:
+    r"""A connection of its own that ``LISTEN``\ s on ``channel``: made on
+    first use, made again after it breaks.  The board's idle workers wait
+    on it; the web view polls it to notice records written elsewhere."""
+
+    def __init__(self, link: PostgresLink, channel: str) -> None:
+        self.link = link
+        self.channel = channel
+        self._lock = threading.Lock()
+        self._conn: psycopg.Connection[Any] | None = None
+
+    def heard(self, timeout: float = 0.0) -> bool:
+        """Whether a ``NOTIFY`` came on the channel, waiting up to
+        ``timeout`` seconds for the first (the others already there are
+        taken too).  True also when the connection was just made: what was
+        sent before is not known.  Raises when the connection cannot be
+        made or breaks (the next call makes it again)."""
+        with self._lock:
+            conn = self._conn
+            try:
+                if conn is None or conn.closed:
+                    self._conn = conn = self.link.connect(autocommit=True)
+                    conn.execute(f"LISTEN {self.channel}")
+                    return True
+                if not any(True for _ in conn.notifies(timeout=timeout, stop_after=1)):
+                    return False
+                for _ in conn.notifies(timeout=0):  # what else arrived
+                    pass
+                return True
+            except BaseException:
+                self._drop()
+                raise
+
+    def _drop(self) -> None:
+        if self._conn is not None:
+            with contextlib.suppress(Exception):
+                self._conn.close()
+            self._conn = None
+
+    def close(self) -> None:
+        with self._lock:
+            self._drop()
 
 
 class _ConnectError(Exception):

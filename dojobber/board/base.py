@@ -165,6 +165,64 @@ class NewRequest:
                    retry_delay, backoff_text)
 
 
+#: A request's columns in the order :func:`request_of` reads them.
+COLUMNS = (
+    "id, target, args, kwargs, priority, state, posted, attempts, max_attempts, retry_delay,"
+    " not_before, claimed_by, claimed_at, lease_until, finished, outcome, cancel_requested, runs,"
+    " retry_backoff"
+)
+
+#: The outcome of a claim settled because its worker stopped renewing it.
+LOST_CANCELLED = "cancelled (its worker was lost)"
+
+#: Settling claims whose worker is gone (lease expired): a cancel pending
+#: ends them cancelled; no attempts left ends them failed (every claim
+#: counts, so a request that kills its worker is not claimed for ever); the
+#: others are claimed again.  Each backend fills in ``{table}`` and its
+#: clock, ``{now}``.
+SETTLE_LOST = (
+    "UPDATE {table} SET state = 'cancelled', finished = {now}, lease_until = NULL,"
+    f" outcome = '{LOST_CANCELLED}'"
+    " WHERE state = 'claimed' AND lease_until < {now} AND cancel_requested",
+    "UPDATE {table} SET state = 'failed', finished = {now}, lease_until = NULL,"
+    " outcome = 'its worker was lost (no heartbeat within the lease) on attempt '"
+    " || attempts || ' of ' || max_attempts"
+    " WHERE state = 'claimed' AND lease_until < {now} AND attempts >= max_attempts",
+)
+
+
+def request_of(row: Sequence[Any]) -> Request:
+    """A request from a row of :data:`COLUMNS`."""
+    (rid, target, args, kwargs, priority, state, posted, attempts, max_attempts,
+     retry_delay, not_before, claimed_by, claimed_at, lease_until, finished, outcome,
+     cancel_requested, runs, retry_backoff) = row
+    return Request(
+        id=int(rid), target=target, args=tuple(json.loads(args)), kwargs=json.loads(kwargs),
+        priority=priority, state=state, posted=posted, attempts=attempts,
+        max_attempts=max_attempts, retry_delay=retry_delay, not_before=not_before,
+        claimed_by=claimed_by, claimed_at=claimed_at, lease_until=lease_until,
+        finished=finished, outcome=outcome, cancel_requested=bool(cancel_requested),
+        runs=tuple(json.loads(runs)), retry_backoff=backoff_of(retry_backoff),
+    )
+
+
+def finish_state(cancel_requested: bool, success: bool, attempts: int,
+                 max_attempts: int) -> str:
+    """The state a finished attempt leaves its request in."""
+    if cancel_requested:
+        return "cancelled"
+    if success:
+        return "done"
+    return "waiting" if attempts < max_attempts else "failed"
+
+
+def check_states(states: Sequence[str] | None) -> None:
+    """Refuse a state that is not one of :data:`STATES`."""
+    for state in states or ():
+        if state not in STATES:
+            raise BoardError(f"unknown state {state!r}; states are {', '.join(STATES)}")
+
+
 def worker_name() -> str:
     """``host:pid``, how a worker is named on the board."""
     return f"{socket.gethostname()}:{os.getpid()}"
@@ -173,7 +231,6 @@ def worker_name() -> str:
 class Board(abc.ABC):
     """What a run queue offers; see the module doc for the life of a request."""
 
-    @abc.abstractmethod
     def post(
         self,
         target: str,
@@ -187,6 +244,12 @@ class Board(abc.ABC):
         """Queue a run of ``target``; an identical waiting request is not
         queued twice (``Posted.duplicate``).  ``retry_delay``: seconds
         between attempts, or a :class:`~dojobber.Backoff` whose waits grow."""
+        return self._post(NewRequest.of(target, args, kwargs, priority, max_attempts,
+                                        retry_delay))
+
+    @abc.abstractmethod
+    def _post(self, new: NewRequest) -> Posted:
+        """Store ``new`` unless an identical request (``new.dedupe``) waits."""
 
     @abc.abstractmethod
     def claim(self, worker: str, lease: float) -> Request | None:

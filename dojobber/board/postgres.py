@@ -22,18 +22,20 @@ import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from .._postgres import NotOursError, PostgresLink, redact_url
-from ..backoff import Backoff
+from .._postgres import Listening, NotOursError, PostgresLink, redact_url
 from .base import (
-    STATES,
+    COLUMNS,
+    LOST_CANCELLED,
+    SETTLE_LOST,
     Board,
     BoardError,
     NewRequest,
     Posted,
     Request,
     UnknownRequestError,
-    backoff_of,
-    retry_wait,
+    check_states,
+    finish_state,
+    request_of,
 )
 
 if TYPE_CHECKING:
@@ -79,13 +81,6 @@ MIGRATIONS: tuple[str, ...] = (
     "ALTER TABLE board_requests ADD COLUMN retry_backoff text",
 )
 
-_COLUMNS = (
-    "id, target, args, kwargs, priority, state, posted, attempts, max_attempts, retry_delay,"
-    " not_before, claimed_by, claimed_at, lease_until, finished, outcome, cancel_requested, runs,"
-    " retry_backoff"
-)
-
-
 class PostgresBoard(Board):
     """The board in a PostgreSQL database at ``url``
     (``postgresql://user:password@host:port/database``).
@@ -100,8 +95,7 @@ class PostgresBoard(Board):
         self.where = redact_url(url)
         self._link = PostgresLink(url, self._error, retry_for=retry_for,
                                   connect_timeout=connect_timeout)
-        self._listener: psycopg.Connection[Any] | None = None
-        self._listen_lock = threading.Lock()
+        self._listening = Listening(self._link, CHANNEL)
         try:
             import psycopg  # noqa: F401
         except ImportError as err:
@@ -120,24 +114,10 @@ class PostgresBoard(Board):
 
     def close(self) -> None:
         self._link.close()
-        with self._listen_lock:
-            if self._listener is not None:
-                self._listener.close()
-                self._listener = None
+        self._listening.close()
 
     # ------------------------------------------------------------------
-    def post(
-        self,
-        target: str,
-        args: Sequence[Any] = (),
-        kwargs: dict[str, Any] | None = None,
-        *,
-        priority: int = 0,
-        max_attempts: int = 1,
-        retry_delay: float | Backoff = 60.0,
-    ) -> Posted:
-        new = NewRequest.of(target, args, kwargs, priority, max_attempts, retry_delay)
-
+    def _post(self, new: NewRequest) -> Posted:
         def body(conn: psycopg.Connection[Any]) -> Posted:
             # Posts of the same request queue behind each other (not others).
             conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (new.dedupe,))
@@ -161,19 +141,8 @@ class PostgresBoard(Board):
 
     def claim(self, worker: str, lease: float) -> Request | None:
         def body(conn: psycopg.Connection[Any]) -> Request | None:
-            # Claims whose worker is gone (lease expired): a cancel pending
-            # ends them cancelled, no attempts left ends them failed (every
-            # claim counts); the others are claimed again below.
-            conn.execute(
-                f"UPDATE board_requests SET state = 'cancelled', finished = {_NOW},"
-                " lease_until = NULL, outcome = 'cancelled (its worker was lost)'"
-                f" WHERE state = 'claimed' AND lease_until < {_NOW} AND cancel_requested")
-            conn.execute(
-                f"UPDATE board_requests SET state = 'failed', finished = {_NOW},"
-                " lease_until = NULL, outcome = 'its worker was lost (no heartbeat within the"
-                " lease) on attempt ' || attempts || ' of ' || max_attempts"
-                f" WHERE state = 'claimed' AND lease_until < {_NOW}"
-                " AND attempts >= max_attempts")
+            for statement in SETTLE_LOST:  # claims whose worker is gone
+                conn.execute(statement.format(table="board_requests", now=_NOW))
             row = conn.execute(
                 f"UPDATE board_requests SET state = 'claimed', claimed_by = %s,"
                 f" claimed_at = {_NOW}, lease_until = {_NOW} + %s, attempts = attempts + 1"
@@ -181,10 +150,10 @@ class PostgresBoard(Board):
                 f"  WHERE (state = 'waiting' AND not_before <= {_NOW})"
                 f"     OR (state = 'claimed' AND lease_until < {_NOW})"
                 f"  ORDER BY priority DESC, posted, id LIMIT 1 FOR UPDATE SKIP LOCKED)"
-                f" RETURNING {_COLUMNS}",
+                f" RETURNING {COLUMNS}",
                 (worker, lease),
             ).fetchone()
-            return None if row is None else _request(row)
+            return None if row is None else request_of(row)
 
         return self._link.run(body)
 
@@ -221,26 +190,16 @@ class PostgresBoard(Board):
     def finish(self, request_id: int, worker: str, success: bool, outcome: str,
                run_id: str | None = None) -> str | None:
         def body(conn: psycopg.Connection[Any]) -> str | None:
-            row = conn.execute(
-                "SELECT state, claimed_by, cancel_requested, attempts, max_attempts, runs,"
-                " retry_delay, retry_backoff FROM board_requests WHERE id = %s FOR UPDATE",
-                (request_id,)).fetchone()
+            row = conn.execute(f"SELECT {COLUMNS} FROM board_requests WHERE id = %s"
+                               " FOR UPDATE", (request_id,)).fetchone()
             if row is None:
                 raise UnknownRequestError(request_id)
-            (state, claimed_by, cancel_requested, attempts, max_attempts, runs, delay,
-             policy) = row
-            wait = retry_wait(delay, backoff_of(policy), attempts)
-            if state != "claimed" or claimed_by != worker:
+            req = request_of(row)
+            if req.state != "claimed" or req.claimed_by != worker:
                 return None
-            if cancel_requested:
-                state = "cancelled"
-            elif success:
-                state = "done"
-            elif attempts < max_attempts:
-                state = "waiting"
-            else:
-                state = "failed"
-            runs = [*json.loads(runs), run_id] if run_id else json.loads(runs)
+            state = finish_state(req.cancel_requested, success, req.attempts, req.max_attempts)
+            runs = [*req.runs, run_id] if run_id else list(req.runs)
+            wait = req.retry_wait()
             waiting = state == "waiting"
             conn.execute(
                 f"UPDATE board_requests SET state = %s, outcome = %s, runs = %s,"
@@ -268,7 +227,7 @@ class PostgresBoard(Board):
                 conn.execute(
                     f"UPDATE board_requests SET state = 'cancelled', finished = {_NOW},"
                     " lease_until = NULL, outcome = %s WHERE id = %s",
-                    ("cancelled (its worker was lost)" if lost else None, request_id))
+                    (LOST_CANCELLED if lost else None, request_id))
                 return "cancelled"
             if row[0] == "claimed":
                 conn.execute("UPDATE board_requests SET cancel_requested = true WHERE id = %s",
@@ -279,29 +238,27 @@ class PostgresBoard(Board):
 
     def get(self, request_id: int) -> Request:
         def body(conn: psycopg.Connection[Any]) -> Request:
-            row = conn.execute(f"SELECT {_COLUMNS} FROM board_requests WHERE id = %s",
+            row = conn.execute(f"SELECT {COLUMNS} FROM board_requests WHERE id = %s",
                                (request_id,)).fetchone()
             if row is None:
                 raise UnknownRequestError(request_id)
-            return _request(row)
+            return request_of(row)
 
         return self._link.run(body)
 
     def requests(self, states: Sequence[str] | None = None, limit: int = 100) -> list[Request]:
-        for state in states or ():
-            if state not in STATES:
-                raise BoardError(f"unknown state {state!r}; states are {', '.join(STATES)}")
+        check_states(states)
 
         def body(conn: psycopg.Connection[Any]) -> list[Request]:
             if states:
                 rows = conn.execute(
-                    f"SELECT {_COLUMNS} FROM board_requests WHERE state = ANY(%s)"
+                    f"SELECT {COLUMNS} FROM board_requests WHERE state = ANY(%s)"
                     " ORDER BY id DESC LIMIT %s", (list(states), limit)).fetchall()
             else:
                 rows = conn.execute(
-                    f"SELECT {_COLUMNS} FROM board_requests ORDER BY id DESC LIMIT %s",
+                    f"SELECT {COLUMNS} FROM board_requests ORDER BY id DESC LIMIT %s",
                     (limit,)).fetchall()
-            return [_request(row) for row in rows]
+            return [request_of(row) for row in rows]
 
         return self._link.run(body)
 
@@ -323,39 +280,26 @@ class PostgresBoard(Board):
         ``timeout`` passes or ``stop`` is set.  The first call only starts
         listening and returns, so that the caller looks again: nothing
         posted before the ``LISTEN`` is missed."""
-        import psycopg
-
-        with self._listen_lock:
-            if self._listener is None or self._listener.closed:
-                try:
-                    self._listener = self._link.connect(autocommit=True)
-                    self._listener.execute(f"LISTEN {CHANNEL}")
-                except Exception:  # server away: the caller's next call retries
-                    self._listener = None
-                    _sleep(min(timeout, 1.0), stop)
+        try:
+            if self._listening.heard():
                 return
-            listener = self._listener
+        except Exception:  # server away: the caller's next call retries
+            _sleep(min(timeout, 1.0), stop)
+            return
         try:
             due = self.next_due()
         except BoardError:
             due = None
         end = time.monotonic() + (timeout if due is None else min(timeout, due))
-        try:
-            while not (stop is not None and stop.is_set()):
-                left = end - time.monotonic()
-                if left <= 0:
+        while not (stop is not None and stop.is_set()):
+            left = end - time.monotonic()
+            if left <= 0:
+                return
+            try:
+                if self._listening.heard(min(left, 0.25)):
                     return
-                woken = False
-                for _ in listener.notifies(timeout=min(left, 0.25), stop_after=1):
-                    woken = True
-                if woken:  # drain what else arrived, then let the caller claim
-                    for _ in listener.notifies(timeout=0):
-                        pass
-                    return
-        except psycopg.Error:
-            with self._listen_lock:
-                listener.close()
-                self._listener = None
+            except Exception:  # listening again at the next call
+                return
 
 
 def _sleep(seconds: float, stop: threading.Event | None) -> None:
@@ -363,18 +307,3 @@ def _sleep(seconds: float, stop: threading.Event | None) -> None:
         time.sleep(seconds)
     else:
         stop.wait(seconds)
-
-
-def _request(row: Sequence[Any]) -> Request:
-    (rid, target, args, kwargs, priority, state, posted, attempts, max_attempts,
-     retry_delay, not_before, claimed_by, claimed_at, lease_until, finished, outcome,
-     cancel_requested, runs, retry_backoff) = row
-    return Request(
-        id=int(rid), target=target, args=tuple(json.loads(args)), kwargs=json.loads(kwargs),
-        priority=priority, state=state, posted=posted, attempts=attempts,
-        max_attempts=max_attempts, retry_delay=retry_delay, not_before=not_before,
-        claimed_by=claimed_by, claimed_at=claimed_at, lease_until=lease_until,
-        finished=finished, outcome=outcome, cancel_requested=bool(cancel_requested),
-        runs=tuple(json.loads(runs)),
-        retry_backoff=backoff_of(retry_backoff),
-    )

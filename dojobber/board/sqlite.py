@@ -13,20 +13,22 @@ import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
 
 from .._paths import user_state_file
 from .._sqlite_files import BOARD_ID, ForeignDatabaseError, check_ours, create_private, mark_ours
-from ..backoff import Backoff
 from .base import (
-    STATES,
+    COLUMNS,
+    LOST_CANCELLED,
+    SETTLE_LOST,
     Board,
     BoardError,
     NewRequest,
     Posted,
     Request,
     UnknownRequestError,
-    backoff_of,
+    check_states,
+    finish_state,
+    request_of,
 )
 
 __all__ = ["SQLiteBoard", "default_path"]
@@ -135,17 +137,7 @@ class SQLiteBoard(Board):
             db.close()
 
     # ------------------------------------------------------------------
-    def post(
-        self,
-        target: str,
-        args: Sequence[Any] = (),
-        kwargs: dict[str, Any] | None = None,
-        *,
-        priority: int = 0,
-        max_attempts: int = 1,
-        retry_delay: float | Backoff = 60.0,
-    ) -> Posted:
-        new = NewRequest.of(target, args, kwargs, priority, max_attempts, retry_delay)
+    def _post(self, new: NewRequest) -> Posted:
         with self._connect(immediate=True) as db:
             row = db.execute(
                 "SELECT id FROM requests WHERE dedupe=? AND state='waiting'", (new.dedupe,)
@@ -181,23 +173,8 @@ class SQLiteBoard(Board):
 
     @staticmethod
     def _settle_lost(db: sqlite3.Connection, now: float) -> None:
-        """Claims whose worker is gone (lease expired): a cancel pending ends
-        them ``cancelled``; one with no attempts left ends ``failed`` (every
-        claim counts, so a request that kills its worker is not claimed for
-        ever); the others are claimed again by :meth:`claim`."""
-        db.execute(
-            "UPDATE requests SET state='cancelled', finished=?, lease_until=NULL,"
-            " outcome='cancelled (its worker was lost)'"
-            " WHERE state='claimed' AND lease_until<? AND cancel_requested=1",
-            (now, now),
-        )
-        db.execute(
-            "UPDATE requests SET state='failed', finished=?, lease_until=NULL,"
-            " outcome='its worker was lost (no heartbeat within the lease) on attempt '"
-            " || attempts || ' of ' || max_attempts"
-            " WHERE state='claimed' AND lease_until<? AND attempts>=max_attempts",
-            (now, now),
-        )
+        for statement in SETTLE_LOST:
+            db.execute(statement.format(table="requests", now=":now"), {"now": now})
 
     def release(self, request_id: int, worker: str) -> bool:
         with self._connect(immediate=True) as db:
@@ -229,14 +206,7 @@ class SQLiteBoard(Board):
             if req.state != "claimed" or req.claimed_by != worker:
                 return None
             runs = [*req.runs, run_id] if run_id else list(req.runs)
-            if req.cancel_requested:
-                state = "cancelled"
-            elif success:
-                state = "done"
-            elif req.attempts < req.max_attempts:
-                state = "waiting"
-            else:
-                state = "failed"
+            state = finish_state(req.cancel_requested, success, req.attempts, req.max_attempts)
             db.execute(
                 "UPDATE requests SET state=?, outcome=?, runs=?, finished=?, lease_until=NULL,"
                 " not_before=? WHERE id=?",
@@ -253,7 +223,7 @@ class SQLiteBoard(Board):
                 db.execute(
                     "UPDATE requests SET state='cancelled', finished=?, lease_until=NULL,"
                     " outcome=? WHERE id=?",
-                    (time.time(), "cancelled (its worker was lost)" if lost else None,
+                    (time.time(), LOST_CANCELLED if lost else None,
                      request_id))
                 return "cancelled"
             if req.state == "claimed":
@@ -265,40 +235,24 @@ class SQLiteBoard(Board):
             return self._get(db, request_id)
 
     def requests(self, states: Sequence[str] | None = None, limit: int = 100) -> list[Request]:
-        for state in states or ():
-            if state not in STATES:
-                raise BoardError(f"unknown state {state!r}; states are {', '.join(STATES)}")
+        check_states(states)
         where, params = "", tuple[str, ...]()
         if states:
             where = f"WHERE state IN ({','.join('?' * len(states))})"
             params = tuple(states)
         with self._connect() as db:
             rows = db.execute(
-                f"SELECT * FROM requests {where} ORDER BY id DESC LIMIT ?", (*params, limit)
+                f"SELECT {COLUMNS} FROM requests {where} ORDER BY id DESC LIMIT ?",
+                (*params, limit),
             ).fetchall()
-        return [_request(row) for row in rows]
+        return [request_of(row) for row in rows]
 
     @staticmethod
     def _get(db: sqlite3.Connection, request_id: int) -> Request:
-        row = db.execute("SELECT * FROM requests WHERE id=?", (request_id,)).fetchone()
+        row = db.execute(f"SELECT {COLUMNS} FROM requests WHERE id=?", (request_id,)).fetchone()
         if row is None:
             raise UnknownRequestError(request_id)
-        return _request(row)
-
-
-def _request(row: Sequence[Any]) -> Request:
-    (rid, target, args, kwargs, _dedupe, priority, state, posted, attempts, max_attempts,
-     retry_delay, not_before, claimed_by, claimed_at, lease_until, finished, outcome,
-     cancel_requested, runs, retry_backoff) = row
-    return Request(
-        id=rid, target=target, args=tuple(json.loads(args)), kwargs=json.loads(kwargs),
-        priority=priority, state=state, posted=posted, attempts=attempts,
-        max_attempts=max_attempts, retry_delay=retry_delay, not_before=not_before,
-        claimed_by=claimed_by, claimed_at=claimed_at, lease_until=lease_until,
-        finished=finished, outcome=outcome, cancel_requested=bool(cancel_requested),
-        runs=tuple(json.loads(runs)),
-        retry_backoff=backoff_of(retry_backoff),
-    )
+        return request_of(row)
 
 
 def default_path() -> Path:

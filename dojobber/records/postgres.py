@@ -25,7 +25,7 @@ import threading
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from .._postgres import NotOursError, PostgresLink, redact_url, redact_urls
+from .._postgres import Listening, NotOursError, PostgresLink, redact_url, redact_urls
 from ._sql import SQLRecords
 from .store import Batch, RecordsError
 
@@ -165,9 +165,8 @@ class PostgresRecordStore(SQLRecords):
         self._queue: queue.Queue[Batch | None] = queue.Queue(maxsize=8)
         self._writer: threading.Thread | None = None
         self._failure: BaseException | None = None
-        #: The connection that LISTENs (made by the first change_marker()).
-        self._listener: psycopg.Connection[Any] | None = None
-        self._listen_lock = threading.Lock()
+        #: What change_marker() listens with (connected at its first call).
+        self._listening = Listening(self._link, CHANNEL)
         self._changes = 0
         try:
             self._link.ensure_schema("records", MIGRATIONS, _TABLES)
@@ -192,10 +191,7 @@ class PostgresRecordStore(SQLRecords):
             writer.join()
         self._writer = None
         self._link.close()
-        with self._listen_lock:
-            if self._listener is not None:
-                self._listener.close()
-                self._listener = None
+        self._listening.close()
         failure, self._failure = self._failure, None
         if failure is not None:  # not raised at a run's end (no run ended since)
             log.error("run records at %s: a write failed: %s", self.path, failure)
@@ -280,19 +276,9 @@ class PostgresRecordStore(SQLRecords):
         """A number that changes when records were written (by any
         connection: every write sends a ``NOTIFY``, which a connection of
         its own ``LISTEN``s for); cheap to poll, no query."""
-        with self._listen_lock:
-            listener = self._listener
-            try:
-                if listener is None or listener.closed:
-                    listener = self._listener = self._link.connect(autocommit=True)
-                    listener.execute(f"LISTEN {CHANNEL}")
-                    self._changes += 1  # what was written before is unknown
-                else:
-                    for _ in listener.notifies(timeout=0):
-                        self._changes += 1
-            except Exception as err:  # psycopg's, or connecting failed
-                if listener is not None:
-                    listener.close()
-                self._listener = None
-                raise self._error(f"{self.path}: {redact_urls(str(err))}") from None
-            return self._changes
+        try:
+            if self._listening.heard():
+                self._changes += 1
+        except Exception as err:  # psycopg's, or connecting failed
+            raise self._error(f"{self.path}: {redact_urls(str(err))}") from None
+        return self._changes

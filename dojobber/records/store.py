@@ -2,14 +2,12 @@
 lines, the error, where records live by default, and the reading interface
 (:class:`Store`) that the command line, the web view and ``stored_run`` use.
 
-The SQLite backend is :mod:`dojobber.records.sqlite`.
-
-Writes are batched (one transaction per few thousand rows or per second),
-so recording costs little even for very large graphs.  Several processes
-may write to one database at once (WAL, ``BEGIN IMMEDIATE``, a busy
-timeout).  A run whose process died (SIGKILL, power loss) is left marked
-``running``; the next open on the same host sees that its process is gone
-and marks it ``interrupted``.
+The backends are :mod:`dojobber.records.sqlite` (one file, the default)
+and :mod:`dojobber.records.postgres` (the runs of many hosts); the SQL they
+share is in :mod:`dojobber.records._sql`.  Every backend takes the
+listener's writes as :class:`Batch` es (one transaction each, at most about
+a second apart) and marks a run whose process died ``interrupted`` when the
+records are next opened on its host.
 """
 
 from __future__ import annotations
