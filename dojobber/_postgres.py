@@ -82,7 +82,25 @@ class NotOursError(Exception):
     """The database holds tables that dojobber did not create."""
 
 
-class PostgresLink:
+class _Held:
+    """One connection kept between calls, under a lock."""
+
+    def __init__(self) -> None:
+        self._lock = threading.RLock()
+        self._conn: psycopg.Connection[Any] | None = None
+
+    def _drop(self) -> None:
+        if self._conn is not None:
+            with contextlib.suppress(Exception):
+                self._conn.close()
+            self._conn = None
+
+    def close(self) -> None:
+        with self._lock:
+            self._drop()
+
+
+class PostgresLink(_Held):
     """One connection to ``url``, shared by the threads of a process under a
     lock, reconnected when it breaks.
 
@@ -102,8 +120,7 @@ class PostgresLink:
         self.error = error
         self.retry_for = retry_for
         self.connect_timeout = connect_timeout
-        self._lock = threading.RLock()
-        self._conn: psycopg.Connection[Any] | None = None
+        super().__init__()
 
     def connect(self, autocommit: bool = True) -> psycopg.Connection[Any]:
         """A new connection (the caller owns it)."""
@@ -146,15 +163,6 @@ class PostgresLink:
             time.sleep(pause)
             pause = min(pause * 2, 2.0)
 
-    def _drop(self) -> None:
-        if self._conn is not None:
-            with contextlib.suppress(Exception):
-                self._conn.close()
-            self._conn = None
-
-    def close(self) -> None:
-        with self._lock:
-            self._drop()
 
     def ensure_schema(self, part: str, steps: Sequence[str], owned: Sequence[str]) -> int:
         """Bring ``part``'s tables to version ``len(steps)`` (``steps[i]``
@@ -206,7 +214,7 @@ class PostgresLink:
         return self.run(body)
 
 
-class Listening:
+class Listening(_Held):
     r"""A connection of its own that ``LISTEN``\ s on ``channel``: made on
     first use, made again after it breaks.  The board's idle workers wait
     on it; the web view polls it to notice records written elsewhere."""
@@ -214,8 +222,7 @@ class Listening:
     def __init__(self, link: PostgresLink, channel: str) -> None:
         self.link = link
         self.channel = channel
-        self._lock = threading.Lock()
-        self._conn: psycopg.Connection[Any] | None = None
+        super().__init__()
 
     def heard(self, timeout: float = 0.0) -> bool:
         """Whether a ``NOTIFY`` came on the channel, waiting up to
@@ -239,15 +246,6 @@ class Listening:
                 self._drop()
                 raise
 
-    def _drop(self) -> None:
-        if self._conn is not None:
-            with contextlib.suppress(Exception):
-                self._conn.close()
-            self._conn = None
-
-    def close(self) -> None:
-        with self._lock:
-            self._drop()
 
 
 class _ConnectError(Exception):
