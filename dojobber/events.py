@@ -37,10 +37,6 @@ BATCH_SECONDS = 0.5
 
 log = logging.getLogger("dojobber")
 
-#: "No argument given" for :meth:`EventBus.emit` (None is a real argument).
-_NO: Any = object()
-
-
 @dataclass(frozen=True)
 class RunInfo:
     """What a run is about, given to :meth:`Listener.run_started`."""
@@ -203,36 +199,18 @@ class EventBus:
             self._targets[event] = targets
             return targets
 
-    def emit(
-        self,
-        event: str,
-        a1: Any = _NO,
-        a2: Any = _NO,
-        a3: Any = _NO,
-        a4: Any = _NO,
-        a5: Any = _NO,
-        a6: Any = _NO,
-    ) -> None:
-        """Call ``event`` on every listener with the arguments given (at
-        most six, as the :class:`Listener` methods take).
+    def emit(self, event: str, *args: Any) -> None:
+        """Call ``event`` on every listener with ``args`` (the arguments of
+        the :class:`Listener` method of that name).
 
         Listeners that do not override ``event`` (it is a no-op on
-        :class:`Listener`) are skipped without a call.  The fixed parameters
-        (instead of ``*args``) make the common case, an event nobody wants,
-        about twice as cheap: the engine emits several per job.
+        :class:`Listener`) are skipped without a call.
         """
         targets = self._targets.get(event)
         if targets is None:
             targets = self._targets_of(event)
-        if not targets:
-            return
-        args = (a1, a2, a3, a4, a5, a6)
-        if a6 is _NO:  # cut at the first missing one (by identity, not ==)
-            n = 0
-            while args[n] is not _NO:
-                n += 1
-            args = args[:n]
-        self._deliver(event, args)
+        if targets:
+            self._deliver(event, args)
 
     def _deliver(self, event: str, args: tuple[Any, ...]) -> None:
         """Call ``event`` with ``args`` on its listeners, one call at a time.

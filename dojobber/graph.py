@@ -306,13 +306,21 @@ def _walk(root: type[Job], default_tries: int, default_delay: float | Backoff) -
         if other is not cls:
             raise DuplicateJobNameError(cls.__name__, other, cls)
 
-    # Each job is numbered when its dependencies are: order, classes, names
-    # and dep_lists are appended to together, written out inline twice
-    # below (leaves, and jobs whose dependencies are done) to spare a call
-    # per job.  A job's name and whether it has options of its own are read
-    # when it is first met, while its class is in the CPU's caches, and kept
-    # on the stack: numbering it later, after its dependencies (thousands of
-    # other classes, in a long chain), then touches no class memory.
+    # Each job is numbered when its dependencies are (number(), for leaves
+    # and for jobs whose dependencies are done).  A job's name and whether
+    # it has options of its own are read when it is first met, while its
+    # class is in the CPU's caches, and kept on the stack: numbering it
+    # later, after its dependencies (thousands of other classes, in a long
+    # chain), then touches no class memory.
+    def number(cls: type[Job], deps: list[type[Job]], name: str, own: object) -> None:
+        """Give ``cls`` the next index (its dependencies have theirs)."""
+        if own:
+            special.append(len(classes))
+        order[cls] = len(classes)
+        classes.append(cls)
+        names.append(name)
+        dep_lists.append(deps)
+
     root_deps = _deps_of(root, getattr(root, "DEPS", ()))
     named(root)
     on_path[root] = 0
@@ -343,12 +351,7 @@ def _walk(root: type[Job], default_tries: int, default_delay: float | Backoff) -
             dep_own = (dep._required_options or dep.TRIES is not None
                        or dep.RETRY_DELAY is not None)
             if not dep_deps:  # a leaf: done at once, no trip through the stack
-                if dep_own:
-                    special.append(len(classes))
-                order[dep] = len(classes)
-                classes.append(dep)
-                names.append(dep_name)
-                dep_lists.append(dep_deps)
+                number(dep, dep_deps, dep_name, dep_own)
                 continue
             on_path[dep] = len(stack)
             stack.append((dep, dep_deps, iter(dep_deps), dep_name, dep_own))
@@ -356,12 +359,7 @@ def _walk(root: type[Job], default_tries: int, default_delay: float | Backoff) -
         else:
             stack.pop()
             del on_path[cls]
-            if own:
-                special.append(len(classes))
-            order[cls] = len(classes)
-            classes.append(cls)
-            names.append(name)
-            dep_lists.append(deps)
+            number(cls, deps, name, own)
 
     tries = [default_tries] * len(classes)
     delays = [default_delay] * len(classes)
