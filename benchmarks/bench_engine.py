@@ -28,6 +28,12 @@ the median of the per-round ratios NEW / OLD, for wide 20 000 and layered
 4 000 unless ``--case SHAPE:N`` names others.  The children run with
 ``python -S`` and ``PYTHONPATH=TREE``, so each imports its own tree (the
 core needs nothing outside the standard library).
+
+``--ab OLD NEW --instructions`` counts instructions instead of timing,
+with valgrind's callgrind: per job, a child that makes the graph and runs
+``configure()`` + ``checknrun()`` minus one that only makes the graph.
+The count does not drift with the machine's load (one run each is
+enough), though it weighs every instruction alike, cache misses not at all.
 """
 
 from __future__ import annotations
@@ -107,7 +113,18 @@ def make_graph(shape: str, n: int) -> Any:
 
 
 def child(shape: str, n: int, repeat: int, cool: bool) -> None:
+    """Time ``repeat`` runs; ``repeat`` 0: make the graph and run it once,
+    untimed, and ``repeat`` -1: only make the graph (for --instructions)."""
     import dojobber
+
+    if repeat <= 0:
+        root = make_graph(shape, n)
+        if repeat == 0:
+            dojob = dojobber.DoJobber()
+            dojob.configure(root, default_retry_delay=0)
+            dojob.checknrun()
+            assert dojob.success(), "benchmark graph did not converge"
+        return
 
     sys.setrecursionlimit(max(sys.getrecursionlimit(), 20 * n + 1000))  # upstream recurses
     times = []
@@ -167,12 +184,17 @@ def main() -> int:
     parser.add_argument("--case", action="append", metavar="SHAPE:N",
                         help="with --ab: a graph to compare (repeatable)")
     parser.add_argument("--rounds", type=int, default=15, help="with --ab: rounds")
+    parser.add_argument("--instructions", action="store_true",
+                        help="with --ab: count instructions (valgrind) instead of timing")
     args = parser.parse_args()
     if args.child:
         child(args.child[0], int(args.child[1]), int(args.child[2]), args.cool)
         return 0
     if args.ab:
         cases = [(c.split(":")[0], int(c.split(":")[1])) for c in args.case or []]
+        if args.instructions:
+            return compare_instructions(args.ab[0], args.ab[1],
+                                        cases or [("wide", 20_000), ("layered", 4_000)])
         return compare_trees(args.ab[0], args.ab[1], cases or [("wide", 20_000),
                                                              ("layered", 4_000)],
                              args.rounds, args.repeat)
@@ -272,6 +294,33 @@ def compare_trees(old: str, new: str, cases: list[tuple[str, int]], rounds: int,
               f"  new {statistics.median(news) * 1e3:8.1f} ms"
               f"  new/old {statistics.median(ratios):.3f} (median of {rounds} rounds; "
               f"per round {', '.join(f'{x:.2f}' for x in ratios)})", flush=True)
+    return 0
+
+
+def instructions(tree: str, shape: str, n: int, repeat: int) -> int:
+    """Instructions callgrind counts in a child importing ``tree``."""
+    out = subprocess.run(
+        ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null",
+         os.path.realpath(sys.executable), "-S", str(Path(__file__).resolve()),
+         "--child", shape, str(n), str(repeat)],
+        env={**os.environ, "PYTHONPATH": f"{tree}{os.pathsep}{HERE}"},
+        capture_output=True, text=True, check=True,
+    )
+    for line in out.stderr.splitlines():
+        if "Collected :" in line:
+            return int(line.split(":")[-1])
+    raise SystemExit(f"no instruction count from valgrind:\n{out.stderr}")
+
+
+def compare_instructions(old: str, new: str, cases: list[tuple[str, int]]) -> int:
+    """Print, per case, configure() + checknrun() instructions per job."""
+    for shape, n in cases:
+        per_job = []
+        for tree in (old, new):
+            run, made = (instructions(tree, shape, n, r) for r in (0, -1))
+            per_job.append((run - made) / n)
+        print(f"{shape:8} {n:>7}  old {per_job[0]:9,.0f}  new {per_job[1]:9,.0f} "
+              f"instructions/job  new/old {per_job[1] / per_job[0]:.3f}", flush=True)
     return 0
 
 
