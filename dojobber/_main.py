@@ -27,8 +27,10 @@ def main(
     ``dojobber.main()`` reads ``sys.argv``; ``dojobber.main(["run", "x.py:Root"])``
     runs those words; ``raise SystemExit(dojobber.main(Root))`` in a script
     gives it the options of ``dojobber run`` for ``Root``.  Exit status: 0
-    converged, 1 not converged, 2 usage/definition/records error, 3 lock
-    held, 130 interrupted.
+    converged (``-n``: nothing would change), 1 not converged (``-n``: a
+    job could not be checked), 7 changes pending (``-n``), 2
+    usage/definition/records error, 3 lock held, 4 stopped, 130
+    interrupted (see ``dojobber.cli``).
     """
     try:
         from .cli import main as cli_main

@@ -29,6 +29,7 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
+from ._check_mode import PLAN_PHASE, call_plan
 from ._timeout import call_with_timeout, call_with_timeout_remote
 from .errors import JobTimeoutError, RemoteError
 from .job import Job
@@ -89,6 +90,8 @@ class Outcome(NamedTuple):
     ok: bool
     #: Run was called in this attempt.
     ran: bool
+    #: The passing Check's return value; in a dry run, a failed attempt's
+    #: ``Plan()`` text (or None).
     result: Any
     exception: BaseException | None
     #: Each a plain tuple of a :class:`~dojobber.results.Phase`'s fields.
@@ -191,10 +194,15 @@ def run_attempt(
             ("check", attempt, start + WALL_OFFSET, now - start, False, err)]
         if tell:
             observer.phase_finished(job, "check", attempt, False, now - start, err)  # type: ignore[union-attr]
-        if no_act:
+        if no_act:  # check mode: the Plan's text (if any) is the attempt's result
+            plan, unplanned = None, None
+            if getattr(obj, "Plan", None) is not None:
+                plan, unplanned = _plan(obj, job, attempt, setup, observer if tell else None,
+                                        phases)
             if tell:
                 observer.attempt_ended()  # type: ignore[union-attr]
-            return (index, attempt, False, False, None, err, phases, kept, None, None, None, False)
+            return (index, attempt, False, False, plan, unplanned or err, phases, kept, None,
+                    None, None, False)
         # A failing first Check is routine ("not converged yet"); dropping its
         # traceback frees the frames now instead of leaving a reference cycle
         # (exception -> frame -> job -> exception) for the garbage collector.
@@ -253,6 +261,22 @@ def run_attempt(
         observer.phase_finished(job, "recheck", attempt, True, now - start, None)  # type: ignore[union-attr]
         observer.attempt_ended()  # type: ignore[union-attr]
     return (index, attempt, True, True, result, None, phases, kept, None, None, None, False)
+
+
+def _plan(obj: Job, job: type[Job], attempt: int, setup: AttemptSetup,
+          observer: Observer | None, phases: list[tuple[Any, ...]]) -> tuple[str | None, Any]:
+    """Check mode, after the first Check raised: call the job's ``Plan()``
+    as phase ``plan``; ``(its text, None)`` or ``(None, the PlanError)``."""
+    if observer is not None:
+        observer.phase_started(job, PLAN_PHASE, attempt)
+    start = _perf()
+    os.chdir(setup.cwd)
+    text, error = call_plan(obj.Plan, job.__name__, setup.args, setup.kwargs)  # type: ignore[attr-defined]
+    now = _perf()
+    phases.append((PLAN_PHASE, attempt, start + WALL_OFFSET, now - start, error is None, error))
+    if observer is not None:
+        observer.phase_finished(job, PLAN_PHASE, attempt, error is None, now - start, error)
+    return text, error
 
 
 def run_timed_attempt(

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, TextIO
 from ._context import original_stream
 from ._describe import exception_text, message
 from .events import Listener, RunInfo
-from .results import JobResult, JobStatus, RunResult
+from .results import JobResult, JobStatus, RunResult, plan_line
 
 if TYPE_CHECKING:
     from rich.console import Console, RenderableType
@@ -90,7 +90,21 @@ def _status_style(status: JobStatus) -> str:
         JobStatus.FAILED: "bold red",
         JobStatus.BLOCKED: "yellow",
         JobStatus.PENDING: "dim",
+        JobStatus.WOULD_RUN: "magenta",
+        JobStatus.NOT_CHECKED: "blue",
     }[status]
+
+
+def _note(job: JobResult) -> str:
+    """One line on a job in a summary: what it would do (check mode),
+    why it waits, or its error."""
+    if job.status is JobStatus.WOULD_RUN:
+        if job.plan is not None and job.plan.strip():
+            return f"would: {plan_line(job.plan)}"
+        return f"Check said: {_first_line(job.exception)}"
+    if job.status is JobStatus.NOT_CHECKED:
+        return "not checked: depends on a change"
+    return _first_line(job.exception)
 
 
 def _first_line(error: BaseException | None) -> str:
@@ -150,11 +164,13 @@ class PlainProgress(_Tally):
         if result.status is JobStatus.OK:
             return
         width = len(str(self.total))
-        line = f"[{self.done:>{width}}/{self.total}] {result.name}: {result.status.value}"
+        line = f"[{self.done:>{width}}/{self.total}] {result.name}: {result.status.label}"
         if result.tries > 1:
             line += f" after {result.tries} tries"
         if result.status is JobStatus.FAILED:
             line += f" ({_first_line(result.exception)})"
+        elif result.status is JobStatus.WOULD_RUN:
+            line += f" ({_note(result)})"
         self.stream.write(line + "\n")
 
 
@@ -203,11 +219,14 @@ class RichProgress(_Tally):
 
     def bar_style(self) -> str:
         """The bar's colour by how the run goes: red once a job failed,
-        yellow while jobs are blocked, else green."""
+        yellow while jobs are blocked, magenta once a dry run found a job
+        that would run, else green."""
         if self.counts[JobStatus.FAILED]:
             return "red"
         if self.counts[JobStatus.BLOCKED]:
             return "yellow"
+        if self.counts[JobStatus.WOULD_RUN]:
+            return "magenta"
         return "green"
 
     def timing(self, now: float | None = None) -> str:
@@ -236,7 +255,7 @@ class RichProgress(_Tally):
             Text(self.timing(), style="dim"),
             Text(
                 ", ".join(
-                    f"{n} {s.value}" for s, n in self.counts.items() if n and s is not JobStatus.OK
+                    f"{n} {s.label}" for s, n in self.counts.items() if n and s is not JobStatus.OK
                 )
             ),
         )
@@ -280,30 +299,40 @@ def _amount(value: float, unit: str) -> str:
     return f"{value:g} {unit}".rstrip()
 
 
-def summary_table(result: RunResult, limit: int = 30) -> Table:
-    """A rich table of the jobs that did not simply pass (failed, blocked,
-    changed; at most ``limit`` rows), captioned with the counts."""
-    from rich.table import Table
-    from rich.text import Text
+#: The jobs a summary lists, in this order (the rest simply passed).
+_LISTED = (JobStatus.FAILED, JobStatus.WOULD_RUN, JobStatus.NOT_CHECKED, JobStatus.BLOCKED,
+           JobStatus.CHANGED)
 
-    order = {JobStatus.FAILED: 0, JobStatus.BLOCKED: 1, JobStatus.CHANGED: 2}
-    rows = sorted(
+
+def _listed(result: RunResult) -> list[JobResult]:
+    order = {status: n for n, status in enumerate(_LISTED)}
+    return sorted(
         (job for job in result.jobs.values() if job.status in order),
         key=lambda job: order[job.status],
     )
+
+
+def summary_table(result: RunResult, limit: int = 30) -> Table:
+    """A rich table of the jobs that did not simply pass (failed, would
+    run, not checked, blocked, changed; at most ``limit`` rows), captioned
+    with the counts."""
+    from rich.table import Table
+    from rich.text import Text
+
+    rows = _listed(result)
     table = Table(title=result.summary(), title_justify="left", expand=False)
     table.add_column("Job")
     table.add_column("Status")
     table.add_column("Tries", justify="right")
     table.add_column("Time", justify="right")
-    table.add_column("Error")
+    table.add_column("Error" if not result.no_act else "Would do / error")
     for job in rows[:limit]:
         table.add_row(
             job.name,
-            Text(job.status.value, style=_status_style(job.status)),
+            Text(job.status.label, style=_status_style(job.status)),
             str(job.tries),
             f"{job.duration:.2f}s" if job.tries else "",
-            _first_line(job.exception),
+            _note(job),
         )
     if len(rows) > limit:
         table.add_row(f"... and {len(rows) - limit} more", "", "", "", "")
@@ -314,17 +343,20 @@ def summary_table(result: RunResult, limit: int = 30) -> Table:
 
 def summary_text(result: RunResult, limit: int = 30) -> str:
     """The summary as plain lines (no terminal): counts, then the jobs that
-    failed, were blocked or changed."""
+    failed, would run (with every line of their Plan), were not checked,
+    blocked or changed."""
     lines = [result.summary()]
-    order = (JobStatus.FAILED, JobStatus.BLOCKED, JobStatus.CHANGED)
-    rows = [job for status in order for job in result.jobs.values() if job.status is status]
+    rows = _listed(result)
+    width = max([8, *(len(job.status.label) for job in rows[:limit])])
     for job in rows[:limit]:
-        error = _first_line(job.exception)
+        note = _note(job)
         lines.append(
-            f"  {job.status.value:<8} {job.name}"
+            f"  {job.status.label:<{width}} {job.name}"
             + (f" ({job.tries} tries)" if job.tries > 1 else "")
-            + (f": {error}" if error else "")
+            + (f": {note}" if note else "")
         )
+        if job.status is JobStatus.WOULD_RUN and job.plan is not None:
+            lines.extend(f"  {'':<{width}}   {more}" for more in job.plan.strip().splitlines()[1:])
     if len(rows) > limit:
         lines.append(f"  ... and {len(rows) - limit} more")
     return "\n".join(lines) + "\n"

@@ -74,12 +74,16 @@ class Verdict(str, enum.Enum):
     #: A job raised :class:`~dojobber.GiveUp`.
     GAVE_UP = "gave_up"
     INTERRUPTED = "interrupted"
+    #: A dry round (``no_act``) found jobs that would run: a dry run
+    #: changes nothing, so another round would only find them again.
+    CHANGES_PENDING = "changes_pending"
 
     @property
     def text(self) -> str:
         return {
             "converged": "converged", "exhausted": "limits ran out",
             "gave_up": "gave up", "interrupted": "interrupted",
+            "changes_pending": "changes pending",
         }[self.value]
 
 
@@ -126,13 +130,13 @@ class ConvergeResult:
 
     def report(self) -> str:
         """A plain-text table of the rounds, then :meth:`summary`."""
-        lines = ["ROUND  OUTCOME          OK  CHANGED  FAILED  BLOCKED  TIME     THEN WAITED"]
+        lines = ["ROUND  OUTCOME           OK  CHANGED  FAILED  BLOCKED  TIME     THEN WAITED"]
         for n, run in enumerate(self.rounds, 1):
             counts = run.counts()
             outcome = run.outcome.value
             waited = f"{self.waits[n - 1]:.1f}s" if n <= len(self.waits) else ""
             lines.append(
-                f"{n:>5}  {outcome:<14} {counts[JobStatus.OK]:>4} {counts[JobStatus.CHANGED]:>8}"
+                f"{n:>5}  {outcome:<15} {counts[JobStatus.OK]:>4} {counts[JobStatus.CHANGED]:>8}"
                 f" {counts[JobStatus.FAILED]:>7} {counts[JobStatus.BLOCKED]:>8}"
                 f"  {run.duration:>6.2f}s  {waited}".rstrip()
             )
@@ -237,6 +241,14 @@ def converge(
                     bus.emit("round_finished", info, dj.result)
             if result.success():
                 session.verdict, session.reason = Verdict.CONVERGED, ""
+                break
+            if result.outcome is RunOutcome.CHANGES_PENDING:
+                would = len(result.would_run())
+                session.verdict = Verdict.CHANGES_PENDING
+                session.reason = (
+                    f"{would} job{'' if would == 1 else 's'} would run; a dry run changes"
+                    " nothing, so another round would find the same"
+                )
                 break
             cut_short = result.outcome in (RunOutcome.STOPPED, RunOutcome.INTERRUPTED)
             if cut_short or (wake.is_set() and dj._after_round):

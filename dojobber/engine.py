@@ -27,6 +27,7 @@ from contextlib import contextmanager, nullcontext
 from itertools import compress
 from typing import Any
 
+from ._check_mode import dry_status, unreached_status
 from ._context import LogRouter, Slot, phase_slot
 from ._gc import relaxed_gc
 from ._pool import run_pooled
@@ -274,6 +275,8 @@ class Engine:
             res.result = result
             res.exception = exception
             res._traceback = text
+        if not ok and self.no_act:
+            _dry_run_status(res, phases, result)
         if ok:
             self.schedule.passed(i)
             retry = False
@@ -333,7 +336,8 @@ class Engine:
                 if res is None:
                     res = JobResult(name, graph.classes[i], index=i)
                     if blocked[i]:
-                        res.status = JobStatus.BLOCKED
+                        res.status = JobStatus.BLOCKED if not self.no_act else unreached_status(
+                            graph.deps[i], lambda d: jobs[graph.names[d]].status)
                         self._job_final(res)
                 jobs[name] = res
         self.before_wait()
@@ -348,3 +352,13 @@ class Engine:
             stopped=schedule.stopped,
         )
 
+
+def _dry_run_status(res: JobResult, phases: list[tuple[Any, ...]], plan: Any) -> None:
+    """Check mode: a dry-run attempt that did not pass would run (its Check
+    raised; ``plan`` is what its Plan() said), or could not be checked
+    (see :mod:`dojobber._check_mode`)."""
+    last = phases[-1] if phases else None
+    res.status = dry_status(last[0] if last else None, bool(last and last[4]))
+    res.result = None
+    if res.status is JobStatus.WOULD_RUN:
+        res.plan = plan

@@ -30,6 +30,7 @@ one; the third, in parentheses, its other bases::
         NotConfiguredError
         RunError
             NoActError                                               (RuntimeError)
+            PlanError
             CleanupError
             JobNotSendableError
             WorkerLostError
@@ -387,6 +388,25 @@ class NoActError(RunError, RuntimeError):
             "fails without running"
         )
         super().__init__(self.UPSTREAM_MESSAGE)
+
+
+class PlanError(RunError):
+    """Check mode: a job's ``Plan()`` raised, or returned something other
+    than a text (str) or None.  The job could not be planned: in a dry run
+    it is FAILED (not WOULD_RUN), and the run's outcome is
+    ``not_converged``.  ``reason`` says what went wrong; the exception
+    ``Plan()`` raised, if any, is the ``__cause__``."""
+
+    def __init__(self, job: str, reason: str) -> None:
+        self.job = job
+        self.reason = reason
+        super().__init__(
+            f"{job}: its Plan() {reason}; a Plan must only say (as a str, or None) what "
+            "Run would do, without changing anything: fix the Plan"
+        )
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.job, self.reason))
 
 
 class CleanupError(RunError):

@@ -103,7 +103,10 @@ class Job(metaclass=JobMeta):
     and implement ``Check(*args, **kwargs)`` (return = the fact holds, its
     return value is the job's result; raise = it does not), ``Run(*args,
     **kwargs)`` (make it hold; its exception is ignored, the recheck decides)
-    and optionally ``Cleanup()``, called once per instance after the run.
+    and optionally ``Cleanup()``, called once per instance after the run,
+    and ``Plan(*args, **kwargs)``: in check mode (``no_act``), after the
+    first Check raised, it returns a short text (or None) saying what Run
+    would do (see ``docs/check_mode.rst``); it must change nothing.
 
     Each attempt works on a new instance made with ``cls()``;
     ``self.storage`` is a fresh dict per attempt and ``self.global_storage``
@@ -206,7 +209,8 @@ class RunonlyJob(Job):
 
     Do not define ``Check``.  The first Check always fails, so Run runs; the
     recheck returns Run's result or raises Run's exception.  In ``no_act``
-    mode it fails without running, with :class:`~dojobber.errors.NoActError`.
+    mode it is WOULD_RUN without running (its exception, in upstream's
+    dicts, is :class:`~dojobber.errors.NoActError`).
     """
 
     def Check(self, *args: Any, **kwargs: Any) -> Any:

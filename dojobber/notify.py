@@ -8,11 +8,16 @@
      "no_act": false, "started": 1700000000.0, "finished": 1700000012.5,
      "duration": 12.5, "host": "build1", "run_id": 42,
      "counts": {"ok": 10, "changed": 2, "failed": 1, "blocked": 3},
-     "failed": [{"job": "Upload", "tries": 3, "error": "OSError: disk full"}]}
+     "failed": [{"job": "Upload", "tries": 3, "error": "OSError: disk full"}],
+     "would_run": []}
 
 ``outcome`` is the run's :class:`~dojobber.RunOutcome` (``converged``,
-``not_converged``, ``stopped`` or ``interrupted``), ``converged`` says
-whether it is ``converged``.  ``run_id`` is the records id when a
+``not_converged``, ``stopped``, ``interrupted`` or, for a dry run that
+found work, ``changes_pending``), ``converged`` says whether it is
+``converged``.  ``counts`` has every status but pending (in a dry run also
+``would_run`` and ``not_checked``); ``would_run`` lists, in a dry run, the jobs that would
+run: ``{"job": ..., "plan": ...}`` (``plan``: what its ``Plan()`` said,
+or null).  ``run_id`` is the records id when a
 :class:`~dojobber.records.RecordsListener` is given as ``records`` (else
 null); ``failed`` lists at most 50 jobs.
 Delivery never affects the run: a refused connection, a timeout or an HTTP
@@ -31,7 +36,7 @@ import urllib.parse
 import urllib.request
 from typing import TYPE_CHECKING, Any
 
-from ._describe import exception_text
+from ._describe import exception_text, mask_urls
 from ._version import __version__
 from .errors import ConfigurationError
 from .events import Listener
@@ -44,7 +49,9 @@ __all__ = ["WebhookNotifier", "run_summary"]
 
 log = logging.getLogger("dojobber.notify")
 
-#: Most failed jobs listed in a summary.
+#: Statuses only a dry run has (counted only in a dry run's summary).
+_DRY = (JobStatus.WOULD_RUN, JobStatus.NOT_CHECKED)
+#: Most failed (and most would-run) jobs listed in a summary.
 MAX_FAILED = 50
 
 
@@ -67,7 +74,8 @@ def run_summary(result: RunResult, run_id: int | None = None) -> dict[str, Any]:
         "host": socket.gethostname(),
         "run_id": run_id,
         "counts": {
-            status.value: counts[status] for status in JobStatus if status is not JobStatus.PENDING
+            status.value: counts[status] for status in JobStatus
+            if status is not JobStatus.PENDING and (result.no_act or status not in _DRY)
         },
         "failed": [
             {
@@ -78,6 +86,10 @@ def run_summary(result: RunResult, run_id: int | None = None) -> dict[str, Any]:
                 else exception_text(job.exception),
             }
             for job in failed[:MAX_FAILED]
+        ],
+        "would_run": [
+            {"job": job.name, "plan": None if job.plan is None else mask_urls(job.plan)}
+            for job in result.would_run()[:MAX_FAILED]
         ],
     }
 

@@ -36,6 +36,12 @@ class JobStatus(str, enum.Enum):
     FAILED = "failed"
     #: Never tried because a job it depends on (directly or not) failed.
     BLOCKED = "blocked"
+    #: Dry run (``no_act``): its first Check raised, so a real run would Run
+    #: it.  Upstream's dicts see it as failed (``nodestatus`` False).
+    WOULD_RUN = "would_run"
+    #: Dry run: not checked, because a job it depends on (directly or not)
+    #: would run first, so its Check now would tell nothing.
+    NOT_CHECKED = "not_checked"
 
     @property
     def succeeded(self) -> bool:
@@ -43,12 +49,18 @@ class JobStatus(str, enum.Enum):
 
     @property
     def nodestatus(self) -> bool | None:
-        """The upstream value: True succeeded, False failed, None not tried."""
+        """The upstream value: True succeeded, False failed (a dry run's
+        would-run job too, as upstream says), None not tried."""
         if self is JobStatus.OK or self is JobStatus.CHANGED:
             return True
-        if self is JobStatus.FAILED:
+        if self is JobStatus.FAILED or self is JobStatus.WOULD_RUN:
             return False
         return None
+
+    @property
+    def label(self) -> str:
+        """Words for people: "ok", "would run", "not checked", ..."""
+        return self.value.replace("_", " ")
 
 
 class RunOutcome(str, enum.Enum):
@@ -72,7 +84,7 @@ class RunOutcome(str, enum.Enum):
     #: that point still converged.
     CONVERGED = "converged"
     #: The run went to its end and some job failed (or was blocked by one).
-    #: A dry run whose Checks did not all pass reads so too.
+    #: In a dry run: some job could not be checked (see CHANGES_PENDING).
     NOT_CONVERGED = "not_converged"
     #: Asked to stop (:meth:`DoJobber.stop`: a cancelled board request,
     #: SIGTERM to ``dojobber run``) before the target passed; jobs not
@@ -81,6 +93,11 @@ class RunOutcome(str, enum.Enum):
     #: Cut short by Ctrl-C (KeyboardInterrupt), or (in the records) its
     #: process died before the end.
     INTERRUPTED = "interrupted"
+    #: A dry run (check mode) that went to its end: some jobs would run
+    #: (WOULD_RUN) and every other job passed its Check or was NOT_CHECKED
+    #: behind one.  A dry run in which a job could not be checked (FAILED:
+    #: its constructor, its Plan() or its TIMEOUT) is NOT_CONVERGED.
+    CHANGES_PENDING = "changes_pending"
 
     @property
     def converged(self) -> bool:
@@ -103,6 +120,7 @@ _OUTCOME_LABELS = {
     RunOutcome.NOT_CONVERGED: "not converged",
     RunOutcome.STOPPED: "stopped before the end",
     RunOutcome.INTERRUPTED: "interrupted",
+    RunOutcome.CHANGES_PENDING: "changes pending",
 }
 #: Values older versions stored, and what they are now.
 _OLD_OUTCOMES = {"failed": RunOutcome.NOT_CONVERGED.value}
@@ -151,6 +169,9 @@ class JobResult:
     _traceback: str | None = field(default=None, repr=False)
     #: Position of the job in its graph (dependencies first); -1 if unknown.
     index: int = -1
+    #: Dry run, WOULD_RUN: what its Run would do, as its ``Plan()`` said
+    #: (None when the job has no Plan or it returned None).
+    plan: str | None = None
 
     @property
     def nodestatus(self) -> bool | None:
@@ -185,6 +206,12 @@ class JobResult:
     def duration(self) -> float:
         """Seconds spent in all phases of all attempts."""
         return float(sum(raw[3] for raw in self._phases))
+
+
+def plan_line(plan: str | None) -> str:
+    """The first line of a job's Plan() text, for one-line displays."""
+    lines = (plan or "").strip().splitlines()
+    return lines[0] if lines else ""
 
 
 @dataclass(eq=False)
@@ -238,23 +265,30 @@ class RunResult:
     def failed(self) -> list[JobResult]:
         return [job for job in self.jobs.values() if job.status is JobStatus.FAILED]
 
+    def would_run(self) -> list[JobResult]:
+        """Dry run: the jobs a real run would Run now (WOULD_RUN), in graph order."""
+        return [job for job in self.jobs.values() if job.status is JobStatus.WOULD_RUN]
+
     @property
     def outcome(self) -> RunOutcome:
         """The verdict on this run (the one every report uses).
 
         CONVERGED when the target passed and no job failed or was blocked;
         otherwise INTERRUPTED (Ctrl-C) before STOPPED (``stop()``) before
-        NOT_CONVERGED.
+        CHANGES_PENDING (a dry run with jobs that would run, and none
+        failed or blocked) before NOT_CONVERGED.
         """
+        counts = self.counts()
+        broken = counts[JobStatus.FAILED] or counts[JobStatus.BLOCKED]
         target = self.jobs.get(self.target)
-        if target is not None and target.status.succeeded:
-            counts = self.counts()
-            if not (counts[JobStatus.FAILED] or counts[JobStatus.BLOCKED]):
-                return RunOutcome.CONVERGED
+        if target is not None and target.status.succeeded and not broken:
+            return RunOutcome.CONVERGED
         if self.interrupted:
             return RunOutcome.INTERRUPTED
         if self.stopped:
             return RunOutcome.STOPPED
+        if counts[JobStatus.WOULD_RUN] and not broken:
+            return RunOutcome.CHANGES_PENDING
         return RunOutcome.NOT_CONVERGED
 
     def success(self) -> bool:
@@ -276,12 +310,18 @@ class RunResult:
         """One line: how many jobs ended in each status."""
         counts = self.counts()
         parts = [
-            f"{counts[status]} {status.value}"
+            f"{counts[status]} {status.label}"
             for status in JobStatus
             if counts[status] and status is not JobStatus.PENDING
         ]
         shown = ", ".join(parts) or "nothing run"
-        return f"{self.target}: {self.outcome.label} ({shown}) in {self.duration:.2f}s"
+        line = f"{self.target}: {self.outcome.label} ({shown}) in {self.duration:.2f}s"
+        would = counts[JobStatus.WOULD_RUN]
+        if would:
+            line += f"; {would} job{'' if would == 1 else 's'} would change"
+        elif self.no_act and self.outcome is RunOutcome.CONVERGED:
+            line += "; nothing would change"
+        return line
 
     def report(self) -> str:
         """A plain-text table of the run's jobs, then the summary line."""
@@ -293,6 +333,11 @@ class RunResult:
                 note = f"{type(job.exception).__name__}: {text[0] if text else ''}"
             elif job.status is JobStatus.BLOCKED:
                 note = "a dependency failed"
+            elif job.status is JobStatus.NOT_CHECKED:
+                note = "depends on a change"
+            if job.status is JobStatus.WOULD_RUN:
+                note = (f"would: {plan_line(job.plan)}" if job.plan and job.plan.strip()
+                        else f"Check said: {note}")
             if job.lost_attempts:
                 lost = f"{job.lost_attempts} attempt(s) run again: worker lost"
                 note = f"{note}; {lost}" if note else lost
@@ -341,15 +386,16 @@ class RunResult:
         status: dict[str, bool | None] = {}
         exceptions: dict[str, BaseException] = {}
         results: dict[str, Any] = {}
-        ok, changed, failed, pending = (
+        ok, changed, failed, pending, would_run = (
             JobStatus.OK, JobStatus.CHANGED, JobStatus.FAILED, JobStatus.PENDING,
+            JobStatus.WOULD_RUN,
         )
         for name, job in self.jobs.items():
             state = job.status
             if state is ok or state is changed:
                 status[name] = True
                 results[name] = job.result
-            elif state is failed:
+            elif state is failed or state is would_run:
                 status[name] = False
                 if job.exception is not None:
                     exceptions[name] = job.exception

@@ -116,7 +116,7 @@ def test_history_tells_whether_a_graph_converges(
     assert main(["history", "Root"]) == 0
     out, _ = capsys.readouterr()
     assert "Root fail=3: not converging (failed or blocked per run: 4 -> 4)" in out
-    assert main(["run", f"{jobs}:Root", "-a", "fail=3", "-n"]) == 1
+    assert main(["run", f"{jobs}:Root", "-a", "fail=3", "-n"]) == 7  # changes pending
     assert main(["run", f"{jobs}:Root", "-a", "fail=1"]) == 1
     capsys.readouterr()
     assert main(["history", "--json"]) == 0
@@ -129,7 +129,7 @@ def test_history_tells_whether_a_graph_converges(
     assert [r["no_act"] for r in data["runs"]] == [False, True, False, False]
     main(["history"])
     out = capsys.readouterr().out
-    assert re.search(r"^\s*3\s.*Root fail=3\s+dry run\s", out, re.M), out
+    assert re.search(r"^\s*3\s.*Root fail=3\s+changes pending\s", out, re.M), out
     main(["run", f"{jobs}:Root"])
     capsys.readouterr()
     main(["history"])
@@ -260,8 +260,8 @@ def test_main_of_a_job_class_makes_a_script_cli(tmp_path: Path) -> None:
     assert usage.returncode == 0 and "Usage: converge.py [OPTIONS]" in usage.stdout
     assert "Everything." in usage.stdout and "--workers" in usage.stdout
     noact = run_python([str(script), "-n", "--no-records"], **env)
-    assert noact.returncode == 1  # Fetch's first check fails; nothing is run
-    assert "Fetch: failed" in noact.stderr
+    assert noact.returncode == 7  # Fetch's first check fails: changes pending; nothing is run
+    assert "Fetch: would run (Check said: ValueError: not fetched yet)" in noact.stderr
 
 
 class _Slow(Job):

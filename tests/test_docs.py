@@ -81,7 +81,13 @@ BLOCKS: dict[tuple[str, str], Block] = {
     ("README.rst", "from dojobber.cluster import open_executor"): Block(
         "python", needs=("dask",), replace=(("dask://scheduler.example.org:8786", "$dask"),),
         after="assert dojob.success()"),
-    ("README.rst", "dojobber run deploy.py:Deploy --arg host=web1 --workers 4"): Block("shell"),
+    ("README.rst", "dojobber run deploy.py:Deploy --arg host=web1 --workers 4"): Block(
+        "shell", codes={1: 7}),  # -n in a new process: Build would run (changes pending)
+    ("README.rst", "from dojobber import DoJobber, Job, RunOutcome"):
+        Block("python", replace=(("/etc/motd", "$tmp/greeting"),),
+              after="assert 'Greeting: changes pending (1 would run) ' in printed\n"
+                    "assert printed.endswith("
+                    "'1 job would change\\nwrite ' + tmp + '/greeting\\n')"),
     ("README.rst",
      'session = dojob.converge(within="30m", backoff=dojobber.Backoff(10, 2, 300))'): Block(
         "python", before=DOJOB + "import dojobber\ndojob.configure(Root)\n",
@@ -114,6 +120,13 @@ BLOCKS: dict[tuple[str, str], Block] = {
     ("docs/board.rst", "# on db, once"): Block(
         "install", why="a fleet's setup on other machines (createuser, pip, systemd, cron);"
         " tests/test_board_fleet.py runs its post and worker commands on a real server"),
+    # -------------------------------------------------------- check_mode.rst
+    ("docs/check_mode.rst", "import os"): Block(
+        "python", after="assert 'Site: changes pending (1 would run, 1 not checked) in ' in printed"
+                        "\nassert '; 1 job would change' in printed"
+                        "\nassert 'would: write ' in printed"),
+    ("docs/check_mode.rst", "dojobber run deploy.py:Deploy -n"): Block(
+        "shell", codes={0: 7, 1: 7}),
     # -------------------------------------------------------------- cli.rst
     ("docs/cli.rst", 'pip install "dojobber[cli]"'): Block("install", why="pip"),
     ("docs/cli.rst", "dojobber run deploy.py:Deploy --arg host=web1 --arg port=22 --workers 4"):

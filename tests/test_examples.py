@@ -55,3 +55,14 @@ def test_run_queue_example_on_postgresql(tmp_path: Path, pg_url: str) -> None:
     assert "(already waiting)" in out and "carried out 2 request(s)" in out
     assert "ann -> done (" in out and "bob -> done (" in out
     assert "s, run 1)" in out and "s, run 2)" in out  # runs recorded in the database
+
+
+def test_check_mode_example_says_what_would_change(tmp_path: Path) -> None:
+    site = tmp_path / "site"
+    out = run("check_mode.py", "--dir", str(site))
+    dry, real, again = out.split("== ")[1:]
+    assert "Published: changes pending (2 would run, 1 not checked)" in dry
+    assert f"would run   Config: would: write {site / 'site.ini'} with port 8080" in dry
+    assert f"{site / 'about.html'}" in dry  # the second line of Pages' Plan
+    assert "Published: converged (3 changed)" in real
+    assert "nothing would change" in again

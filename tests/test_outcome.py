@@ -1,6 +1,7 @@
 """One verdict per run (``RunResult.outcome``), said the same way by every
 consumer: ``success()``, the summary, the run records, the webhook, the
-picture, ``dojobber history`` and the exit status of ``dojobber run``.
+picture, ``dojobber history``, ``converge()`` and the exit status of
+``dojobber run``.  ``changes_pending`` is a dry run's (check mode).
 
 Each test goes over every :class:`RunOutcome`, so a new member that some
 consumer does not know fails here.  Stops and interrupts are real: ``stop()``
@@ -63,19 +64,27 @@ def _first_check(outcome: RunOutcome) -> Callable[[Job], None]:
         RunOutcome.NOT_CONVERGED: fails,
         RunOutcome.STOPPED: stops,
         RunOutcome.INTERRUPTED: interrupts,
+        RunOutcome.CHANGES_PENDING: fails,  # in a dry run
     }
     return checks[outcome]
 
 
+#: What First's Plan says (in the dry run of CHANGES_PENDING).
+PLAN = "fix First\nthen tell Top"
+
+
 def graph_for(outcome: RunOutcome) -> type[Job]:
     """First -> Top; the run of Top ends in ``outcome``."""
-    first = type("First", (Job,), {"TRIES": 1, "Check": _first_check(outcome)})
+    first = type("First", (Job,), {"TRIES": 1, "Check": _first_check(outcome),
+                                   "Plan": lambda self: PLAN})
     return type("Top", (Job,), {"DEPS": [first], "Check": lambda self: None})
 
 
 def run_to(outcome: RunOutcome, *listeners: Any) -> tuple[DoJobber, RunResult]:
+    """A run of graph_for(outcome); a dry run for CHANGES_PENDING."""
     dojob = DoJobber()
-    dojob.configure(graph_for(outcome), listeners=list(listeners))
+    dojob.configure(graph_for(outcome), listeners=list(listeners),
+                    no_act=outcome is RunOutcome.CHANGES_PENDING)
     _RUNNING.append(dojob)
     try:
         result = dojob.checknrun()
@@ -94,6 +103,7 @@ STATUSES = {
     RunOutcome.NOT_CONVERGED: (JobStatus.FAILED, JobStatus.BLOCKED),
     RunOutcome.STOPPED: (JobStatus.OK, JobStatus.PENDING),
     RunOutcome.INTERRUPTED: (JobStatus.PENDING, JobStatus.PENDING),
+    RunOutcome.CHANGES_PENDING: (JobStatus.WOULD_RUN, JobStatus.NOT_CHECKED),
 }
 
 
@@ -104,6 +114,11 @@ def test_the_result_and_the_facade_agree(outcome: RunOutcome) -> None:
     assert result.outcome is outcome
     assert result.success() is dojob.success() is (outcome is RunOutcome.CONVERGED)
     assert dojob.failure() is not dojob.success()
+    # Upstream's dicts: a job that would run reads as failed, one not checked as not tried.
+    first = {JobStatus.OK: True, JobStatus.FAILED: False, JobStatus.WOULD_RUN: False}
+    assert dojob.nodestatus.get("First") is first.get(result["First"].status)
+    assert ("First" in dojob.nodeexceptions) is (dojob.nodestatus.get("First") is False)
+    assert result["First"].plan == (PLAN if outcome is RunOutcome.CHANGES_PENDING else None)
 
 
 @pytest.mark.parametrize("outcome", ALL)
@@ -113,6 +128,10 @@ def test_summary_says_the_outcome(outcome: RunOutcome) -> None:
     assert line.startswith(f"Top: {outcome.label} (")
     assert summary_text(result).splitlines()[0] == line
     assert result.report().splitlines()[-1] == line
+    if outcome is RunOutcome.CHANGES_PENDING:
+        assert line.endswith("; 1 job would change")
+        assert "  would run   First: would: fix First\n" in summary_text(result)
+        assert "then tell Top" in summary_text(result)  # every line of the Plan
 
 
 def test_labels_are_distinct_words() -> None:
@@ -186,14 +205,31 @@ def test_picture_title_says_the_outcome(outcome: RunOutcome) -> None:
     assert f"Top: {outcome.label} " in svg
 
 
-def test_no_act_run_reads_converged_only_when_every_check_passed() -> None:
-    for outcome in (RunOutcome.CONVERGED, RunOutcome.NOT_CONVERGED):
+def test_dry_run_outcomes() -> None:
+    """A dry run converges when every Check passed, has changes pending when
+    one raised, and is not converged when a job could not be checked (its
+    constructor raised)."""
+
+    def broken(self: Job) -> None:
+        raise OSError("no such config")
+
+    crashing = type("Top", (Job,), {"DEPS": [type("First", (Job,), {
+        "__init__": broken, "Check": lambda self: None})], "Check": lambda self: None})
+    graphs = {
+        RunOutcome.CONVERGED: graph_for(RunOutcome.CONVERGED),
+        RunOutcome.CHANGES_PENDING: graph_for(RunOutcome.CHANGES_PENDING),
+        RunOutcome.NOT_CONVERGED: crashing,
+    }
+    for outcome, root in graphs.items():
         dojob = DoJobber()
-        dojob.configure(graph_for(outcome), no_act=True)
+        dojob.configure(root, no_act=True)
         result = dojob.checknrun()
         assert result.outcome is outcome
         title = build_picture(result.graph, result).title
-        assert title.startswith(f"Top: {outcome.label} (no_act: checks only)")
+        suffix = "" if outcome is RunOutcome.CHANGES_PENDING else " (no_act: checks only)"
+        assert title.startswith(f"Top: {outcome.label}{suffix} \u2014 "), title
+    assert result["First"].status is JobStatus.FAILED
+    assert result["Top"].status is JobStatus.BLOCKED
 
 
 def test_stop_after_one_passing_job_is_stopped_everywhere(tmp_path: Path) -> None:
@@ -225,6 +261,9 @@ def test_history_trend_leaves_out_runs_cut_short(tmp_path: Path,
          "last run stopped; getting worse (failed or blocked per run: 2 -> 0 -> 2)"),
         (RunOutcome.INTERRUPTED,
          "last run interrupted; getting worse (failed or blocked per run: 2 -> 0 -> 2)"),
+        (RunOutcome.CHANGES_PENDING,  # a dry run: said first, never counted
+         "last run a dry run; last run interrupted; getting worse (failed or blocked per"
+         " run: 2 -> 0 -> 2)"),
     ]
     assert {outcome for outcome, _ in steps} == set(RunOutcome)
     for outcome, expected in steps:
@@ -266,7 +305,8 @@ JOBS = textwrap.dedent(
     def _top(dep):
         return type("Top", (Job,), {"DEPS": [dep], "Check": lambda self: None})
 
-    converged, not_converged, stopped, interrupted = map(_top, (Passes, Fails, Waits, Waits))
+    converged, not_converged, stopped, interrupted, changes_pending = map(
+        _top, (Passes, Fails, Waits, Waits, Fails))
     """
 )
 
@@ -290,7 +330,8 @@ def test_dojobber_run_exit_status(outcome: RunOutcome, tmp_path: Path) -> None:
     with webhook_server() as hook:
         proc = subprocess.Popen(
             [sys.executable, "-m", "dojobber", "run", f"{tmp_path / 'jobs.py'}:{outcome.value}",
-             "--records", str(records), "--notify", hook.url, "--no-progress"],
+             "--records", str(records), "--notify", hook.url, "--no-progress",
+             *(["-n"] if outcome is RunOutcome.CHANGES_PENDING else [])],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
             env=child_env(STARTED=str(started)),
         )

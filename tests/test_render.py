@@ -495,7 +495,9 @@ def test_no_act_and_not_run_legends() -> None:
     dojob.configure(Root, no_act=True)
     result = dojob.checknrun()
     legend = parse_mermaid(to_mermaid(dojob.jobs, result))["nodes"]
-    assert "no_act" in legend["legend_failed"][0]
+    assert legend["legend_would_run"] == ["would run: Check failed (dry run)"]
+    assert legend["legend_not_checked"] == ["not checked: depends on a change (dry run)"]
+    assert "legend_failed" not in legend  # nothing failed: every Check just said "not yet"
     plain = parse_mermaid(to_mermaid(dojob.jobs))["nodes"]
     assert plain["legend_pending"] == ["not run yet"]
 

@@ -16,11 +16,13 @@
 ``raise SystemExit(dojobber.main(Root))`` gives the script the options of
 ``dojobber run`` (without the target).  Exit status, from the run's
 :class:`~dojobber.RunOutcome`: 0 converged, 1 not converged (some job failed
-or was blocked), 4 stopped (SIGTERM) before the end, 130 interrupted
-(Ctrl-C); and 2 a usage, definition or records error, 3 another run holds
-the ``--lock``, 5 a job gave up (``--until-converged``), 6 every job
-converged but a ``Cleanup()`` raised.  A job that calls ``sys.exit(N)`` fails
-(no retry); it never sets the exit status.
+or was blocked; with ``-n``: some job could not be checked), 7 changes
+pending (``-n``: some jobs would run, none failed), 4 stopped (SIGTERM)
+before the end, 130 interrupted (Ctrl-C); and 2 a usage, definition or
+records error, 3 another run holds the ``--lock``, 5 a job gave up
+(``--until-converged``), 6 every job converged but a ``Cleanup()`` raised.
+A job that calls ``sys.exit(N)`` fails (no retry); it never sets the exit
+status.
 
 One module per command family: :mod:`.run`, :mod:`.records` (history,
 show), :mod:`.graph`, :mod:`.jobs` (list), :mod:`.board` (post, worker, board,
@@ -40,6 +42,7 @@ from ..job import Job
 from ..loader import TargetError
 from . import board, graph, jobs, records, run, serve
 from ._base import (
+    EXIT_CHANGES_PENDING,
     EXIT_CLEANUP,
     EXIT_FAILED,
     EXIT_INTERRUPTED,
@@ -53,6 +56,7 @@ from ._base import (
 from .run import script_command
 
 __all__ = [
+    "EXIT_CHANGES_PENDING",
     "EXIT_CLEANUP",
     "EXIT_FAILED",
     "EXIT_INTERRUPTED",

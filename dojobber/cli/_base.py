@@ -21,6 +21,7 @@ from ..records import ENV_VAR, RecordsError, RecordStore, Store, default_path, o
 from ..results import RunOutcome
 
 __all__ = [
+    "EXIT_CHANGES_PENDING",
     "EXIT_CLEANUP",
     "EXIT_FAILED",
     "EXIT_GAVE_UP",
@@ -42,6 +43,8 @@ __all__ = [
 ]
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_LOCKED, EXIT_STOPPED, EXIT_INTERRUPTED = 0, 1, 2, 3, 4, 130
+#: ``dojobber run -n`` (check mode): some jobs would run; nothing failed.
+EXIT_CHANGES_PENDING = 7
 
 #: The exit status of ``dojobber run`` for each run outcome (every
 #: :class:`RunOutcome` has one).
@@ -50,6 +53,7 @@ EXIT_STATUS: dict[RunOutcome, int] = {
     RunOutcome.NOT_CONVERGED: EXIT_FAILED,
     RunOutcome.STOPPED: EXIT_STOPPED,
     RunOutcome.INTERRUPTED: EXIT_INTERRUPTED,
+    RunOutcome.CHANGES_PENDING: EXIT_CHANGES_PENDING,
 }
 #: ``--until-converged``: a job raised dojobber.GiveUp (a person must act).
 EXIT_GAVE_UP = 5

@@ -12,28 +12,34 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from ..records import RunRecord, Store
-from ..results import RunOutcome
+from ..records import JobRecord, RunRecord, Store
+from ..results import RunOutcome, plan_line
 
 __all__ = [
     "args_text", "group_sessions", "print_history", "print_job", "print_run", "trend",
     "trends_of",
 ]
 
-_STYLE = {"ok": "green", "changed": "cyan", "failed": "bold red", "blocked": "yellow"}
+_STYLE = {"ok": "green", "changed": "cyan", "failed": "bold red", "blocked": "yellow",
+          "would_run": "magenta", "not_checked": "blue"}
 #: Colour of each run outcome (None: still running).
 _OUTCOME_STYLE: dict[RunOutcome | None, str] = {
     RunOutcome.CONVERGED: "green", RunOutcome.NOT_CONVERGED: "bold red",
     RunOutcome.STOPPED: "yellow", RunOutcome.INTERRUPTED: "magenta", None: "blue",
+    RunOutcome.CHANGES_PENDING: "bold magenta",
+}
+#: How a dry run (``-n``) that went to its end is shown: it changed nothing.
+_DRY_TEXT = {
+    RunOutcome.CONVERGED: ("dry: no changes", "dim green"),
+    RunOutcome.NOT_CONVERGED: ("dry: check failed", "dim red"),
 }
 
 
 def _outcome_text(run: RunRecord) -> tuple[str, str]:
-    """(label, style) of a run's outcome; a dry run (``-n``) is shown as
-    one, whatever its checks found."""
+    """(label, style) of a run's outcome; a dry run (``-n``) says so."""
     verdict = run.verdict
-    if run.no_act and verdict in (RunOutcome.CONVERGED, RunOutcome.NOT_CONVERGED):
-        return "dry run", "dim"
+    if run.no_act and verdict in _DRY_TEXT:
+        return _DRY_TEXT[verdict]
     return (verdict.label if verdict is not None else run.outcome), _OUTCOME_STYLE[verdict]
 
 
@@ -222,20 +228,32 @@ def print_run(
         f"  {run.ok} ok, {run.changed} changed, {run.failed} failed, {run.blocked} blocked"
         f" of {run.jobs} jobs"
     )
+    would = sum(job.status == "would_run" for job in jobs)
+    if run.no_act:
+        console.print(f"  dry run: {would} job{'' if would == 1 else 's'} would run")
     shown = jobs if (show_all or status) else [j for j in jobs if j.status != "ok"]
     table = Table(title_justify="left")
-    for name in ("Job", "Status", "Tries", "Time", "Error"):
+    for name in ("Job", "Status", "Tries", "Time", "Would do / error" if would else "Error"):
         table.add_column(name)
     for job in shown:
         table.add_row(
-            job.name, Text(job.status, style=_STYLE.get(job.status, "")), str(job.tries),
-            _secs(job.duration), (job.exception or "").splitlines()[0] if job.exception else "",
+            job.name, Text(job.status.replace("_", " "), style=_STYLE.get(job.status, "")),
+            str(job.tries), _secs(job.duration), _job_note(job),
         )
     if shown:
         console.print(table)
     hidden = len(jobs) - len(shown)
     if hidden:
         console.print(f"({hidden} jobs were already fine; --all lists them)", style="dim")
+
+
+def _job_note(job: JobRecord) -> str:
+    """One line on a stored job: what it would do (check mode), or its error."""
+    if job.status == "would_run" and job.plan:
+        return f"would: {plan_line(job.plan)}"
+    if job.status == "not_checked":
+        return "depends on a change"
+    return (job.exception or "").splitlines()[0] if job.exception else ""
 
 
 def print_job(store: Store, run_id: str, name: str, console: Console, as_json: bool) -> None:
@@ -255,6 +273,10 @@ def print_job(store: Store, run_id: str, name: str, console: Console, as_json: b
     )
     if job.result is not None:
         console.print(f"  result: {job.result}", markup=False)
+    if job.plan is not None:
+        console.print("  would (its Plan):", style="bold")
+        for line in job.plan.splitlines():
+            console.print(f"    {line}", markup=False, highlight=False)
     if job.phases:
         table = Table("Try", "Phase", "Outcome", "Time", "Error", title_justify="left")
         for phase, attempt, _start, secs, ok, error in job.phases:

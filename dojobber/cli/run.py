@@ -30,6 +30,7 @@ from ..notify import WebhookNotifier, run_summary
 from ..records import RecordsListener, default_path
 from ..results import RunOutcome, RunResult
 from ._base import (
+    EXIT_CHANGES_PENDING,
     EXIT_CLEANUP,
     EXIT_FAILED,
     EXIT_GAVE_UP,
@@ -270,6 +271,7 @@ _SESSION_EXIT = {
     Verdict.EXHAUSTED: EXIT_FAILED,
     Verdict.GAVE_UP: EXIT_GAVE_UP,
     Verdict.INTERRUPTED: EXIT_STOPPED,  # (stopped by SIGTERM; Ctrl-C: 130)
+    Verdict.CHANGES_PENDING: EXIT_CHANGES_PENDING,
 }
 
 
@@ -383,6 +385,7 @@ def _report(
                 "result": None if job.result is None else repr(job.result),
                 "error": None if job.exception is None
                 else exception_text(job.exception),
+                "plan": job.plan,
             }
             for job in result.attempted
         }

@@ -145,6 +145,14 @@ class DiskPlan:
             return Disk(self.copy_path, self.fmt, "copy")
         return None
 
+    def describe(self) -> str:
+        """What :meth:`create` would make, in words (no side effects)."""
+        if self.pool and self.mode in ("auto", "volume"):
+            return (f"a volume {self.volume_name} in pool {self.pool!r} holding {self.image}")
+        if self.mode == "overlay" or (self.mode == "auto" and shutil.which("qemu-img")):
+            return f"an overlay {self.overlay_path} over {self.image}"
+        return f"a copy {self.copy_path} of {self.image}"
+
     def create(self, job: LibvirtJob, conn: libvirt.virConnect) -> Disk:
         """Make the disk in the first mode that works (see module doc)."""
         if self.pool and self.mode in ("auto", "volume"):

@@ -150,6 +150,21 @@ class SideCar:
                                "inode": st.st_ino})
 
 
+def part_path(target: Path) -> Path:
+    """Where a download of ``target`` is kept while it is incomplete."""
+    return target.with_name(f".{target.name}.part")
+
+
+def size_text(size: int) -> str:
+    """``8388608`` -> ``8.0 MiB``."""
+    value = float(size)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if value < 1024 or unit == "GiB":
+            return f"{size} B" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    raise AssertionError("unreachable")
+
+
 class Transfer:
     """One download of ``url`` to ``target``; :meth:`run` does it."""
 
@@ -159,7 +174,7 @@ class Transfer:
         self.job, self.session, self.url, self.target = job, session, url, target
         self.sha256, self.size, self.decompress = sha256, size, decompress
         self.timeout, self.chunk_size, self.fsync = timeout, chunk_size, fsync
-        self.part = target.with_name(f".{target.name}.part")
+        self.part = part_path(target)
         self.part_meta = target.with_name(f".{target.name}.part.json")
 
     # -- the partial file ---------------------------------------------------

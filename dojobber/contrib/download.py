@@ -17,10 +17,11 @@ from urllib.parse import unquote, urlsplit, urlunsplit
 
 import requests
 
+from .._describe import message
 from ..job import REQUIRED, Job
 from ._http import Credentials, check_status, make_session, redact, request
 from ._runscope import job_result, publish
-from ._transfer import SideCar, Transfer, file_sha256
+from ._transfer import SideCar, Transfer, file_sha256, part_path, size_text
 from .errors import DownloadError, NotDownloadedError, NoUrlError, RemoteChangedError
 from .obs import parse_sha256
 
@@ -256,6 +257,29 @@ class Download(Job):
             return meta
         raise RemoteChangedError(name, f"the server has a newer version of {redact(url)} "
                                  f"(ETag {etag}, Last-Modified {modified}); Run downloads it")
+
+    def Plan(self, *args: Any, **kwargs: Any) -> str:
+        """Check mode: what Run would download, how big (when the source
+        job said, or a kept partial file shows) and where; no request is
+        made (the URL and size are what the Check worked out)."""
+        why = message(self._check_exception) if self._check_exception else ""
+        wanted = (self.storage or {}).get("wanted")
+        if wanted is None:  # the Check failed before it knew what to get
+            return f"download into {self.dest_dir}, but Run would fail as the Check did: {why}"
+        url = wanted["url"]
+        try:
+            target = self._target(url)
+        except NoUrlError as err:
+            return f"download {redact(url)}, but Run would fail: {message(err)}"
+        size = wanted.get("size")
+        text = f"download {redact(url)} ({size_text(size) if size else 'size unknown'})"
+        if self._decompressing(url):
+            text += ", decompressing it,"
+        text += f" to {target}"
+        part = part_path(target)
+        if not self._decompressing(url) and part.is_file():
+            text += f", resuming after the {size_text(part.stat().st_size)} kept"
+        return f"{text}; now: {why}" if why else text
 
     def Run(self, *args: Any, **kwargs: Any) -> None:
         """Download (or resume), verify, and move into place."""

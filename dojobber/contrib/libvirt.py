@@ -29,7 +29,7 @@ import libvirt
 
 from .._context import report_progress
 from ..job import REQUIRED, Job
-from . import _disks, _forward
+from . import _disks, _forward, _libvirt_plans
 from ._domainxml import DEFAULT_TEMPLATE, differences, parse_memory, spec_of
 from ._forward import forwards_of
 from ._runscope import NotConvergedError, publish, run_pool, with_default_deps
@@ -316,6 +316,10 @@ class CreateDomain(LibvirtJob):
             self._undo(conn, dom if defined else None, made_disk)
             raise
 
+    def Plan(self, *args: Any, **kwargs: Any) -> str:
+        """Check mode: define (with which disk), set autostart, start."""
+        return _libvirt_plans.create_domain_plan(self)
+
     def _undo(self, conn: libvirt.virConnect, dom: libvirt.virDomain | None,
               disk: _disks.Disk | None) -> None:
         job = type(self).__name__
@@ -488,6 +492,10 @@ class WaitForAddress(LibvirtJob):
                                           float(self.timeout), list(self.sources), errors)
             time.sleep(max(0.0, min(float(self.interval), deadline - now)))
 
+    def Plan(self, *args: Any, **kwargs: Any) -> str:
+        """Check mode: which address Run would wait for, and how long."""
+        return _libvirt_plans.wait_for_address_plan(self, _domain_ref(self, self.domain)[0])
+
 
 def _addresses(ifaces: dict[str, Any]) -> list[str]:
     return [a["addr"] for iface in ifaces.values() for a in (iface.get("addrs") or [])
@@ -516,6 +524,10 @@ class RemoveDomain(LibvirtJob):
         if self._lookup(self._conn(), name) is not None:
             raise NotConvergedError(type(self).__name__, f"domain {name!r} exists")
         return {"domain_name": name, "removed": True}
+
+    def Plan(self, *args: Any, **kwargs: Any) -> str:
+        """Check mode: stop, undefine, and which disks would be deleted."""
+        return _libvirt_plans.remove_domain_plan(self, _domain_ref(self, self.domain)[0])
 
     def Run(self, *args: Any, **kwargs: Any) -> None:
         name = _domain_ref(self, self.domain)[0]

@@ -20,6 +20,7 @@ from urllib.parse import quote
 
 import requests
 
+from .._describe import message
 from ..job import REQUIRED, Job
 from ._http import Credentials, make_session, read_oscrc, redact, request, split_userinfo
 from ._runscope import job_result, publish
@@ -248,3 +249,10 @@ class ObsImage(Job):
 
     def Run(self, *args: Any, **kwargs: Any) -> None:
         """Nothing to do: OBS builds and publishes on its own; rerun later."""
+
+    def Plan(self, *args: Any, **kwargs: Any) -> str:
+        """Check mode: Run changes nothing here; OBS has to build and
+        publish (what the Check found is said, no request is made)."""
+        found = message(self._check_exception) if self._check_exception else "not ready"
+        return (f"nothing to run: wait for OBS to build and publish {self.package} in "
+                f"{self.project} ({self.repository}/{self.arch}); now: {found}")

@@ -35,7 +35,7 @@ from typing import Any, ClassVar
 import paramiko
 
 from ..job import REQUIRED, Job
-from . import _console, _seediso
+from . import _console, _seediso, _ssh_plans
 from ._runscope import NotConvergedError, publish, with_default_deps
 from .ssh import SSHJob
 from .ssh_errors import (
@@ -154,6 +154,10 @@ class CloudInitSeed(Job):
             raise NotConvergedError(type(self).__name__, why)
         return self._result(files)
 
+    def Plan(self, *args: Any, **kwargs: Any) -> str:
+        """Check mode: the seed ISO Run would write."""
+        return _ssh_plans.seed_plan(self)
+
     def Run(self, *args: Any, **kwargs: Any) -> None:
         files = self._files()
         path = self._path()
@@ -261,6 +265,10 @@ class AuthorizeSSHKey(SSHJob):
                   "username": target.username, "method": self.method}
         publish(self.global_storage, job, values, {"ip": target.host})
         return values
+
+    def Plan(self, *args: Any, **kwargs: Any) -> str:
+        """Check mode: how Run would get the key onto the guest."""
+        return _ssh_plans.authorize_key_plan(self)
 
     def Run(self, *args: Any, **kwargs: Any) -> None:
         if self.method == "console":

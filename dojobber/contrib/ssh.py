@@ -39,7 +39,7 @@ import paramiko
 
 from ..errors import NoActError
 from ..job import REQUIRED, Job
-from . import _sshconn
+from . import _ssh_plans, _sshconn
 from ._runscope import (
     NotConvergedError,
     context_value,
@@ -256,6 +256,10 @@ class RunCommands(SSHJob):
             raise CheckCommandError(job, target.name, self.check_command, status, tail)
         raise NotConvergedError(job, f"check_command exited {status}")
 
+    def Plan(self, *args: Any, **kwargs: Any) -> str:
+        """Check mode: where, and which commands Run would run."""
+        return _ssh_plans.run_commands_plan(self)
+
     def Run(self, *args: Any, **kwargs: Any) -> None:
         target = self._target()
         for command in self.commands:
@@ -375,6 +379,8 @@ class CopyFiles(SSHJob):
         finally:
             sftp.close()
         if todo:
+            if self.storage is not None:  # for Plan
+                self.storage[_ssh_plans.DIFFERING] = {r: local for r, (local, _) in todo.items()}
             err = NotConvergedError(type(self).__name__, "differs on the host: "
                                     + ", ".join(sorted(todo)))
             raise self._explain(err)
@@ -383,6 +389,10 @@ class CopyFiles(SSHJob):
                             for local, remote in self.files}}
         publish(self.global_storage, type(self).__name__, values, {})
         return values
+
+    def Plan(self, *args: Any, **kwargs: Any) -> str:
+        """Check mode: which files Run would upload, where."""
+        return _ssh_plans.copy_files_plan(self)
 
     def Run(self, *args: Any, **kwargs: Any) -> None:
         target = self._target()

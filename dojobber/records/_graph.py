@@ -62,6 +62,7 @@ def stored_run(store: Store, run_id: int | str) -> tuple[JobGraph, RunResult]:
                 kind, message = "Exception", record.exception
             res.exception = _stored_error(kind)(message)
             res._traceback = record.traceback
+        res.plan = record.plan
         jobs[record.name] = res
     for i, name in enumerate(names):
         jobs.setdefault(name, JobResult(name, classes[i], index=i))

@@ -62,7 +62,7 @@ def _v1(conn: sqlite3.Connection) -> None:
             run_id INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
             idx INTEGER NOT NULL,           -- position in the run, dependencies first
             name TEXT NOT NULL,
-            status TEXT NOT NULL,           -- ok|changed|failed|blocked
+            status TEXT NOT NULL,           -- a JobStatus value (not pending)
             tries INTEGER NOT NULL,
             started REAL,
             duration REAL,
@@ -106,8 +106,13 @@ def _v2(conn: sqlite3.Connection) -> None:
     )
 
 
+def _v3(conn: sqlite3.Connection) -> None:
+    """Check mode: what a would-run job's ``Plan()`` said it would do."""
+    _script(conn, "ALTER TABLE job_details ADD COLUMN plan TEXT")
+
+
 #: ``MIGRATIONS[i]`` upgrades version ``i`` to ``i + 1``.
-MIGRATIONS: tuple[Step, ...] = (_v1, _v2)
+MIGRATIONS: tuple[Step, ...] = (_v1, _v2, _v3)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

@@ -48,7 +48,7 @@ _RUN_COLUMNS = (
 
 _JOB_SELECT = (
     "SELECT j.run_id, j.name, j.status, j.tries, j.started, j.duration, d.result, d.exception,"
-    " d.traceback, d.phases FROM {jobs} j LEFT JOIN {job_details} d"
+    " d.traceback, d.phases, d.plan FROM {jobs} j LEFT JOIN {job_details} d"
     " ON d.run_id = j.run_id AND d.idx = j.idx WHERE j.run_id = ?"
 )
 
@@ -311,6 +311,6 @@ def _run_record(row: Sequence[Any]) -> RunRecord:
 
 
 def _job_record(row: Sequence[Any]) -> JobRecord:
-    run_id, name, status, tries, started, duration, result, exception, tb, phases = row
+    run_id, name, status, tries, started, duration, result, exception, tb, phases, plan = row
     return JobRecord(int(run_id), name, status, tries, started, duration, result, exception,
-                     tb, json.loads(phases) if phases else [])
+                     tb, json.loads(phases) if phases else [], plan)

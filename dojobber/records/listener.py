@@ -372,7 +372,8 @@ class RecordsListener(Listener):
         for res in jobs:
             phases = res._phases
             i = res.index if res.index >= 0 else self._job_index(res.name)
-            if len(phases) == 1 and res.result is None and res.exception is None:
+            if (len(phases) == 1 and res.result is None and res.exception is None
+                    and res.plan is None):
                 # One phase, nothing else to tell (a Check that passed).
                 add((rid, i, res.name, text[res.status], res.tries, phases[0][2], phases[0][3]))
                 continue
@@ -385,7 +386,8 @@ class RecordsListener(Listener):
                  _error_text(res.exception),
                  mask_urls(res.traceback or "") or None if res.exception is not None else None,
                  json.dumps([[p[0], p[1], p[2], p[3], p[4], _error_text(p[5])]
-                             for p in phases]))
+                             for p in phases]),
+                 None if res.plan is None else mask_urls(res.plan))
             )
         graph = None if self._graph_linked else self._run_graph
         self._graph_linked = True

@@ -108,6 +108,8 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX records_logs_by_job ON records_logs (run_id, job);
     """,
+    # Check mode: what a would-run job's Plan() said it would do.
+    "ALTER TABLE records_job_details ADD COLUMN plan text",
 )
 
 _TABLES = ["records_graphs", "records_runs", "records_jobs", "records_job_details",
@@ -121,10 +123,11 @@ _JOBS_UPSERT = (
 )
 
 _DETAILS_UPSERT = (
-    "INSERT INTO records_job_details SELECT * FROM unnest(%s::bigint[], %s::int[], %s::text[],"
-    " %s::text[], %s::text[], %s::text[]) ON CONFLICT (run_id, idx) DO UPDATE"
+    "INSERT INTO records_job_details (run_id, idx, result, exception, traceback, phases, plan)"
+    " SELECT * FROM unnest(%s::bigint[], %s::int[], %s::text[], %s::text[], %s::text[],"
+    " %s::text[], %s::text[]) ON CONFLICT (run_id, idx) DO UPDATE"
     " SET result = EXCLUDED.result, exception = EXCLUDED.exception,"
-    " traceback = EXCLUDED.traceback, phases = EXCLUDED.phases"
+    " traceback = EXCLUDED.traceback, phases = EXCLUDED.phases, plan = EXCLUDED.plan"
 )
 
 _JOB_FIELDS = "run_id, idx, name, status, tries, started, duration"

@@ -139,7 +139,8 @@ class RecordStore(SQLRecords):
             if graph is not None:
                 self._link_graph(conn, run_id, graph)
             _insert_flat(conn, "INSERT OR REPLACE INTO jobs VALUES ", 7, jobs)
-            _insert_many(conn, "INSERT OR REPLACE INTO job_details VALUES ", 6, details)
+            _insert_many(conn, "INSERT OR REPLACE INTO job_details (run_id, idx, result, "
+                         "exception, traceback, phases, plan) VALUES ", 7, details)
             _insert_many(
                 conn,
                 "INSERT INTO logs (run_id, job, phase, attempt, created, level, logger, "

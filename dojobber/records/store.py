@@ -125,6 +125,8 @@ class JobRecord:
     traceback: str | None = None
     #: ``[phase, attempt, started, duration, ok, error]`` per phase.
     phases: list[list[Any]] = field(default_factory=list)
+    #: Check mode (would_run): what the job's ``Plan()`` said its Run would do.
+    plan: str | None = None
 
 
 @dataclass
@@ -241,7 +243,7 @@ class Batch(NamedTuple):
     """One write of the records listener, one transaction: link ``graph``
     to the run, upsert ``jobs`` (one flat list of 7 values per job: run id,
     index, name, status, tries, started, duration) and ``details`` (run id,
-    index, result, exception, traceback, phases JSON), append ``logs`` (run
+    index, result, exception, traceback, phases JSON, plan), append ``logs`` (run
     id, job, phase, attempt, created, level, logger, message) and, with
     ``end``, close the run."""
 

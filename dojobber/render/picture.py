@@ -18,7 +18,7 @@ from typing import NamedTuple
 
 from ..graph import JobGraph
 from ..job import DummyJob
-from ..results import JobResult, JobStatus, RunResult
+from ..results import JobResult, JobStatus, RunOutcome, RunResult, plan_line
 
 __all__ = [
     "CONTROL_CHARS",
@@ -65,11 +65,20 @@ STYLES: dict[JobStatus, Style] = {
     JobStatus.PENDING: Style(
         "#f5f5f5", "#969696", "#525252", "not reached in this run", dashed=True
     ),
+    # Check mode: purple, apart from every colour above (and mid-light, so
+    # it reads apart from ok and failed in greyscale too).
+    JobStatus.WOULD_RUN: Style(
+        "#bcbddc", "#54278f", "#2a1050", "would run: Check failed (dry run)", penwidth=2.0
+    ),
+    JobStatus.NOT_CHECKED: Style(
+        "#efedf5", "#807dba", "#3f007d", "not checked: depends on a change (dry run)",
+        dashed=True,
+    ),
 }
 #: Legend text for PENDING when there is no run at all.
 NOT_RUN_LEGEND = "not run yet"
-#: Legend text for FAILED in a no_act run: the Check failed, nothing was Run.
-NO_ACT_FAILED_LEGEND = "needs a Run (Check failed; no_act)"
+#: Legend text for FAILED in a no_act run: the job could not be checked.
+NO_ACT_FAILED_LEGEND = "could not be checked (constructor, Plan() or TIMEOUT failed)"
 #: Legend text for the node shape of dummy jobs.
 DUMMY_LEGEND = "dummy job (only groups its dependencies)"
 #: Legend text saying which way edges point.
@@ -189,7 +198,8 @@ def transitive_reduction(
     return edges, implied
 
 
-_ORDER = [JobStatus.OK, JobStatus.CHANGED, JobStatus.FAILED, JobStatus.BLOCKED, JobStatus.PENDING]
+_ORDER = [JobStatus.OK, JobStatus.CHANGED, JobStatus.WOULD_RUN, JobStatus.NOT_CHECKED,
+          JobStatus.FAILED, JobStatus.BLOCKED, JobStatus.PENDING]
 
 
 def _statuses(graph: JobGraph, result: RunResult | None) -> list[JobStatus]:
@@ -228,8 +238,10 @@ _RANK = {
     JobStatus.FAILED: 0,
     JobStatus.BLOCKED: 1,
     JobStatus.CHANGED: 2,
+    JobStatus.WOULD_RUN: 2,
     JobStatus.PENDING: 3,
     JobStatus.OK: 3,
+    JobStatus.NOT_CHECKED: 3,
 }
 
 
@@ -299,6 +311,9 @@ def _node(
         line = f"{kind}: {first}" if first else kind
         view.lines.extend(_wrap(line))
         tip.append(f"{kind}: {text}" if text else kind)
+    elif job is not None and status is JobStatus.WOULD_RUN and job.plan:
+        view.lines.extend(_wrap(f"would: {plan_line(job.plan)}"))
+        tip.append(f"would: {job.plan.strip()}")
     if details and job is not None and job.tries:
         view.lines.extend(_details(job, graph.tries[i]))
     hidden = sum(1 for d in graph.deps[i] if d not in shown)
@@ -353,9 +368,9 @@ def _title(graph: JobGraph, result: RunResult | None) -> str:
     if result is None:
         return f"{graph.root_name}: {len(graph)} jobs, not run yet"
     counts = result.counts()
-    parts = [f"{counts[s]} {s.value}" for s in _ORDER if counts[s] and s is not JobStatus.PENDING]
+    parts = [f"{counts[s]} {s.label}" for s in _ORDER if counts[s] and s is not JobStatus.PENDING]
     verdict = result.outcome.label
-    if result.no_act:
+    if result.no_act and result.outcome is not RunOutcome.CHANGES_PENDING:
         verdict += " (no_act: checks only)"
     return f"{result.target}: {verdict} \u2014 {', '.join(parts) or 'nothing run'}"
 
@@ -366,7 +381,7 @@ def _note(
 ) -> str:
     notes = []
     if drawn != total:
-        what = ", ".join(f"{left_out[s]} {s.value}" for s in _ORDER if left_out[s])
+        what = ", ".join(f"{left_out[s]} {s.label}" for s in _ORDER if left_out[s])
         reasons = [why] if why else []
         if capped:
             reasons.append("over the max_nodes cap")

@@ -30,7 +30,9 @@ __all__ = [
 ]
 
 #: Job statuses, in the order the pages list them.
-STATUSES = ("failed", "blocked", "changed", "ok", "pending")
+STATUSES = ("failed", "would_run", "not_checked", "blocked", "changed", "ok", "pending")
+#: Statuses counted per run (pending: the rest).
+_COUNTED = ("ok", "changed", "failed", "blocked", "would_run", "not_checked")
 PER_PAGE = 50
 JOBS_PER_PAGE = 500
 RUN_LOG_LINES = 100
@@ -224,11 +226,12 @@ def _run(store: Browsable, run_id: str) -> RunRecord:
 
 
 def live_counts(store: Browsable, run: RunRecord) -> dict[str, int]:
-    """Job counts of a run; a running one's from its job rows so far."""
-    if run.outcome != "running":
+    """Job counts of a run; a running one's from its job rows so far, and
+    a dry run's too (the run row does not count would_run / not_checked)."""
+    if run.outcome != "running" and not run.no_act:
         return {"ok": run.ok, "changed": run.changed, "failed": run.failed,
-                "blocked": run.blocked}
-    counts = dict.fromkeys(("ok", "changed", "failed", "blocked"), 0)
+                "blocked": run.blocked, "would_run": 0, "not_checked": 0}
+    counts = dict.fromkeys(_COUNTED, 0)
     for status, _tries, _duration in store.job_states(run.id).values():
         if status in counts:
             counts[status] += 1
@@ -262,6 +265,7 @@ def run_data(store: Browsable, run_id: str, params: Mapping[str, str]) -> dict[s
             "started": job.started if job else None,
             "duration": job.duration if job else None,
             "error": _first_line(job.exception) if job else None,
+            "plan": _first_line(job.plan) if job else None,
         })
     counts = live_counts(store, run)
     shown = [j for j in jobs if status is None or j["status"] == status]
@@ -324,6 +328,7 @@ def job_dict(run_id: int, job: JobRecord) -> dict[str, Any]:
         "result": job.result,
         "exception": job.exception,
         "traceback": job.traceback,
+        "plan": job.plan,
         "phases": [_phase(p, start, span) for p in phases],
         "span": span,
     }
@@ -341,7 +346,8 @@ def job_data(store: Browsable, run_id: str, name: str) -> dict[str, Any]:
             raise NotFoundError(f"run {run.id} has no job {name!r}") from None
         job = {"run_id": run.id, "name": name, "url": job_url(run.id, name),
                "status": "pending", "tries": 0, "started": None, "duration": None,
-               "result": None, "exception": None, "traceback": None, "phases": [], "span": 0.0}
+               "result": None, "exception": None, "traceback": None, "plan": None,
+               "phases": [], "span": 0.0}
     deps: list[str] = []
     dependants: list[str] = []
     if graph is not None and name in graph["names"]:

@@ -48,8 +48,8 @@
     for (var i = 0; i < shapes.length; i++) {
       shapes[i].setAttribute("fill", style.fill);
       shapes[i].setAttribute("stroke", style.border);
-      shapes[i].setAttribute("stroke-width", status === "failed" ? "2" : "1");
-      if (status === "blocked" || status === "pending") {
+      shapes[i].setAttribute("stroke-width", status === "failed" || status === "would_run" ? "2" : "1");
+      if (status === "blocked" || status === "pending" || status === "not_checked") {
         shapes[i].setAttribute("stroke-dasharray", "5,2");
       } else {
         shapes[i].removeAttribute("stroke-dasharray");
