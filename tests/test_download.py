@@ -15,7 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from dojobber import DoJobber, Listener, MissingOptionError
+from dojobber import DoJobber, JobStatus, Listener, MissingOptionError, RunOutcome
+from dojobber._describe import message
+from dojobber.contrib._transfer import size_text
 from dojobber.contrib.download import Download
 from dojobber.contrib.errors import (
     ChecksumMismatchError,
@@ -26,7 +28,7 @@ from dojobber.contrib.errors import (
 )
 from dojobber.contrib.obs import ObsImage
 from tests.fakes.obs import IMAGE, PACKAGE, PROJECT, FakeObs, obs, published_dir, sha
-from tests.helpers import converge, converge_once
+from tests.helpers import converge, converge_once, run_once
 
 __all__ = ["obs"]
 
@@ -345,6 +347,42 @@ def test_no_act_only_checks(obs: FakeObs, tmp_path: Path) -> None:
     dj = converge_once(get(obs, tmp_path), no_act=True)
     assert not dj.success()
     assert image_gets(obs) == [] and not any(tmp_path.iterdir())
+
+
+def test_check_mode_plans_the_download(obs: FakeObs, tmp_path: Path) -> None:
+    """A dry run says which image would be downloaded, how big (the OBS
+    lookup said) and where, resuming a kept part; it fetches nothing."""
+    build = obs.add_build(PROJECT, PACKAGE, files={IMAGE: DATA}, state="building")
+    Find = ObsImage.variant("Find", project=PROJECT, package=PACKAGE, oscrc=False,
+                            api_url=obs.api_url, download_url=obs.download_url)
+    Get = Download.variant("Get", source=Find, dest_dir=str(tmp_path / "cache"))
+    result = run_once(Get, no_act=True)
+    assert (result["Find"].status, result["Get"].status) == (JobStatus.WOULD_RUN,
+                                                             JobStatus.NOT_CHECKED)
+    assert result["Find"].plan == (
+        f"nothing to run: wait for OBS to build and publish {PACKAGE} in {PROJECT} "
+        f"(images/x86_64); now: {message(result['Find'].exception)}")
+    assert "building" in result["Find"].plan
+    build.state = "published"
+    result = run_once(Get, no_act=True)
+    target = tmp_path / "cache" / IMAGE
+    assert result.outcome is RunOutcome.CHANGES_PENDING
+    assert result["Get"].plan == (f"download {obs.url(PATH)} ({size_text(len(DATA))}) to "
+                                  f"{target}; now: Get: {target} is not downloaded yet")
+    assert size_text(len(DATA)) == "3.0 MiB"
+    # A part kept from a broken transfer: the plan says it resumes.
+    target.parent.mkdir()
+    (target.parent / f".{IMAGE}.part").write_bytes(DATA[: 1 << 20])
+    result = run_once(Get, no_act=True)
+    assert result["Get"].plan is not None
+    assert ", resuming after the 1.0 MiB kept; now:" in result["Get"].plan
+    assert image_gets(obs) == [] and not target.exists()  # the dry runs fetched nothing
+    # A Download with nothing to say where from: the plan says Run would fail.
+    nothing = Download.variant("Nothing", dest_dir=str(tmp_path))
+    planned = run_once(nothing, no_act=True)["Nothing"]
+    assert planned.status is JobStatus.WOULD_RUN and planned.plan is not None
+    assert planned.plan.startswith(f"download into {tmp_path}, but Run would fail as the "
+                                   "Check did: Nothing: set the url option")
 
 
 def test_bad_sha256_option_and_failing_checksum_file(obs: FakeObs, tmp_path: Path) -> None:

@@ -392,3 +392,54 @@ def test_a_failed_define_leaves_no_disk_behind(conn: Any, image: str) -> None:
     assert os.listdir(os.path.dirname(image)) == ["base.qcow2"]  # the copy is gone
     with pytest.raises(libvirt.libvirtError):
         conn.lookupByName("vm1")
+
+
+# -- check mode ------------------------------------------------------------
+def test_check_mode_plans_define_start_wait_and_remove(conn: Any, image: str,
+                                                       tmp_path: pathlib.Path) -> None:
+    """A dry run says what each job would do, and the test driver shows it
+    changed nothing."""
+    Vm = vm(image, memory="1G", vcpu=1, autostart=True)
+    Ip = WaitForAddress.variant("ip", domain=Vm, timeout=30)
+    result = run_once(Ip, no_act=True)
+    assert statuses(result) == {"vm1": JobStatus.WOULD_RUN, "ip": JobStatus.NOT_CHECKED}
+    disk = os.path.join(os.path.dirname(image), "vm1-disk.qcow2")
+    assert result.jobs["vm1"].plan == (
+        f"define domain 'vm1' on {URI} (1G memory, 1 vCPU, a new disk: a copy {disk} of "
+        f"{image}); set it to start at boot; start it")
+    with pytest.raises(libvirt.libvirtError):
+        conn.lookupByName("vm1")
+    assert not os.path.exists(disk)
+
+    run_once(Vm)
+    dom = conn.lookupByName("vm1")
+    dom.destroy()
+    dom.setAutostart(0)
+    result = run_once(Vm, no_act=True)
+    assert result.jobs["vm1"].plan == "set autostart of domain 'vm1' to True; start domain 'vm1'"
+    assert not dom.isActive() and not dom.autostart()
+
+    drifted = run_once(vm(image, memory="2G", vcpu=1, autostart=True), no_act=True)
+    plan = drifted.jobs["vm1"].plan
+    assert drifted.jobs["vm1"].status is JobStatus.WOULD_RUN and plan is not None
+    assert plan.startswith("nothing it can fix: vm1: domain 'vm1'")
+    assert "memory: wanted 2097152 KiB, defined 1048576 KiB" in plan
+    assert plan.endswith("Run would fail (remove the domain, or change the options to match it)")
+
+    removed = run_once(RemoveDomain.variant("rm", domain=Vm), no_act=True)
+    assert removed.jobs["rm"].plan == f"undefine domain 'vm1'; delete its disks {disk}"
+    kept = run_once(RemoveDomain.variant("keep", domain=Vm, keep_volumes=True), no_act=True)
+    assert kept.jobs["keep"].plan == "undefine domain 'vm1'; keep its disks"
+    assert os.path.exists(disk) and conn.lookupByName("vm1")
+
+    Quiet = vm(image, name="vm2", network=None)
+    run_once(Quiet)
+    waits = run_once(WaitForAddress.variant("ip2", domain=Quiet, timeout=5), no_act=True)
+    assert waits.jobs["ip2"].plan == (
+        "wait up to 5s for domain 'vm2': an ipv4 address (asking lease, agent, arp)")
+
+    missing = str(tmp_path / "missing.qcow2")
+    nowhere = run_once(vm(missing, name="vm3"), no_act=True).jobs["vm3"]
+    assert nowhere.status is JobStatus.WOULD_RUN and nowhere.plan is not None
+    assert nowhere.plan.startswith(f"define domain 'vm3' on {URI}, but Run would fail: ")
+    assert f"image {missing} does not exist" in nowhere.plan

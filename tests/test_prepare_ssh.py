@@ -298,3 +298,45 @@ def test_options_are_checked_when_the_variant_is_made() -> None:
     unnamed = AuthorizeSSHKey.variant(method="console", domain="vm1", console_password="pw-9")
     assert "pw-9" not in unnamed.__name__ and "***" in unnamed.__name__
 
+
+
+# -- check mode ----------------------------------------------------------------
+def test_check_mode_plans_the_seed_and_the_key(
+    guest_and_sshd: tuple[SerialGuest, Sshd], key: pathlib.Path, tmp_path: pathlib.Path
+) -> None:
+    """A dry run says which seed would be written and how the key would get
+    onto the guest; the console is not touched, no file is written, and the
+    password appears nowhere."""
+    guest, sshd = guest_and_sshd
+    iso = tmp_path / "vm1-seed.iso"
+    Seed = CloudInitSeed.variant("seed", path=str(iso), hostname="vm1", key_filename=str(key))
+    Key = key_job(sshd, key, tmp_path / "known_hosts", device=guest.device)
+    Both = type("Both", (Job,), {"DEPS": [Seed, Key], "Check": lambda self: None})
+    dj = DoJobber()
+    dj.configure(Both, no_act=True)
+    result = dj.checknrun()
+    assert result.jobs["seed"].status is JobStatus.WOULD_RUN
+    assert result.jobs["seed"].plan == (
+        f"write the cloud-init seed {iso} (user root, host name vm1, your public key); "
+        f"now: seed: {iso} does not exist")
+    where = f"{USER}@127.0.0.1:{sshd.port}"
+    assert result.jobs["authorize"].plan == (
+        f"log in on {guest.device} as {USER} and add {key} to ~/.ssh/authorized_keys "
+        f"(waiting up to 60s for a login prompt), so that SSH to {where} works")
+    cloud = AuthorizeSSHKey.variant("cloud", method="cloud-init", host=sshd.host,
+                                    port=sshd.port, username=USER, key_filename=str(key),
+                                    known_hosts=str(tmp_path / "known_hosts"),
+                                    host_key_policy="accept-new", connect_retry_for=0,
+                                    timeout=30)
+    planned = run_dry(cloud).jobs["cloud"]
+    assert planned.plan == (f"wait up to 30s for SSH to {where} with {key} to work "
+                            "(cloud-init writes the key at boot from the seed)")
+    assert not iso.exists() and guest.transcript() == b""
+    assert not (guest.home / ".ssh" / "authorized_keys").exists()
+    assert PASSWORD not in repr([r.plan for r in result.jobs.values()])
+
+
+def run_dry(root: type[Job]) -> RunResult:
+    dj = DoJobber()
+    dj.configure(root, no_act=True)
+    return dj.checknrun()

@@ -514,3 +514,38 @@ def test_a_key_passphrase_is_never_sent_as_a_login_password(tmp_path: pathlib.Pa
         log = server.log.read_text()
     assert "method publickey" in log  # the log shows the methods clients try
     assert "method password" not in log
+
+
+# -- check mode ------------------------------------------------------------
+def test_check_mode_plans_commands_and_copies(sshd: Sshd, known_hosts: pathlib.Path,
+                                              tmp_path: pathlib.Path) -> None:
+    """A dry run says which commands would run and which files would be
+    copied (only those that differ); nothing runs, nothing is copied."""
+    ran = tmp_path / "ran"
+    where = f"{sshd.username}@{sshd.host}:{sshd.port}"
+    Setup = RunCommands.variant("setup", **conn_opts(sshd, known_hosts),
+                                environment={"TOKEN": "s3cret-value"},
+                                check_command=f"test -e {ran}",
+                                commands=[f"echo one >> {ran}", "echo two"])
+    result = run_once(Setup, no_act=True)
+    assert result.jobs["setup"].status is JobStatus.WOULD_RUN
+    assert result.jobs["setup"].plan == (
+        f"run on {where} with TOKEN set:\n$ echo one >> {ran}\n$ echo two")
+    assert "s3cret-value" not in (result.jobs["setup"].plan or "")
+    assert not ran.exists()
+    runonly = RunCommands.variant("always", **conn_opts(sshd, known_hosts), commands=["true"])
+    planned = run_once(runonly, no_act=True).jobs["always"]
+    assert (planned.status, planned.plan) == (JobStatus.WOULD_RUN, f"run on {where}:\n$ true")
+
+    same, other = tmp_path / "same.conf", tmp_path / "other.conf"
+    same.write_text("a = 1\n")
+    other.write_bytes(b"b = 2\n" * 512)
+    remote = tmp_path / "remote"
+    remote.mkdir()
+    (remote / "same.conf").write_text("a = 1\n")
+    Copy = CopyFiles.variant("copy", **conn_opts(sshd, known_hosts), files=[
+        (str(same), str(remote / "same.conf")), (str(other), str(remote / "other.conf"))])
+    result = run_once(Copy, no_act=True)
+    assert result.jobs["copy"].plan == (
+        f"copy to {where}:\n{other} (3.0 KiB) -> {remote / 'other.conf'}")
+    assert sorted(p.name for p in remote.iterdir()) == ["same.conf"]
