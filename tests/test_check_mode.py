@@ -247,6 +247,8 @@ def test_pictures_colour_would_run_and_not_checked_apart() -> None:
     mermaid = render(result.graph, result, "mermaid").decode()
     assert f"classDef would_run fill:{fills[JobStatus.WOULD_RUN]}" in mermaid
     assert "class " in mermaid and " not_checked" in mermaid
+    page = result._repr_html_()  # Jupyter
+    assert "<td>would run</td>" in page and "<b>Write</b> would: write " in page
 
 
 # ----------------------------------------------------------------------

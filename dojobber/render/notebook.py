@@ -12,7 +12,7 @@ from __future__ import annotations
 import html
 from typing import TYPE_CHECKING
 
-from ..results import JobStatus
+from ..results import JobStatus, plan_line
 from ._errors import LayoutTimeoutError, RenderError
 
 if TYPE_CHECKING:
@@ -56,15 +56,17 @@ def html_table(graph: JobGraph, result: RunResult | None, svg: str | None, why: 
         head = esc(result.summary())
         counts = result.counts()
         cells = "".join(
-            f"<td>{esc(status.value)}</td><td style='text-align:right'>{counts[status]}</td>"
+            f"<td>{esc(status.label)}</td><td style='text-align:right'>{counts[status]}</td>"
             for status in JobStatus if counts[status]
         )
         rows = f"<table><tr>{cells}</tr></table>"
-        failed = result.failed()
+        failed = result.failed() + result.would_run()  # (a dry run: what would run)
         if failed:
             items = []
             for job in failed[:LISTED_FAILURES]:
                 text = _first_line(job.exception)
+                if job.plan:
+                    text = f"would: {plan_line(job.plan)}"
                 items.append(f"<li><b>{esc(job.name)}</b> {esc(text)}</li>")
             more = len(failed) - LISTED_FAILURES
             if more > 0:
