@@ -16,16 +16,20 @@
   0.1 to 0.4 s) into the records while the run page is open; for each job, the
   time from its Check returning in the child (wall clock) to its row
   turning ``ok`` in the page (a MutationObserver's Date.now()).  Once with
-  the records listener's default ``flush_interval`` (1 s, what ``dojobber
-  run`` uses) and once with 0.1 s.
+  the records listener's default ``flush_interval`` (0.5 s, what
+  ``dojobber run`` uses), once with the 1 s it was before, and once with
+  0.1 s; on SQLite, then on a PostgreSQL server started for the run
+  (``initdb`` in a temporary directory, fsync on; ``--no-postgres`` skips
+  it).
 
     python benchmarks/bench_web.py [--requests 30] [--loads 5] [--jobs 40]
-        [--only list|page|live] [--write benchmarks/README.md]
+        [--only list|page|live] [--no-postgres] [--write benchmarks/README.md]
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import platform
 import shutil
@@ -44,7 +48,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from _readme import write_section
 
 from dojobber import DoJobber, Job
-from dojobber.records import RecordStore
+from dojobber.records import RecordStore, open_store
+from tests.fakes.postgres import PostgresServer
 from tests.fakes.web import CHROMIUM, CHROMIUM_ARGS, web_server
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -230,10 +235,14 @@ OBSERVE = """() => {
 }"""
 
 
-def bench_live(tmp: Path, jobs: int, interval: float, playwright: Any) -> list[float]:
-    path = tmp / f"live-{interval}.sqlite3"
+def bench_live(tmp: Path, jobs: int, interval: float, playwright: Any,
+               postgres: Any = None) -> list[float]:
+    """Latencies of one chain run; records in SQLite, or in a new database
+    on ``postgres`` (a :class:`~tests.fakes.postgres.PostgresServer`)."""
+    path = (postgres.create_database() if postgres is not None
+            else str(tmp / f"live-{interval}.sqlite3"))
     env = dict(os.environ, PYTHONPATH=str(ROOT))
-    child = subprocess.Popen([sys.executable, "-c", CHAIN, str(path), str(jobs), str(interval)],
+    child = subprocess.Popen([sys.executable, "-c", CHAIN, path, str(jobs), str(interval)],
                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env)
     assert child.stdin is not None and child.stdout is not None
     finished: dict[str, float] = {}
@@ -241,11 +250,11 @@ def bench_live(tmp: Path, jobs: int, interval: float, playwright: Any) -> list[f
     context = playwright.chromium.launch_persistent_context(
         profile, executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
     try:
-        with web_server(records=str(path), board=str(tmp / "b.sqlite3")) as url:
+        with web_server(records=path, board=str(tmp / "b.sqlite3")) as url:
             deadline = time.monotonic() + 60
             while True:  # the run is in the records (its graph comes with the first flush)
                 try:
-                    with RecordStore(path) as store:
+                    with open_store(path) as store:
                         rid = store.resolve("last")
                         break
                 except Exception:
@@ -281,6 +290,9 @@ def main() -> None:
     parser.add_argument("--loads", type=int, default=5)
     parser.add_argument("--jobs", type=int, default=40, help="jobs in the live chain")
     parser.add_argument("--only", choices=["list", "page", "live"], action="append")
+    parser.add_argument("--no-postgres", dest="postgres", action="store_false",
+                        help="live latency on SQLite only (else also on a PostgreSQL server "
+                        "started for the run, fsync on)")
     parser.add_argument("--write", metavar="README", help="Update the Web view section there.")
     opts = parser.parse_args()
     from playwright.sync_api import sync_playwright
@@ -309,12 +321,21 @@ def main() -> None:
         if "live" in only:
             out += ["", f"Live latency: a job's Check returning in another process to its row "
                     f"changing in the open page ({opts.jobs} jobs; target: p95 under 1 s):", "",
-                    "| records flush_interval | median s | p95 s | max s |", "|---|---:|---:|---:|"]
-            for interval in (1.0, 0.1):
-                lat = bench_live(tmp, opts.jobs, interval, playwright)
-                note = " (default)" if interval == 1.0 else ""
-                out.append(f"| {interval:g} s{note} | {statistics.median(lat):.2f} | "
-                           f"{p95(lat):.2f} | {max(lat):.2f} |")
+                    "| records | flush_interval | median s | p95 s | max s |",
+                    "|---|---|---:|---:|---:|"]
+            with contextlib.ExitStack() as servers:
+                postgres = None
+                if opts.postgres:
+                    postgres = servers.enter_context(PostgresServer(fast=False))
+                for backend, server in (("SQLite", None), ("PostgreSQL", postgres)):
+                    if backend == "PostgreSQL" and server is None:
+                        continue
+                    for interval in (0.5, 1.0, 0.1):
+                        lat = bench_live(tmp, opts.jobs, interval, playwright, server)
+                        note = " (default)" if interval == 0.5 else ""
+                        out.append(f"| {backend} | {interval:g} s{note} | "
+                                   f"{statistics.median(lat):.2f} | {p95(lat):.2f} | "
+                                   f"{max(lat):.2f} |")
     text = "\n".join(out)
     print(text)
     if opts.write:

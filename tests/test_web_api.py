@@ -8,8 +8,10 @@ import io
 import json
 import re
 import signal
+import threading
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -233,6 +235,43 @@ def test_graph_options(server: str, records: Any) -> None:
     bad = fetch(f"{server}/runs/{rid}/graph.svg?focus=Nope", headers=JSON)
     assert bad.status == 400 and bad.json()["error"].startswith("focus: ")
     assert fetch(f"{server}/runs/{rid}/graph.svg?max_nodes=0").status == 400
+
+
+def test_a_picture_is_drawn_once_however_many_ask(records: Any) -> None:
+    """Requests for the same picture while it is being drawn (the run
+    page's prefetch, a reload, a second tab) share one layout."""
+    from dojobber.web._live import browsable
+    from dojobber.web._svg import GraphPicture, PictureCache
+
+    location, ids = records
+    drawn: list[int] = []
+
+    class Counting(PictureCache):
+        def _draw(self, store: Any, run_id: int, focus: str | None,  # type: ignore[override]
+                  max_nodes: int | None) -> GraphPicture:
+            drawn.append(run_id)
+            return PictureCache._draw(store, run_id, focus, max_nodes)
+
+    cache = Counting()
+    stores = [browsable(location) for _ in range(4)]
+    try:
+        cache.prefetch(lambda: stores[0], ids["failed"], 250)
+        start = threading.Barrier(3)
+
+        def ask(store: Any) -> GraphPicture:
+            start.wait()
+            return cache.picture(store, str(ids["failed"]), {}, 250)
+
+        with ThreadPoolExecutor(3) as pool:
+            pictures = list(pool.map(ask, stores[1:]))
+        assert drawn == [ids["failed"]]
+        assert all(p is pictures[0] for p in pictures) and pictures[0].drawn == 3
+        cache.picture(stores[1], str(ids["failed"]), {"focus": "Fetch"}, 250)
+        assert len(drawn) == 2  # other options: another picture
+    finally:
+        cache.close()
+        for store in stores:
+            store.close()
 
 
 def test_events_of_a_finished_run(server: str, records: Any) -> None:

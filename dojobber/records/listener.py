@@ -20,7 +20,7 @@ Writes are batched: finished jobs arrive in batches
 (:meth:`~dojobber.Listener.jobs_finished`), are kept in memory and written
 in one transaction every ``flush_rows`` rows or ``flush_interval`` seconds
 (checked as batches and log records arrive, and by a timer thread while a
-run lasts, so that a job that finished is on disk within about a second
+run lasts, so that a job that finished is on disk within half a second
 even while a long job runs and nothing else happens), and at the end of the
 run.  A run killed outright (SIGKILL, power loss) therefore keeps every job
 that finished more than about a second before; the next opening of the
@@ -163,7 +163,7 @@ class RecordsListener(Listener):
         script: str | None = None,
         argv: Iterable[str] | None = None,
         flush_rows: int = 5000,
-        flush_interval: float = 1.0,
+        flush_interval: float = 0.5,
     ) -> None:
         self.path = default_path() if path is None else expand_path(path)
         self.log_level = log_level
@@ -245,9 +245,15 @@ class RecordsListener(Listener):
         stop = self._timer_stop = threading.Event()
         interval = max(self.flush_interval, 0.01)
 
+        def pause() -> float:
+            # Until the next write is due (what is held waits no longer than
+            # flush_interval); past it, a finished job writes at once.
+            left = self._due - time.monotonic()
+            return left if 0 < left < interval / 2 else interval / 2
+
         def tick() -> None:
             failed = False
-            while not stop.wait(interval / 2):
+            while not stop.wait(pause()):
                 if not (self._jobs or self._logs) or time.monotonic() < self._due:
                     continue
                 try:

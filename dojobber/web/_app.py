@@ -124,11 +124,13 @@ def create_app(options: WebOptions) -> Starlette:
         return dict(request.query_params)
 
     runs = page("runs.html", lambda r: runs_data(stores.get(), params(r)), lambda d: "Runs")
-    run = page(
-        "run.html",
-        lambda r: run_data(stores.get(), r.path_params["run_id"], params(r)),
-        lambda d: f"Run {d['run']['id']}: {d['run']['root']}",
-    )
+    def run_page(request: Request) -> dict[str, Any]:
+        data = run_data(stores.get(), request.path_params["run_id"], params(request))
+        if data["graph"]["stored"] and not wants_json(request):  # the page will ask for it
+            pictures.prefetch(stores.get, data["run"]["id"], options.max_nodes)
+        return data
+
+    run = page("run.html", run_page, lambda d: f"Run {d['run']['id']}: {d['run']['root']}")
     job = page(
         "job.html",
         lambda r: job_data(stores.get(), r.path_params["run_id"], r.path_params["name"]),
@@ -221,12 +223,14 @@ def create_app(options: WebOptions) -> Starlette:
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         task = asyncio.create_task(watcher.run())
+        pictures.warm()
         try:
             yield
         finally:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+            pictures.close()
             stores.close()
 
     board_routes = _board.routes(options, pages)

@@ -7,15 +7,21 @@ could execute (``script``, ``foreignObject``, ``on*`` attributes, links
 other than ours) is dropped before it reaches a browser.  Each job's node
 gets ``data-job`` (its name), its name as the hover title and a link to its
 job page.  Pictures are kept (a few dozen, least recently used out) per run,
-options and state of the run, so a reload costs no new layout.
+options and state of the run, so a reload costs no new layout; a picture
+being drawn is drawn once, however many ask for it meanwhile.  The run page
+asks for its default picture as it is served (:meth:`PictureCache.prefetch`),
+so the layout runs while the browser loads the page, not after.
 """
 
 from __future__ import annotations
 
+import concurrent.futures as cf
+import contextlib
 import re
 import threading
 import xml.etree.ElementTree as ET
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -110,6 +116,33 @@ class PictureCache:
         self._kept: OrderedDict[tuple[Any, ...], GraphPicture] = OrderedDict()
         self._lock = threading.Lock()
         self._drawing = threading.BoundedSemaphore(parallel)
+        #: Pictures being drawn, by key: set when drawn (or failed).
+        self._busy: dict[tuple[Any, ...], threading.Event] = {}
+        #: Draws pictures ahead of the browser's asking (one at a time).
+        self._ahead = cf.ThreadPoolExecutor(1, thread_name_prefix="dojobber-picture")
+
+    def prefetch(self, store: Callable[[], Browsable], run_id: int, default_max: int) -> None:
+        """Start drawing run ``run_id``'s default picture in the background
+        (``store()`` gives that thread's records connection); errors are
+        left for the request that asks for it."""
+        def draw() -> None:
+            with contextlib.suppress(Exception):
+                self.picture(store(), str(run_id), {}, default_max)
+
+        with contextlib.suppress(RuntimeError):  # shut down meanwhile
+            self._ahead.submit(draw)
+
+    def warm(self) -> None:
+        """Import in the background what drawing needs (networkx takes ~0.4 s),
+        so that the first picture does not wait for it."""
+        def load() -> None:
+            with contextlib.suppress(ImportError):
+                import networkx  # noqa: F401
+
+        self._ahead.submit(load)
+
+    def close(self) -> None:
+        self._ahead.shutdown(wait=False, cancel_futures=True)
 
     def picture(
         self, store: Browsable, run_id: str, params: dict[str, str], default_max: int
@@ -143,18 +176,28 @@ class PictureCache:
             if max_nodes is not None and focus is None and failed:
                 focus = FOCUS_FAILURES
         key = (store.path, run.id, focus, max_nodes, run.outcome, len(states), failed)
-        with self._lock:
-            kept = self._kept.get(key)
-            if kept is not None:
-                self._kept.move_to_end(key)
-                return kept
-        with self._drawing:
-            picture = self._draw(store, run.id, focus, max_nodes)
-        with self._lock:
-            self._kept[key] = picture
-            while len(self._kept) > self.size:
-                self._kept.popitem(last=False)
-        return picture
+        while True:
+            with self._lock:
+                kept = self._kept.get(key)
+                if kept is not None:
+                    self._kept.move_to_end(key)
+                    return kept
+                busy = self._busy.get(key)
+                if busy is None:  # this thread draws it
+                    self._busy[key] = threading.Event()
+                    break
+            busy.wait()  # another draws it: kept then (or it failed: draw here)
+        try:
+            with self._drawing:
+                picture = self._draw(store, run.id, focus, max_nodes)
+            with self._lock:
+                self._kept[key] = picture
+                while len(self._kept) > self.size:
+                    self._kept.popitem(last=False)
+            return picture
+        finally:
+            with self._lock:
+                self._busy.pop(key).set()
 
     @staticmethod
     def _draw(
