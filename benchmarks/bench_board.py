@@ -142,6 +142,7 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=800)
     parser.add_argument("--write", metavar="README", help="Update the Board section there.")
     opts = parser.parse_args()
+    load = os.getloadavg()
     with PostgresServer(fast=False) as server, tempfile.TemporaryDirectory() as tmpdir:
         tmp = Path(tmpdir)
         lat = {
@@ -157,7 +158,8 @@ def main() -> None:
                 print(f"{name} {workers} workers: {rates[name, workers]:.0f}/s", flush=True)
     lines = [
         f"Measured {time.strftime('%Y-%m-%d')} on CPython {platform.python_version()}, "
-        f"{platform.machine()}, {os.cpu_count()} cores (shared with other work); PostgreSQL "
+        f"{platform.machine()}, {os.cpu_count()} cores (shared with other work; load "
+        f"average {load[0]:.1f} at the start, {os.getloadavg()[0]:.1f} at the end); PostgreSQL "
         f"server on loopback with fsync on; `python benchmarks/bench_board.py --samples "
         f"{opts.samples} --requests {opts.requests}`.",
         "",

@@ -38,6 +38,7 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--write", metavar="README", help="Update the section there.")
     opts = parser.parse_args()
+    load = os.getloadavg()
     with PostgresServer(fast=False) as server, tempfile.TemporaryDirectory() as tmp:
         url = server.create_database("records")
         variants: dict[str, str | None] = {
@@ -56,7 +57,8 @@ def main() -> None:
     base = med["no records"]
     lines = [
         f"Measured {time.strftime('%Y-%m-%d')} on CPython {platform.python_version()}, "
-        f"{platform.machine()}, {os.cpu_count()} cores (shared with other work); median of "
+        f"{platform.machine()}, {os.cpu_count()} cores (shared with other work; load average "
+        f"{load[0]:.1f} at the start, {os.getloadavg()[0]:.1f} at the end); median of "
         f"{opts.runs} alternating runs in one process; PostgreSQL on loopback, fsync on; "
         f"`python benchmarks/bench_records_postgres.py --jobs {opts.jobs} --runs {opts.runs}`.",
         "",

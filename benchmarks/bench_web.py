@@ -301,7 +301,7 @@ def main() -> None:
     out = [
         f"Measured {time.strftime('%Y-%m-%d')} on CPython {platform.python_version()}, "
         f"{platform.machine()}, {os.cpu_count()} cores shared with other work (load average "
-        f"{os.getloadavg()[0]:.1f} at the start), "
+        f"{os.getloadavg()[0]:.1f} at the start, {{end}} at the end), "
         f"{subprocess.run([CHROMIUM, '--version'], capture_output=True, text=True).stdout.strip()}"
         f"; `python benchmarks/bench_web.py --requests {opts.requests} --loads {opts.loads} "
         f"--jobs {opts.jobs}`.",
@@ -336,7 +336,7 @@ def main() -> None:
                         out.append(f"| {backend} | {interval:g} s{note} | "
                                    f"{statistics.median(lat):.2f} | {p95(lat):.2f} | "
                                    f"{max(lat):.2f} |")
-    text = "\n".join(out)
+    text = "\n".join(out).replace("{end}", f"{os.getloadavg()[0]:.1f}", 1)
     print(text)
     if opts.write:
         write_section(Path(opts.write), "web", "Web view", text)
