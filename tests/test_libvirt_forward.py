@@ -206,3 +206,26 @@ def test_explicit_domain_type_is_compared(conn: Any, image: str) -> None:
     err = run(Vm.variant("vm1", domain_type="qemu")).jobs["vm1"].exception
     assert isinstance(err, DomainDriftError)
     assert "domain type: wanted qemu, defined test" in err.differences
+
+
+def test_the_check_of_a_defined_domain_does_not_read_host_capabilities(
+        conn: Any, image: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Building the host's capabilities takes libvirtd seconds on a real
+    host (8 s per call on this machine's qemu:///system), so only defining a
+    domain reads them; the drift check takes type and arch from the defined
+    domain.  Counted on the real connection of the test driver."""
+    calls: list[str] = []
+    real = libvirt.virConnect.getCapabilities
+
+    def counted(self: Any) -> str:
+        calls.append(self.getURI())
+        return str(real(self))
+
+    monkeypatch.setattr(libvirt.virConnect, "getCapabilities", counted)
+    Vm = CreateDomain.variant("vm1", uri=URI, name="vm1", image=image)
+    assert run(Vm).jobs["vm1"].status is JobStatus.CHANGED
+    assert calls == [URI]
+    assert run(Vm).jobs["vm1"].status is JobStatus.OK
+    err = run(Vm.variant("vm1", memory="3G")).jobs["vm1"].exception
+    assert isinstance(err, DomainDriftError)
+    assert calls == [URI]

@@ -40,7 +40,8 @@ from ._runscope import job_name, job_result
 from .libvirt_errors import DiskError, LibvirtJobError
 
 if TYPE_CHECKING:
-    from .libvirt import CreateDomain, LibvirtJob
+    from ._libvirtjob import LibvirtJob
+    from .libvirt import CreateDomain
 
 log = logging.getLogger("dojobber.contrib.libvirt")
 
@@ -288,12 +289,16 @@ def seed_path(job: CreateDomain) -> str | None:
     return os.path.abspath(os.fspath(ref))
 
 
-def domain_xml(job: CreateDomain, caps: str, kind: str, disk: Disk | None,
+def host_arch(caps: str) -> str:
+    """The host's CPU architecture from libvirt's capabilities XML."""
+    return ET.fromstring(caps).findtext("host/cpu/arch") or "x86_64"
+
+
+def domain_xml(job: CreateDomain, domain_type: str, arch: str, disk: Disk | None,
                default: str) -> str:
-    """The domain XML from the job's template and options."""
+    """The domain XML from the job's template and options, for a domain of
+    ``domain_type`` on ``arch``."""
     name = type(job).__name__
-    domain_type = choose_domain_type(job, caps, kind)
-    arch = ET.fromstring(caps).findtext("host/cpu/arch") or "x86_64"
     seed = seed_path(job)
     forward_iface, forwarding = forwarding_elements(job.port_forwards, job.forward_address,
                                                     job.forward_backend)

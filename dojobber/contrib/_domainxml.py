@@ -19,6 +19,7 @@ __all__ = [
     "DEFAULT_TEMPLATE",
     "DomainSpec",
     "cdrom_element",
+    "defined_arch",
     "differences",
     "disk_element",
     "interface_element",
@@ -182,6 +183,12 @@ def _to_kib(element: ET.Element | None) -> int | None:
               "g": 1024**3, "gib": 1024**3, "t": 1024**4, "tib": 1024**4,
               "kb": 1000, "mb": 1000**2, "gb": 1000**3, "tb": 1000**4}.get(unit, 1024)
     return int(element.text.strip()) * factor // 1024
+
+
+def defined_arch(xml: str) -> str:
+    """The ``<os><type arch=...>`` of a domain XML ("x86_64" when absent)."""
+    element = ET.fromstring(xml).find("os/type")
+    return (element.get("arch") if element is not None else None) or "x86_64"
 
 
 def spec_of(xml: str) -> DomainSpec:

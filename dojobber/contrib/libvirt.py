@@ -12,128 +12,36 @@ Each job records its result in the job context ``global_storage["kanku"]``:
 docs/libvirt.rst).  libvirt
 errors become :class:`~dojobber.contrib.libvirt_errors.LibvirtCallError`;
 importing this module silences libvirt's default printing of errors to stderr.
+
+The connection handling all three share is in :mod:`._libvirtjob`,
+WaitForAddress in :mod:`._waitaddress`; this module defines the jobs that
+make and remove domains, and exports all of them.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import ipaddress
 import logging
-import math
-import time
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Mapping
 from typing import Any, ClassVar
 
 import libvirt
 
-from .._context import report_progress
-from ..job import REQUIRED, Job
+from ..job import REQUIRED
 from . import _disks, _forward, _libvirt_plans
-from ._domainxml import DEFAULT_TEMPLATE, differences, parse_memory, spec_of
+from ._domainxml import DEFAULT_TEMPLATE, defined_arch, differences, parse_memory, spec_of
 from ._forward import forwards_of
-from ._runscope import NotConvergedError, publish, run_pool, with_default_deps
+from ._libvirtjob import MAX_VCPU, LibvirtJob, check_vcpu, domain_ref
+from ._runscope import NotConvergedError, with_default_deps
+from ._waitaddress import WaitForAddress
 from .libvirt_errors import (
-    AddressTimeoutError,
     DomainDriftError,
-    DomainNotFoundError,
     InvalidLibvirtOptionError,
-    LibvirtCallError,
-    LibvirtJobError,
 )
 
-__all__ = ["CreateDomain", "LibvirtJob", "RemoveDomain", "WaitForAddress"]
+__all__ = ["MAX_VCPU", "CreateDomain", "LibvirtJob", "RemoveDomain", "WaitForAddress"]
 
 log = logging.getLogger(__name__)
-
-
-def _quiet(_ctx: object, _err: object) -> None:
-    """libvirt's error callback: errors arrive as exceptions, print nothing."""
-
-
-libvirt.registerErrorHandler(_quiet, None)
-
-_POOL_KEY = "dojobber.contrib.libvirt:connections"
-_SOURCES = {
-    "lease": libvirt.VIR_DOMAIN_INTERFACE_ADDRESSES_SRC_LEASE,
-    "agent": libvirt.VIR_DOMAIN_INTERFACE_ADDRESSES_SRC_AGENT,
-    "arp": libvirt.VIR_DOMAIN_INTERFACE_ADDRESSES_SRC_ARP,
-}
-
-
-def _close(conn: libvirt.virConnect) -> None:
-    conn.close()
-
-
-def _alive(conn: libvirt.virConnect) -> bool:
-    try:
-        return bool(conn.isAlive())
-    except libvirt.libvirtError:
-        return False
-
-
-class LibvirtJob(Job):
-    """Base of the libvirt jobs: the connection (one per URI per run)."""
-
-    #: libvirt connection URI.
-    uri: ClassVar[str | None] = "qemu:///system"
-    #: Longest one attempt may take (copying a disk image included).
-    TIMEOUT = 1800.0
-
-    def _uri(self) -> str:
-        return self.uri or "qemu:///system"
-
-    @contextmanager
-    def _calling(self, what: str) -> Iterator[None]:
-        """Turn a libvirt error inside the block into a LibvirtCallError."""
-        try:
-            yield
-        except libvirt.libvirtError as err:
-            raise LibvirtCallError(
-                type(self).__name__, self._uri(), what,
-                err.get_error_message() or str(err), err.get_error_code(),
-            ) from err
-
-    def _conn(self) -> libvirt.virConnect:
-        uri = self._uri()
-
-        def connect() -> libvirt.virConnect:
-            with self._calling("connect"):
-                return libvirt.open(uri)
-
-        pool = run_pool(self.global_storage, _POOL_KEY, _close)
-        return pool.get(uri, connect, _alive)
-
-    def _lookup(self, conn: libvirt.virConnect, name: str) -> libvirt.virDomain | None:
-        try:
-            return conn.lookupByName(name)
-        except libvirt.libvirtError as err:
-            if err.get_error_code() == libvirt.VIR_ERR_NO_DOMAIN:
-                return None
-            with self._calling(f"look up domain {name!r}"):
-                raise
-
-    def _publish(self, values: dict[str, Any], **context: Any) -> dict[str, Any]:
-        publish(self.global_storage, type(self).__name__, values, context)
-        return values
-
-    def Check(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
-        """Pass when the job's fact holds (see the class).  On the recheck
-        after a Run that raised, a "not yet" becomes Run's error."""
-        try:
-            return self._check()
-        except NotConvergedError:
-            if self._check_phase == "recheck" and self._run_exception is not None:
-                raise self._run_exception from None
-            raise
-
-    def _check(self) -> dict[str, Any]:
-        raise NotImplementedError
-
-    def Cleanup(self) -> None:
-        """Close the run's libvirt connections."""
-        if self.global_storage is not None and _POOL_KEY in self.global_storage:
-            self.global_storage[_POOL_KEY].close_all()
 
 
 class CreateDomain(LibvirtJob):
@@ -199,7 +107,7 @@ class CreateDomain(LibvirtJob):
         depends on ``image`` when that is a job and no ``DEPS`` are given."""
         made = super().variant(name, **with_default_deps(options, "image", "seed"))
         for key, check in (("memory", parse_memory), ("disk_mode", _disks.check_mode),
-                           ("vcpu", _check_vcpu)):
+                           ("vcpu", check_vcpu)):
             if key in options:
                 try:
                     check(options[key])
@@ -223,11 +131,15 @@ class CreateDomain(LibvirtJob):
                                             "a volume needs the pool option")
         return made
 
+    @classmethod
+    def defined_domain(cls) -> str | None:
+        return str(cls.name)
+
     # -- helpers -------------------------------------------------------------
     def _check_options(self) -> None:
         """The numeric options again, for classes made without variant()
         (libvirt's test driver crashes the process on ``<vcpu>-1</vcpu>``)."""
-        for key, check in (("memory", parse_memory), ("vcpu", _check_vcpu)):
+        for key, check in (("memory", parse_memory), ("vcpu", check_vcpu)):
             try:
                 check(getattr(self, key))
             except ValueError as err:
@@ -240,25 +152,36 @@ class CreateDomain(LibvirtJob):
             self.disk_mode, self.disk_dir, self.disk_format,
         )
 
-    def _xml(self, conn: libvirt.virConnect, disk: _disks.Disk | None) -> str:
+    def _xml(self, disk: _disks.Disk | None, domain_type: str, arch: str) -> str:
+        return _disks.domain_xml(self, domain_type, arch, disk, DEFAULT_TEMPLATE)
+
+    def _new_domain_xml(self, conn: libvirt.virConnect, disk: _disks.Disk) -> str:
+        """The XML to define: domain type and arch from the host's capabilities."""
         with self._calling("read capabilities"):
             caps = conn.getCapabilities()
             kind = conn.getType()
-        return _disks.domain_xml(self, caps, kind, disk, DEFAULT_TEMPLATE)
+        return self._xml(disk, _disks.choose_domain_type(self, caps, kind),
+                         _disks.host_arch(caps))
 
     def _drift(self, conn: libvirt.virConnect, dom: libvirt.virDomain,
-               plan: _disks.DiskPlan) -> None:
+               plan: _disks.DiskPlan) -> str:
+        """Raise DomainDriftError when the defined domain differs from the
+        options; return its XML.  The host's capabilities are not read here
+        (libvirtd takes seconds to build them): an "auto" domain type and
+        the arch are the defined domain's, and neither is compared then."""
         with self._calling(f"read domain {self.name!r}"):
-            found = spec_of(dom.XMLDesc(0))
+            xml = str(dom.XMLDesc(0))
+        found = spec_of(xml)
         disk = plan.existing(self, conn)
-        wanted = spec_of(self._xml(conn, disk))
-        if not self.domain_type or self.domain_type == "auto":
-            wanted = dataclasses.replace(wanted, domain_type=None)
+        auto = (self.domain_type or "auto") == "auto"
+        domain_type = (found.domain_type or "") if auto else str(self.domain_type)
+        wanted = spec_of(self._xml(disk, domain_type, defined_arch(xml)))
         if disk is None:
             wanted = dataclasses.replace(wanted, disk=f"a new disk from {plan.image}")
         diffs = differences(wanted, found)
         if diffs:
             raise DomainDriftError(type(self).__name__, self.name, diffs)
+        return xml
 
     # -- the job -------------------------------------------------------------
     def _check(self) -> dict[str, Any]:
@@ -268,7 +191,7 @@ class CreateDomain(LibvirtJob):
         if dom is None:
             raise NotConvergedError(job, f"domain {self.name!r} is not defined")
         plan = self._plan()
-        self._drift(conn, dom, plan)
+        xml = self._drift(conn, dom, plan)
         disk = plan.existing(self, conn)
         assert disk is not None  # no drift means the disk exists
         with self._calling(f"read state of domain {self.name!r}"):
@@ -278,8 +201,6 @@ class CreateDomain(LibvirtJob):
             raise NotConvergedError(job, f"domain {self.name!r} is defined but not running")
         if autostart != bool(self.autostart):
             raise NotConvergedError(job, f"domain {self.name!r} autostart is {autostart}")
-        with self._calling(f"read domain {self.name!r}"):
-            xml = dom.XMLDesc(0)
         values = {"domain_name": self.name, "uri": self._uri(), "disk": disk.path,
                   "disk_mode": disk.mode, "domain_type": spec_of(xml).domain_type,
                   "forwards": [list(f) for f in forwards_of(xml)]}
@@ -297,7 +218,7 @@ class CreateDomain(LibvirtJob):
                 disk = plan.existing(self, conn)
                 if disk is None:
                     disk = made_disk = plan.create(self, conn)
-                xml = self._xml(conn, disk)
+                xml = self._new_domain_xml(conn, disk)
                 with self._calling(f"define domain {self.name!r}"):
                     dom = conn.defineXML(xml)
                 defined = True
@@ -333,175 +254,6 @@ class CreateDomain(LibvirtJob):
             log.warning("%s: could not remove what the failed Run made: %s", job, err)
 
 
-#: Most vCPUs a domain may be given (libvirt's own limit is per driver).
-MAX_VCPU = 4096
-
-
-def _check_vcpu(value: object) -> None:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise ValueError("give a whole number of vCPUs")
-    if not 1 <= value <= MAX_VCPU:
-        raise ValueError(f"give 1 to {MAX_VCPU} vCPUs")
-
-
-def _check_seconds(value: object) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise ValueError("give seconds as a number")
-    if not (value > 0 and math.isfinite(value)):
-        raise ValueError("give a finite number of seconds > 0")
-
-
-def _domain_ref(job: LibvirtJob, ref: Any) -> tuple[str, str]:
-    """(domain name, uri) of a ``domain`` option: a name or a CreateDomain job."""
-    if isinstance(ref, type) and issubclass(ref, CreateDomain):
-        return ref.name, job.uri or ref.uri or "qemu:///system"
-    return str(ref), job.uri or "qemu:///system"
-
-
-class WaitForAddress(LibvirtJob):
-    """The domain has an IP address; publishes it.
-
-    Asks libvirt for the domain's interface addresses from ``sources`` in
-    order (DHCP ``lease`` of a libvirt network, guest ``agent``, ``arp``
-    table).  Check passes when one answers; Run polls every ``interval``
-    seconds until ``timeout`` and then raises :class:`AddressTimeoutError`.
-
-    With ``forwarded_port`` (e.g. 22) it asks no source: the address is the
-    host side of the domain's forward of that guest port (127.0.0.1 and the
-    host port), ready once the guest answers there; the SSH jobs take the
-    port from it too (``address_from``).
-
-    Records ``{"domain_name", "ip", "addresses", "source"}`` (and ``port``
-    with a forward) as its result in the job context and sets the context
-    key ``ip``.
-    """
-
-    #: Domain name, or its CreateDomain job (then name and uri come from it).
-    domain: ClassVar[Any] = REQUIRED
-    #: None: the CreateDomain job's uri, else qemu:///system.
-    uri: ClassVar[str | None] = None
-    sources: ClassVar[Sequence[str]] = ("lease", "agent", "arp")
-    #: "ipv4", "ipv6" or "any".
-    family: ClassVar[str] = "ipv4"
-    timeout: ClassVar[float] = 180.0
-    interval: ClassVar[float] = 2.0
-    #: A guest port reached through the domain's port forward (CreateDomain
-    #: ``port_forwards``): the address is the forward's host side, ready once
-    #: the guest sends data on it (SSH's banner).  None: ask ``sources``.
-    forwarded_port: ClassVar[int | None] = None
-    #: Seconds one probe of the forward waits for the guest's first bytes (a
-    #: guest under TCG emulation on a busy host takes many seconds to send
-    #: SSH's banner; a probe returns as soon as it arrives).
-    probe_timeout: ClassVar[float] = 30.0
-
-    @classmethod
-    def variant(cls, name: str | None = None, /, **options: Any) -> Any:
-        """As :meth:`Job.variant`; depends on ``domain`` when that is a job
-        and no ``DEPS`` are given."""
-        made = super().variant(name, **with_default_deps(options, "domain"))
-        for key in ("timeout", "interval"):
-            if key in options:
-                try:
-                    _check_seconds(options[key])
-                except ValueError as err:
-                    raise InvalidLibvirtOptionError(made.__name__, key, options[key],
-                                                    str(err)) from None
-        for src in options.get("sources", ()):
-            if src not in _SOURCES:
-                raise InvalidLibvirtOptionError(made.__name__, "sources", src,
-                                                f"use some of {', '.join(_SOURCES)}")
-        return made
-
-    def _uri(self) -> str:
-        return _domain_ref(self, self.domain)[1]
-
-    def _query(self, errors: dict[str, str]) -> dict[str, Any] | None:
-        name = _domain_ref(self, self.domain)[0]
-        conn = self._conn()
-        dom = self._lookup(conn, name)
-        if dom is None:
-            raise DomainNotFoundError(type(self).__name__, name, self._uri())
-        if self.forwarded_port is not None:
-            return self._query_forward(name, dom, errors)
-        for src in self.sources:
-            try:
-                ifaces = dom.interfaceAddresses(_SOURCES[src], 0) or {}
-            except libvirt.libvirtError as err:
-                errors[src] = err.get_error_message() or str(err)
-                continue
-            found = [a for a in _addresses(ifaces) if self._wanted(a)]
-            if found:
-                return {"ip": found[0], "source": src, "addresses": found}
-            errors[src] = "no address yet"
-        return None
-
-    def _query_forward(self, name: str, dom: libvirt.virDomain,
-                       errors: dict[str, str]) -> dict[str, Any] | None:
-        with self._calling(f"read domain {name!r}"):
-            xml = dom.XMLDesc(0)
-            active = bool(dom.isActive())
-        forward = _forward.forward_for(xml, int(self.forwarded_port or 0))
-        if forward is None:
-            raise LibvirtJobError(type(self).__name__, f"domain {name!r} has no port forward "
-                                  f"to guest port {self.forwarded_port}; set CreateDomain's "
-                                  "port_forwards, or unset forwarded_port")
-        if not active:
-            errors["forward"] = f"domain {name!r} is not running"
-            return None
-        why = _forward.probe(*forward, timeout=float(self.probe_timeout))
-        if why is not None:
-            errors["forward"] = f"{forward[0]}:{forward[1]}: {why}"
-            return None
-        return {"ip": forward[0], "port": forward[1], "source": "forward",
-                "addresses": [forward[0]]}
-
-    def _wanted(self, address: str) -> bool:
-        try:
-            ip = ipaddress.ip_address(address.split("%")[0])
-        except ValueError:
-            return False
-        if ip.is_loopback or ip.is_link_local or ip.is_unspecified:
-            return False
-        return self.family == "any" or (self.family == "ipv6") == (ip.version == 6)
-
-    def _result(self, found: dict[str, Any]) -> dict[str, Any]:
-        values = {"domain_name": _domain_ref(self, self.domain)[0], **found}
-        return self._publish(values, ip=found["ip"])
-
-    def _check(self) -> dict[str, Any]:
-        errors: dict[str, str] = {}
-        found = self._query(errors)
-        if found is None:
-            raise NotConvergedError(type(self).__name__, "no address yet: " + "; ".join(
-                f"{k}: {v}" for k, v in errors.items()))
-        return self._result(found)
-
-    def Run(self, *args: Any, **kwargs: Any) -> None:
-        start = time.monotonic()
-        deadline = start + float(self.timeout)
-        errors: dict[str, str] = {}
-        while True:
-            errors.clear()
-            if self._query(errors) is not None:
-                return
-            now = time.monotonic()
-            report_progress(now - start, float(self.timeout), "s")
-            if now >= deadline:
-                raise AddressTimeoutError(type(self).__name__,
-                                          _domain_ref(self, self.domain)[0],
-                                          float(self.timeout), list(self.sources), errors)
-            time.sleep(max(0.0, min(float(self.interval), deadline - now)))
-
-    def Plan(self, *args: Any, **kwargs: Any) -> str:
-        """Check mode: which address Run would wait for, and how long."""
-        return _libvirt_plans.wait_for_address_plan(self, _domain_ref(self, self.domain)[0])
-
-
-def _addresses(ifaces: dict[str, Any]) -> list[str]:
-    return [a["addr"] for iface in ifaces.values() for a in (iface.get("addrs") or [])
-            if a.get("addr")]
-
-
 class RemoveDomain(LibvirtJob):
     """The domain does not exist: destroy and undefine it, and delete its
     disks (pool volumes or files) unless ``keep_volumes``.
@@ -517,20 +269,20 @@ class RemoveDomain(LibvirtJob):
     keep_volumes: ClassVar[bool] = False
 
     def _uri(self) -> str:
-        return _domain_ref(self, self.domain)[1]
+        return domain_ref(self, self.domain)[1]
 
     def _check(self) -> dict[str, Any]:
-        name = _domain_ref(self, self.domain)[0]
+        name = domain_ref(self, self.domain)[0]
         if self._lookup(self._conn(), name) is not None:
             raise NotConvergedError(type(self).__name__, f"domain {name!r} exists")
         return {"domain_name": name, "removed": True}
 
     def Plan(self, *args: Any, **kwargs: Any) -> str:
         """Check mode: stop, undefine, and which disks would be deleted."""
-        return _libvirt_plans.remove_domain_plan(self, _domain_ref(self, self.domain)[0])
+        return _libvirt_plans.remove_domain_plan(self, domain_ref(self, self.domain)[0])
 
     def Run(self, *args: Any, **kwargs: Any) -> None:
-        name = _domain_ref(self, self.domain)[0]
+        name = domain_ref(self, self.domain)[0]
         conn = self._conn()
         dom = self._lookup(conn, name)
         if dom is None:

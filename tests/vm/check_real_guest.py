@@ -31,6 +31,7 @@ from __future__ import annotations
 import contextlib
 import importlib.util
 import json
+import logging
 import os
 import pathlib
 import shutil
@@ -133,6 +134,24 @@ def workdir() -> Iterator[pathlib.Path]:
     path.chmod(0o755)
     yield path
     shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture(autouse=True)
+def debug_log() -> Iterator[pathlib.Path]:
+    """The jobs' DEBUG log (console dialogue included, password scrubbed) in
+    ``<cache>/last-run.log``, to read when a stage fails."""
+    CACHE.mkdir(parents=True, exist_ok=True)
+    path = CACHE / "last-run.log"
+    handler = logging.FileHandler(path, mode="w")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(message)s"))
+    logger = logging.getLogger("dojobber")
+    old = logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.DEBUG)
+    yield path
+    logger.removeHandler(handler)
+    logger.setLevel(old)
+    handler.close()
 
 
 def test_vm_from_obs_on_a_real_guest(workdir: pathlib.Path) -> None:
