@@ -61,6 +61,13 @@ mkdir -p "$root/etc/systemd/network"
 printf '[Match]\nName=en* eth*\n\n[Network]\nDHCP=yes\n' > "$root/etc/systemd/network/80-dhcp.network"
 chroot "$root" systemctl enable systemd-networkd.service
 chroot "$root" systemctl enable serial-getty@ttyS0.service
+# The getty waits for /dev/ttyS0 as long as it takes: systemd gives a device
+# 90 s by default, and a guest emulated on a busy host (TCG with a fifth of
+# a core) announces ttyS0 later than that; the getty then fails ("Dependency
+# failed for Serial Getty on ttyS0") and the console only ever echoes Enter.
+mkdir -p "$root/etc/systemd/system/dev-ttyS0.device.d"
+printf '[Unit]\nJobRunningTimeoutSec=infinity\n' \
+    > "$root/etc/systemd/system/dev-ttyS0.device.d/90-wait.conf"
 mkdir -p "$root/etc/cloud/cloud.cfg.d"
 cat > "$root/etc/cloud/cloud.cfg.d/90-dojobber-test.cfg" <<'CFG'
 datasource_list: [NoCloud, None]

@@ -225,10 +225,27 @@ def test_silent_console_times_out_naming_the_getty(tmp_path: pathlib.Path,
     with SerialGuest(tmp_path / "guest", USER, PASSWORD, boot_delay=30.0) as guest:
         port = TtyPort(guest.device)
         try:
-            with pytest.raises(ConsoleTimeoutError, match="getty"):
+            with pytest.raises(ConsoleTimeoutError, match=r"sent nothing.*getty"):
                 authorize_on_console(port, "j", USER, PASSWORD, public_line(key), 2.0)
         finally:
             port.close()
+
+
+def test_console_that_only_echoes_enter_names_the_missing_getty(
+        tmp_path: pathlib.Path, key: pathlib.Path) -> None:
+    """A guest whose serial getty never started (it timed out waiting for
+    /dev/ttyS0 on a starved host) echoes Enter and says nothing else."""
+    with SerialGuest(tmp_path / "guest", USER, PASSWORD, echo_only=True) as guest:
+        port = TtyPort(guest.device)
+        try:
+            with pytest.raises(ConsoleTimeoutError) as caught:
+                authorize_on_console(port, "j", USER, PASSWORD, public_line(key), 5.0)
+        finally:
+            port.close()
+        assert b"\r" in guest.transcript()
+    message = str(caught.value)
+    assert "only echoed Enter" in message and "serial-getty@ttyS0" in message
+    assert "sent nothing" not in message
 
 
 # -- the job: console method + Check over real SSH ----------------------------

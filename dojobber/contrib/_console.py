@@ -140,6 +140,8 @@ class _Dialogue:
         self.lines: deque[str] = deque(maxlen=15)
         self.partial = ""
         self.nonce = "DJ" + secrets.token_hex(6)
+        self.received = False  # any byte from the console yet
+        self.printed = False  # anything but white space (an echoed Enter)
 
     # -- text in and out ---------------------------------------------------
     def scrub(self, text: str) -> str:
@@ -150,6 +152,8 @@ class _Dialogue:
 
     def _take(self, data: bytes) -> None:
         text = _ANSI.sub("", data.decode("utf-8", "replace")).replace("\r", "")
+        self.received = True
+        self.printed = self.printed or bool(text.strip())
         self.seen = (self.seen + text)[-4000:]
         *done, self.partial = (self.partial + text).split("\n")
         for line in done:
@@ -199,6 +203,19 @@ class _Dialogue:
         found = self.expect({"who": who}, 10.0)
         return found[1].group(1) if found else None
 
+    def why_silent(self) -> str:
+        """The timeout message of a console that never showed a prompt."""
+        if not self.received:
+            return ("the console sent nothing before the timeout; is a getty on the guest's "
+                    "serial port (console=ttyS0), and is the domain's console that port?")
+        if not self.printed:
+            return ("the console only echoed Enter back before the timeout: the terminal is "
+                    "there but no getty reads it; check the guest's serial getty (systemctl "
+                    "status serial-getty@ttyS0: a guest short of CPU at boot may have given "
+                    "up waiting for /dev/ttyS0 and never started it)")
+        return ("no login prompt or shell before the timeout; is a getty on the serial "
+                "console (console=ttyS0)?")
+
     def login(self) -> None:
         self.send(self.user + "\r")
         found = self.expect({"password": _PASSWORD, "prompt": _PROMPT}, 30.0)
@@ -222,8 +239,7 @@ class _Dialogue:
             found = self.expect({"login": _LOGIN, "password": _PASSWORD, "prompt": _PROMPT},
                                 max(0.0, self.deadline - time.monotonic()), poke=True)
             if found is None:
-                raise self.error(ConsoleTimeoutError, "no login prompt or shell before the "
-                                 "timeout; is a getty on the serial console (console=ttyS0)?")
+                raise self.error(ConsoleTimeoutError, self.why_silent())
             kind = found[0]
             if kind == "password":  # a half-finished login: abandon it
                 self.send("\r")

@@ -12,6 +12,8 @@ for the right one runs a real ``/bin/sh -i`` in its own pty with ``HOME``
 set to ``home``, relaying bytes both ways until the shell exits; then it
 shows ``login:`` again.  ``logged_in=True`` starts with the shell already
 running; ``shell_user`` makes ``id -un`` in that shell print another name.
+``echo_only=True`` is a console no getty reads (a guest whose getty never
+started): what is typed only comes back as the terminal's echo, CR as CR LF.
 
 The password reaches the child in its environment, never on a command line.
 ``guest.transcript()`` is everything the child received (for asserting what
@@ -40,7 +42,7 @@ class SerialGuest:
 
     def __init__(self, directory: Path, user: str, password: str, *, boot_delay: float = 0.0,
                  prompt_on_enter: bool = False, logged_in: bool = False,
-                 shell_user: str | None = None) -> None:
+                 shell_user: str | None = None, echo_only: bool = False) -> None:
         self.dir = Path(directory)
         self.home = self.dir / "home"
         self.home.mkdir(parents=True, exist_ok=True)
@@ -56,6 +58,8 @@ class SerialGuest:
             args.append("--logged-in")
         if shell_user:
             args += ["--shell-user", shell_user]
+        if echo_only:
+            args.append("--echo-only")
         env = dict(os.environ, **{PASSWORD_ENV: password})
         env["PYTHONPATH"] = str(Path(__file__).resolve().parents[2])
         self.proc = subprocess.Popen(args, pass_fds=[master], env=env,
@@ -166,9 +170,13 @@ def main() -> None:
     parser.add_argument("--prompt-on-enter", action="store_true")
     parser.add_argument("--logged-in", action="store_true")
     parser.add_argument("--shell-user")
+    parser.add_argument("--echo-only", action="store_true")
     args = parser.parse_args()
     password = os.environ.pop(PASSWORD_ENV)
     console = _Console(args.fd, Path(args.log))
+    if args.echo_only:
+        while True:  # no getty: the line discipline echoes, nobody answers
+            os.write(console.fd, console.read().replace(b"\r", b"\r\n"))
     booted = time.monotonic() + args.boot_delay
     while time.monotonic() < booted:
         console.read(max(0.0, booted - time.monotonic()))  # lost while booting
