@@ -18,6 +18,8 @@ import logging
 import os
 import pathlib
 import stat
+import subprocess
+import sys
 from collections.abc import Iterator
 from typing import Any
 
@@ -357,3 +359,20 @@ def run_dry(root: type[Job]) -> RunResult:
     dj = DoJobber()
     dj.configure(root, no_act=True)
     return dj.checknrun()
+
+
+def test_the_console_method_alone_prints_no_libvirt_errors(tmp_path: pathlib.Path) -> None:
+    """Closing libvirt's console stream fails the reader's last recv(); with
+    only the console module imported (no dojobber.contrib.libvirt) libvirt
+    must not print that, or any error, to stderr.  A fresh interpreter, so
+    no other module has silenced libvirt before."""
+    pytest.importorskip("libvirt")
+    code = ("import libvirt, dojobber.contrib._libvirtconsole\n"
+            "try:\n"
+            f"    libvirt.open('test://{tmp_path}/missing.xml')\n"
+            "except libvirt.libvirtError as err:\n"
+            "    print('raised', err.get_error_code())\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=60, check=True)
+    assert done.stdout.startswith("raised")
+    assert "libvirt:" not in done.stderr

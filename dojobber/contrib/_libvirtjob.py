@@ -20,14 +20,26 @@ from ..job import Job
 from ._runscope import NotConvergedError, publish, run_pool
 from .libvirt_errors import LibvirtCallError
 
-__all__ = ["MAX_VCPU", "LibvirtJob", "check_seconds", "check_vcpu", "domain_ref"]
+__all__ = [
+    "MAX_VCPU",
+    "LibvirtJob",
+    "check_seconds",
+    "check_vcpu",
+    "domain_ref",
+    "silence_libvirt_errors",
+]
 
 
 def _quiet(_ctx: object, _err: object) -> None:
     """libvirt's error callback: errors arrive as exceptions, print nothing."""
 
 
-libvirt.registerErrorHandler(_quiet, None)
+def silence_libvirt_errors() -> None:
+    """Stop libvirt printing each error to stderr (they arrive as exceptions)."""
+    libvirt.registerErrorHandler(_quiet, None)
+
+
+silence_libvirt_errors()
 
 _POOL_KEY = "dojobber.contrib.libvirt:connections"
 
