@@ -21,9 +21,10 @@ minutes: under TCG the guest boots in about two.
 7. RemoveDomain removes the domain and its disk; nothing of it is left.
 
 The guest is reached only through 127.0.0.1 (user-mode networking with a
-port forward); nothing here connects to any other address.  Stage times are
-printed and written to ``<cache>/last-run.json`` (benchmarks/README.md
-quotes them).
+port forward); nothing here connects to any other address.  Stage and
+per-job times are printed and written to ``<cache>/last-run.json``
+(benchmarks/README.md quotes them), the jobs' DEBUG log (console dialogue
+included, the password as ``***``) to ``<cache>/last-run.log``.
 """
 
 from __future__ import annotations
