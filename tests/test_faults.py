@@ -92,6 +92,8 @@ def end_group(child: subprocess.Popen[str]) -> None:
     with contextlib.suppress(ProcessLookupError):
         os.killpg(child.pid, signal.SIGKILL)
     child.wait(timeout=30)
+    with child:  # closes its pipes (left open: a ResourceWarning)
+        pass
 
 
 def run_to_end(faultdir: Path, *args: str, slow: float = 0.0) -> subprocess.CompletedProcess[str]:
