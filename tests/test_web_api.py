@@ -465,8 +465,8 @@ def test_dojobber_serve_prints_a_url_that_logs_in(tmp_path: Path) -> None:
         assert fetch(f"{base}/api/runs").json()["runs"] == []
     finally:
         child.send_signal(signal.SIGINT)  # as Ctrl-C: uvicorn stops
-        child.wait(timeout=30)
-    assert child.returncode == 0, child.stderr.read() if child.stderr else ""
+        _, err = child.communicate(timeout=30)  # (and closes the pipes)
+    assert child.returncode == 0, err
 
 
 def test_dojobber_serve_reads_postgresql_records(pg_url: str, tmp_path: Path) -> None:
@@ -483,9 +483,9 @@ def test_dojobber_serve_reads_postgresql_records(pg_url: str, tmp_path: Path) ->
         assert fetch(f"{base}/runs/{ids['failed']}/graph.svg").status == 200
     finally:
         child.send_signal(signal.SIGINT)
-        child.wait(timeout=30)
-    assert child.returncode == 0, child.stderr.read() if child.stderr else ""
-    assert PASSWORD not in (child.stdout.read() if child.stdout else "")
+        out, err = child.communicate(timeout=30)  # (and closes the pipes)
+    assert child.returncode == 0, err
+    assert PASSWORD not in out
 
 
 def test_dojobber_serve_with_the_token_from_the_environment(tmp_path: Path) -> None:
@@ -505,10 +505,10 @@ def test_dojobber_serve_with_the_token_from_the_environment(tmp_path: Path) -> N
         assert reply.status == 403 and "read-only" in reply.json()["error"]
     finally:
         child.send_signal(signal.SIGTERM)
-        child.wait(timeout=30)
+        _, err = child.communicate(timeout=30)  # (and closes the pipes)
     # uvicorn shuts down cleanly, then ends by the signal as it came.
     assert child.returncode == -signal.SIGTERM
-    assert "Traceback" not in (child.stderr.read() if child.stderr else "")
+    assert "Traceback" not in err
 
 
 @pytest.mark.parametrize("host", ["0.0.0.0", "::", "example.org"])

@@ -17,7 +17,7 @@ pytest.importorskip("playwright")
 
 from dojobber.board import open_board
 from dojobber.records import open_store
-from tests.fakes.procs import read_line, start_python, wait_until
+from tests.fakes.procs import finish, read_line, start_python, wait_until
 from tests.fakes.web import (
     ANSI,
     BACKENDS,
@@ -183,8 +183,7 @@ def test_live_update_from_a_run_in_another_process(
         assert page.locator("#live").inner_text() == "the run has ended"
         assert read_line(child) == f"done {rid}"
     finally:
-        child.kill()
-        child.wait()
+        finish(child)
 
 
 def test_page_opened_before_the_graph_is_stored_fills_in(
@@ -217,8 +216,7 @@ def test_page_opened_before_the_graph_is_stored_fills_in(
         page.wait_for_selector("body[data-live=ended]")
         assert read_line(child) == f"done {rid}"
     finally:
-        child.kill()
-        child.wait()
+        finish(child)
 
 
 def test_job_page_follows_its_job_live(page: Any, site: dict[str, Any], tmp_path: Path) -> None:
@@ -247,8 +245,7 @@ def test_job_page_follows_its_job_live(page: Any, site: dict[str, Any], tmp_path
         page.wait_for_selector("body[data-live=ended]")
         assert read_line(child) == f"done {rid}"
     finally:
-        child.kill()
-        child.wait()
+        finish(child)
 
 
 def test_board_post_and_cancel_need_the_token(page: Any, site: dict[str, Any]) -> None:
