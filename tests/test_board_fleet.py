@@ -7,6 +7,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import textwrap
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -48,12 +49,14 @@ SKEWED = textwrap.dedent('''
 
 
 @pytest.fixture
-def fleet(tmp_path: Path, pg_url: str) -> tuple[Path, Board, str]:
+def fleet(tmp_path: Path, pg_url: str) -> Iterator[tuple[Path, Board, str]]:
     package = tmp_path / "pkgs" / "fleetjobs"
     package.mkdir(parents=True)
     (package / "__init__.py").write_text("")
     (package / "site.py").write_text(SITE)
-    return tmp_path, open_board(pg_url), pg_url
+    board = open_board(pg_url)
+    yield tmp_path, board, pg_url
+    board.close()
 
 
 def worker(tmp: Path, url: str, *extra: str, skew: float | None = None,
