@@ -104,7 +104,11 @@ class PostgresBoard(Board):
         try:
             self._link.ensure_schema("board", MIGRATIONS, ["board_requests"])
         except NotOursError as err:
+            self.close()
             raise BoardError(f"cannot use {self.where} as a board: {err}") from None
+        except BaseException:  # (a newer schema, a server gone): nothing left open
+            self.close()
+            raise
 
     def __repr__(self) -> str:
         return f"PostgresBoard({self.where!r})"

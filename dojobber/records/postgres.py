@@ -173,11 +173,14 @@ class PostgresRecordStore(SQLRecords):
         self._changes = 0
         try:
             self._link.ensure_schema("records", MIGRATIONS, _TABLES)
+            self.reap()
         except NotOursError as err:
             self._link.close()
             raise RecordsError(self.path, f"not a records database: {err}",
                                "give dojobber a database of its own") from None
-        self.reap()
+        except BaseException:  # (a newer schema, a server gone): nothing left open
+            self._link.close()
+            raise
 
     def _error(self, message: str) -> RecordsError:
         return RecordsError(self.path, message.removeprefix(self.path + ": "),
