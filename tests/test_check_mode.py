@@ -414,3 +414,29 @@ def test_postgres_records_keep_the_plan(pg_url: str) -> None:
     assert jobs["Write"].plan == f"write {Path(DONE['dir']) / 'Write'} for web1"
     assert result["Write"].plan == jobs["Write"].plan  # a stored run, drawn again
     assert result.outcome is RunOutcome.CHANGES_PENDING
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
+def test_stored_trend_leaves_out_dry_runs(backend: str, tmp_path: Path, done_dir: Path,
+                                         request: pytest.FixtureRequest) -> None:
+    """The web view's trend (Browsable.trend), like ``dojobber history``'s,
+    never counts a dry run before the run it is about."""
+    from dojobber.records import open_store
+
+    location = (str(tmp_path / "records.sqlite3") if backend == "sqlite"
+                else request.getfixturevalue("pg_url"))
+    for no_act in (False, True, False):
+        if no_act:
+            (done_dir / "Write").unlink()  # so that the dry run finds a change
+        dojob = DoJobber()
+        dojob.configure(Write, records=location, no_act=no_act)
+        dojob.checknrun()
+        dojob.records.close()  # type: ignore[union-attr]
+    store = open_store(location)
+    try:
+        last, dry, first = (run.id for run in store.runs(limit=3))
+        assert store.run(dry).verdict is RunOutcome.CHANGES_PENDING
+        assert [i for i, _, _ in store.trend(last)] == [first, last]
+        assert store.trend(dry) == [(first, "converged", 0), (dry, "changes_pending", 0)]
+    finally:
+        store.close()

@@ -266,11 +266,13 @@ class SQLRecords:
     def trend(self, run_id: int, length: int = 12) -> list[tuple[int, str, int]]:
         """``(id, outcome, failed + blocked)`` of run ``run_id`` and up to
         ``length - 1`` runs before it of the same root with the same stored
-        arguments, oldest first."""
+        arguments, oldest first.  Dry runs (``no_act``) before it are left
+        out: they change nothing, so they say nothing about converging."""
         rows = self._read(
             "SELECT r.id, r.outcome, COALESCE(r.failed, 0) + COALESCE(r.blocked, 0)"
             " FROM {runs} r, {runs} t WHERE t.id = ? AND r.root = t.root AND r.id <= t.id"
-            " AND r.args IS NOT DISTINCT FROM t.args ORDER BY r.id DESC LIMIT ?",
+            " AND r.args IS NOT DISTINCT FROM t.args AND (NOT r.no_act OR r.id = t.id)"
+            " ORDER BY r.id DESC LIMIT ?",
             run_id, length)
         return [(int(i), o if o == RUNNING else RunOutcome.read(o).value, int(b))
                 for i, o, b in reversed(rows)]
