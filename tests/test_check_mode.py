@@ -14,6 +14,7 @@ import sqlite3
 import subprocess
 import sys
 import textwrap
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -182,6 +183,34 @@ def test_jobs_that_cannot_be_checked_fail_the_dry_run() -> None:
     # waits for one that would run.
     assert result["BehindBad"].status is JobStatus.BLOCKED
     assert pickle.loads(pickle.dumps(bad)).args == bad.args  # named, and it travels
+
+
+class Hangs(_Marker):
+    """Its Check outlasts its TIMEOUT: it cannot be checked."""
+
+    TIMEOUT = 0.2
+
+    def Check(self, *args: Any, **kwargs: Any) -> str:
+        threading.Event().wait(2)
+        return "late"
+
+
+class Exits(_Marker):
+    def Check(self, *args: Any, **kwargs: Any) -> str:
+        raise SystemExit(3)
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_a_check_past_its_timeout_or_exiting_cannot_be_checked(workers: int) -> None:
+    top = type("Top", (Job,), {"DEPS": [Hangs, Exits, Write], "Check": lambda self: None})
+    dojob = dry_run(top, workers=workers)
+    result = dojob.result
+    assert result is not None
+    assert statuses(dojob) == {"Hangs": "failed", "Exits": "failed", "Write": "would_run",
+                               "Top": "blocked"}
+    assert type(result["Hangs"].exception).__name__ == "JobTimeoutError"
+    assert isinstance(result["Exits"].exception, SystemExit)
+    assert result.outcome is RunOutcome.NOT_CONVERGED
 
 
 def test_nothing_would_change_once_converged() -> None:
