@@ -153,12 +153,13 @@ def test_without_check_command_it_is_run_only(
 
 
 def test_command_timeout(sshd: Sshd, known_hosts: pathlib.Path) -> None:
-    # The timeout leaves a loaded machine time to start the shell and echo.
-    Job1 = RunCommands.variant("setup", **conn_opts(sshd, known_hosts), timeout=2.0,
-                               commands=["echo started; sleep 30"])
+    # The timeout leaves a loaded machine time to start the shell and echo
+    # (2 s was not always enough with two test workers on 2 busy cores).
+    Job1 = RunCommands.variant("setup", **conn_opts(sshd, known_hosts), timeout=6.0,
+                               commands=["echo started; sleep 60"])
     err = run_once(Job1).jobs["setup"].exception
     assert isinstance(err, CommandTimeoutError)
-    assert err.timeout == 2.0 and err.tail == ["started"]
+    assert err.timeout == 6.0 and err.tail == ["started"]
 
 
 def test_one_connection_per_host_closed_at_cleanup(
