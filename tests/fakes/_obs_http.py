@@ -7,6 +7,7 @@ import base64
 import email.utils
 import hashlib
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -32,6 +33,8 @@ class Request:
     headers: dict[str, str]
     status: int = 0
     body_bytes: int = 0
+    #: Set when the handler is done with it (body_bytes is final then).
+    done: threading.Event = field(default_factory=threading.Event, compare=False, repr=False)
 
 
 @dataclass
@@ -90,6 +93,14 @@ class Handler(BaseHTTPRequestHandler):
     def log_message(self, format: str, *args: Any) -> None:
         pass
 
+    def handle_one_request(self) -> None:
+        self._rec: Request | None = None
+        try:
+            super().handle_one_request()
+        finally:
+            if self._rec is not None:
+                self._rec.done.set()
+
     # -- helpers ----------------------------------------------------------------
     def _record(self) -> Request:
         parts = urlsplit(self.path)
@@ -97,6 +108,7 @@ class Handler(BaseHTTPRequestHandler):
                       {k: v for k, v in self.headers.items()})
         with self.owner._lock:
             self.owner.log.append(rec)
+        self._rec = rec
         return rec
 
     def _send(self, rec: Request, status: int, body: bytes = b"",

@@ -246,10 +246,16 @@ class FakeObs:
 
     # -- log --------------------------------------------------------------------
     def requests_for(self, path: str, method: str | None = None) -> list[Request]:
+        """The requests for ``path``, each once its handler is done with it
+        (a client can finish reading a body before the handler has noted
+        how much it sent)."""
         path = "/" + path.lstrip("/")
         with self._lock:
-            return [r for r in self.log
-                    if r.path == path and (method is None or r.method == method)]
+            found = [r for r in self.log
+                     if r.path == path and (method is None or r.method == method)]
+        for r in found:
+            r.done.wait(10)
+        return found
 
     def clear_log(self) -> None:
         with self._lock:
