@@ -22,6 +22,7 @@ from __future__ import annotations
 import concurrent.futures as cf
 import itertools
 import logging
+import math
 import queue
 import time
 from contextlib import AbstractContextManager
@@ -29,10 +30,13 @@ from dataclasses import replace
 from typing import Protocol
 
 from ._schedule import Schedule
+from ._threads import DaemonThreads
+from ._timeout import Running, Slot, look_period
 from .attempt import (
     AttemptSetup,
     Observer,
     RawOutcome,
+    expired_outcome,
     failed_outcome,
     run_attempt,
     run_attempts_remote,
@@ -100,28 +104,35 @@ def _batch_size(ready: int, workers: int | None) -> int:
 
 def _local_batch(
     host: PoolHost, schedule: Schedule, setup: AttemptSetup, items: list[tuple[int, int]],
+    slot: Slot | None = None,
 ) -> list[RawOutcome]:
     """Run attempts one after another on this (pool) thread.
 
     Stops early when the run is asked to stop; an exception that is not an
     ``Exception`` (SystemExit in job code) fails its job (an
     :class:`~dojobber.attempt.Outcome` that forbids a retry) and ends the batch.  Attempts not
-    started are simply missing from the list.
+    started are simply missing from the list.  With a ``slot`` (jobs of the
+    graph have a TIMEOUT) the outcomes are kept in it as they come and timed
+    attempts write their deadline in it; when the loop takes one at its
+    deadline, the batch ends there (what it returns is not used).
     """
     classes = schedule.graph.classes
     timeouts = schedule.graph.timeouts
-    outcomes: list[RawOutcome] = []
+    outcomes: list[RawOutcome] = [] if slot is None else slot.outcomes
     with host.observing() as observer:
         for i, attempt in items:
             if outcomes and schedule.stopped:
                 break
             try:
                 timeout = None if timeouts is None else timeouts[i]
-                if timeout is not None:
-                    outcomes.append(run_timed_attempt(classes[i], i, attempt, setup,
-                                                      host.observing, timeout))
-                else:
+                if timeout is None or slot is None:
                     outcomes.append(run_attempt(classes[i], i, attempt, setup, observer))
+                else:
+                    out = run_timed_attempt(classes[i], i, attempt, setup, observer, slot,
+                                            timeout)
+                    if out is None:  # taken at its deadline: abandoned
+                        break
+                    outcomes.append(out)
             except KeyboardInterrupt:
                 raise  # as with workers=1: the run is interrupted
             except BaseException as err:
@@ -143,26 +154,43 @@ def run_pooled(
 
     ``setup`` is for attempts in this process; attempts sent elsewhere get
     it with ``remote_cwd`` (a path) and a copy of its global storage.
+
+    When jobs of the graph have a ``TIMEOUT`` and the attempts run on
+    threads of this process, this loop also watches their deadlines (see
+    :mod:`dojobber._timeout`): each batch has a :class:`Slot`, and an
+    attempt past its deadline is recorded as timed out here, the rest of
+    its batch made ready again, and (in the loop's own pool) its thread
+    replaced.
     """
     owned = executor is None
-    if executor is None:
-        executor = cf.ThreadPoolExecutor(workers, thread_name_prefix="dojobber")
-    pool = executor
-    local = isinstance(executor, cf.ThreadPoolExecutor)
-    limit = workers if (owned or workers > 1) else None
     classes = schedule.graph.classes
     names = schedule.graph.names
     timeouts = schedule.graph.timeouts
+    if executor is None:
+        executor = (cf.ThreadPoolExecutor(workers, thread_name_prefix="dojobber")
+                    if timeouts is None else DaemonThreads(workers))
+    pool = executor
+    local = isinstance(executor, (cf.ThreadPoolExecutor, DaemonThreads))
+    limit = workers if (owned or workers > 1) else None
     storage = setup.global_storage
     done: queue.SimpleQueue[cf.Future[list[RawOutcome]]] = queue.SimpleQueue()
     running: dict[cf.Future[list[RawOutcome]], list[tuple[int, int]]] = {}
     submissions = itertools.count(1)
+    # Timed attempts on this process's threads: the loop watches their
+    # slots, looking every ``period`` (see dojobber._timeout).
+    watching = local and timeouts is not None
+    period = look_period(timeouts)
+    slots: dict[cf.Future[list[RawOutcome]], Slot] = {}
+    next_look = math.inf
 
     def submit(items: list[tuple[int, int]]) -> None:
         try:
             fut: cf.Future[list[RawOutcome]]
             if local:
-                fut = pool.submit(_local_batch, host, schedule, setup, items)
+                slot = Slot() if watching else None
+                fut = pool.submit(_local_batch, host, schedule, setup, items, slot)
+                if slot is not None:
+                    slots[fut] = slot
             else:
                 fut = pool.submit(
                     run_attempts_remote,  # type: ignore[arg-type]  # (an Outcome is a RawOutcome)
@@ -216,11 +244,38 @@ def run_pooled(
             for i, attempt in items:
                 fail(i, attempt, JobNotSendableError(names[i], err))
 
+    def watch() -> float:
+        """Take the attempts past their deadline; when to look again."""
+        now = time.perf_counter()
+        nearest = now + period
+        for fut, slot in list(slots.items()):
+            taken, due = slot.look(now)
+            if taken is not None:
+                timed_out(fut, slot, taken)
+            elif due < nearest:
+                nearest = due
+        return nearest
+
+    def timed_out(fut: cf.Future[list[RawOutcome]], slot: Slot, taken: Running) -> None:
+        """The attempt in ``slot`` is past its deadline: keep what its batch
+        found before it, record it as timed out, make the rest ready."""
+        items = running.pop(fut)
+        del slots[fut]
+        found = list(slot.outcomes)
+        keep(found)
+        host.record(expired_outcome(taken, slot.seen_at))
+        for i, _ in items[len(found) + 1:]:
+            schedule.put_back(i)
+        if isinstance(pool, DaemonThreads):
+            pool.replace()
+
     def room() -> bool:
         return limit is None or len(running) < limit
 
     try:
         while True:
+            if watching and time.perf_counter() >= next_look:
+                next_look = watch() if slots else math.inf
             if schedule.stopped and not running:
                 return
             while room() and schedule.ready_count():
@@ -246,20 +301,29 @@ def run_pooled(
                     time.sleep(max(0.0, due - time.monotonic()))
                     continue
                 return
+            if watching:
+                if next_look == math.inf:  # (the first batch with a slot)
+                    next_look = time.perf_counter() + period
+                until = max(0.0, next_look - time.perf_counter())
+                timeout = until if timeout is None else min(timeout, until)
             try:
-                fut = done.get_nowait()
+                got = done.get_nowait()
             except queue.Empty:
                 host.before_wait()  # before waiting for a worker
                 try:
-                    fut = done.get(timeout=timeout)
+                    got = done.get(timeout=timeout)
                 except queue.Empty:
                     continue
-            finish(fut, running.pop(fut))
+            items = running.pop(got, None)
+            if items is not None:  # (else: a batch taken at its deadline)
+                slots.pop(got, None)
+                finish(got, items)
     except BaseException as exc:
         # Ctrl-C (or an engine error): start nothing new; let what runs
         # finish, and keep the outcomes that arrive.  After Ctrl-C, wait
         # until they end, saying so; a second Ctrl-C abandons them (their
         # jobs' Cleanup is then not run while they may still be running).
+        # Timed attempts are waited for until their deadline at most.
         for fut in running:
             fut.cancel()
         alive = [fut for fut in running if not fut.done()]
@@ -271,7 +335,13 @@ def run_pooled(
                         "still running (%s); press Ctrl-C again to abandon them",
                         len(alive), ", ".join(jobs))
             try:
-                cf.wait(alive)
+                while alive:
+                    wait = None
+                    if watching:
+                        wait = max(0.0, watch() - time.perf_counter())
+                        alive = [fut for fut in alive if fut in running]
+                    cf.wait(alive, timeout=wait, return_when=cf.FIRST_COMPLETED)
+                    alive = [fut for fut in alive if not fut.done()]
             except KeyboardInterrupt:
                 log.warning("abandoned the attempt(s) of %s; their Cleanup is not run",
                             ", ".join(jobs))
@@ -280,10 +350,11 @@ def run_pooled(
         for fut in list(running):
             if fut.done():
                 running.pop(fut)
+                slots.pop(fut, None)
                 if not fut.cancelled() and fut.exception() is None:
                     keep(fut.result())
         host.abandoned = {i for items in running.values() for i, _ in items}
         raise
     finally:
         if owned:
-            executor.shutdown(wait=False, cancel_futures=True)
+            pool.shutdown(wait=False, cancel_futures=True)

@@ -1,16 +1,25 @@
 """Per-job ``TIMEOUT``: bounding one attempt.
 
-In this process (the inline and thread engines) an attempt of a job with a
-``TIMEOUT`` runs on a runner thread of its own while the engine's thread
-(or the pool's) waits for it at most ``TIMEOUT`` seconds.  Past that the
-attempt is *abandoned*: the try is recorded as failed with
-:class:`~dojobber.JobTimeoutError` and the run goes on.  Python cannot
-stop a thread, so the abandoned runner goes on until the job's code
-returns; it is never given another attempt, and while it runs the same job
-is not tried again (in this run, a later round or a later run of this
-process: such a try fails at once with ``JobTimeoutError`` saying so).
-Runner threads are kept and reused while nothing times out, so a timed
-attempt costs a hand-off between two threads, not a thread start.
+In this process (the inline and thread engines) a timed attempt runs on the
+thread that runs the run's attempts anyway, with nothing handed between
+threads and no clock reading: before it starts, that thread publishes it
+in its :class:`Slot` (a one-item list); when it ends, it takes it back
+(one ``pop()``).  The thread that waits for the attempts anyway (the
+pooled loop, or the caller's thread watching the inline loop, see
+:mod:`dojobber._inline`) is the *watcher*: every tenth of the graph's
+shortest ``TIMEOUT`` (:func:`look_period`) it looks at the slots and notes
+when it first saw each attempt.  While attempts end within their
+``TIMEOUT`` it never acts.
+
+Past a deadline (seen running for its ``TIMEOUT``: taken at most one
+period late, never early) the watcher takes the attempt (:meth:`Slot.look`): the try
+is recorded as failed with :class:`~dojobber.JobTimeoutError` and the run
+goes on on another thread.  Python cannot stop a thread, so the attempt is
+*abandoned*: its thread goes on until the job's code returns, then finds
+its slot taken, drops what the attempt found and runs nothing more for the
+run.  While it runs, the same job is not tried again (in this run, a later
+round or a later run of this process: such a try fails at once with
+``JobTimeoutError`` saying so) and its ``Cleanup()`` is skipped.
 
 In another process (a process pool, dask) the worker stops the attempt
 itself: in a worker's main thread (process pools) a timer signal raises in
@@ -22,96 +31,151 @@ dask nanny starts a fresh worker).
 
 from __future__ import annotations
 
+import math
 import os
-import queue
 import signal
 import threading
+import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from .errors import JobTimeoutError
-
-__all__ = ["abandoned", "call_with_timeout", "call_with_timeout_remote"]
+__all__ = ["Running", "Slot", "abandoned", "call_with_timeout_remote", "ended", "look_period"]
 
 _T = TypeVar("_T")
+_perf = time.perf_counter
 
-#: Job classes whose timed-out attempt still runs -> the runner running it.
-_abandoned: dict[type, _Runner] = {}
+#: Job classes with a timed-out attempt still running in this process ->
+#: how many such attempts.
+_abandoned: dict[type, int] = {}
 _lock = threading.Lock()
-_idle: list[_Runner] = []
-#: Idle runners kept at most.
-_KEEP = 32
-
-
-class _Runner(threading.Thread):
-    """Runs the calls handed to it, one at a time, until abandoned."""
-
-    def __init__(self) -> None:
-        super().__init__(name="dojobber-timed", daemon=True)
-        self.calls: queue.SimpleQueue[tuple[Callable[[], Any], queue.SimpleQueue[Any]] | None]
-        self.calls = queue.SimpleQueue()
-        self.abandoned = False
-        self.job: type | None = None
-
-    def run(self) -> None:
-        while True:
-            item = self.calls.get()
-            if item is None:
-                return
-            call, reply = item
-            try:
-                reply.put((True, call()))
-            except BaseException as err:  # (handed to the waiting thread)
-                reply.put((False, err))
-            # An idle runner must not keep the last call (and through it a
-            # whole run: its engine, results and job instances) alive.
-            item = call = reply = None  # type: ignore[assignment]
-            if self.abandoned:
-                with _lock:
-                    if self.job is not None and _abandoned.get(self.job) is self:
-                        del _abandoned[self.job]
-                return
 
 
 def abandoned(job: type) -> bool:
-    """Whether a timed-out attempt of ``job`` still runs in this process."""
-    runner = _abandoned.get(job)
-    return runner is not None and runner.is_alive()
+    """Whether a timed-out (or abandoned) attempt of ``job`` still runs in
+    this process."""
+    return job in _abandoned
 
 
-def call_with_timeout(job: type, timeout: float, call: Callable[[], _T]) -> tuple[bool, _T | None]:
-    """``(True, call())``, or ``(False, None)`` when ``call`` did not return
-    within ``timeout`` seconds (it goes on, abandoned, on its runner).
-    What ``call`` raises is raised here.  Raises :class:`JobTimeoutError`
-    at once when an abandoned attempt of ``job`` still runs."""
-    if _abandoned and abandoned(job):
-        raise JobTimeoutError(job.__name__, timeout, still_running=True)
+def _abandon(job: type) -> None:
     with _lock:
-        runner = _idle.pop() if _idle else None
-    if runner is None:
-        runner = _Runner()
-        runner.start()
-    reply: queue.SimpleQueue[tuple[bool, Any]] = queue.SimpleQueue()
-    runner.calls.put((call, reply))
-    try:
-        ok, value = reply.get(timeout=timeout)
-    except queue.Empty:
-        with _lock:
-            runner.job = job
-            runner.abandoned = True
-            _abandoned[job] = runner
-        if not reply.empty():  # it ended just now, after all
-            ok, value = reply.get()
+        _abandoned[job] = _abandoned.get(job, 0) + 1
+
+
+def _release(job: type) -> None:
+    with _lock:
+        left = _abandoned.get(job, 0) - 1
+        if left > 0:
+            _abandoned[job] = left
         else:
-            return False, None
-    with _lock:
-        if not runner.abandoned and len(_idle) < _KEEP:
-            _idle.append(runner)
-        elif not runner.abandoned:
-            runner.calls.put(None)
-    if not ok:
-        raise value
-    return True, value
+            _abandoned.pop(job, None)
+
+
+#: What a :class:`Slot` knows of the attempt running in it:
+#: ``(job, index, attempt, timeout)`` (``timeout`` None: no deadline).
+Running = tuple[type, int, int, "float | None"]
+
+#: The watcher looks at the slots this often, as a share of the graph's
+#: shortest TIMEOUT (so an attempt is taken at most ~10% after its
+#: TIMEOUT), but no more often than every :data:`MIN_LOOK` seconds.
+LOOK_SHARE = 0.1
+MIN_LOOK = 0.01
+
+
+def look_period(timeouts: list[float | None] | None) -> float:
+    """How often the watcher of a graph with these TIMEOUTs looks."""
+    shortest = min((t for t in timeouts or () if t is not None), default=math.inf)
+    return max(MIN_LOOK, shortest * LOOK_SHARE)
+
+
+class Slot:
+    """The attempt one thread runs now (at most one at a time), and what
+    its watcher saw of it.  :attr:`outcomes`: what the attempts of the
+    thread's batch found so far (the watcher keeps them when it takes the
+    slot).
+
+    The attempt's thread makes no clock reading: :meth:`begin` publishes
+    a new *claim*, a one-item list, and the watcher, looking every
+    :func:`look_period`, notes when it first saw each claim; an attempt is
+    past its deadline once it has been seen running for its ``timeout``
+    (so it is taken at ``TIMEOUT`` plus up to one period, never before).
+    Who owns the attempt is settled without a lock: the attempt's thread
+    when the attempt returns (:func:`ended`), and the watcher at the
+    deadline (:meth:`take`), each try to ``pop()`` the claim (one atomic
+    operation), and only one of them gets its item.
+    """
+
+    __slots__ = ("claim", "outcomes", "seen", "seen_at")
+
+    def __init__(self) -> None:
+        self.claim: list[Running] = []
+        self.outcomes: list[Any] = []
+        #: The claim the watcher saw last, and when (perf_counter).
+        self.seen: list[Running] | None = None
+        self.seen_at = 0.0
+
+    def begin(self, job: type, index: int, attempt: int, timeout: float | None) -> list[Running]:
+        """An attempt starts (``timeout`` None: it has no deadline, but may
+        still be abandoned after a second Ctrl-C).  Returns its claim, for
+        :func:`ended`."""
+        self.claim = claim = [(job, index, attempt, timeout)]
+        return claim
+
+    def running(self) -> Running | None:
+        """The attempt running in the slot now, or None."""
+        try:
+            return self.claim[0]
+        except IndexError:
+            return None
+
+    def look(self, now: float) -> tuple[Running | None, float]:
+        """(The watcher, at ``now``.)  Take the attempt running in the slot
+        if it is past its deadline.  Returns it when taken (else None), and
+        when to look again at the latest (infinity: no deadline)."""
+        claim = self.claim
+        if claim is not self.seen:
+            self.seen, self.seen_at = claim, now
+        try:
+            running = claim[0]
+        except IndexError:
+            return None, math.inf
+        timeout = running[3]
+        if timeout is None:
+            return None, math.inf
+        due = self.seen_at + timeout
+        if now < due:
+            return None, due
+        return self.take(), math.inf
+
+    def take(self) -> Running | None:
+        """(The watcher.)  Take the attempt running now, whatever its
+        deadline; returns it when taken.  It is then abandoned: its job
+        counts as :func:`abandoned` until it returns."""
+        claim = self.claim
+        try:
+            running = claim[0]
+        except IndexError:
+            return None
+        job = running[0]
+        _abandon(job)  # (first: the attempt's thread releases it if it lost)
+        try:
+            claim.pop()
+        except IndexError:  # it ended just now
+            _release(job)
+            return None
+        return running
+
+
+def ended(claim: list[Running], job: type) -> bool:
+    """(The attempt's thread.)  The attempt of ``claim`` returned.  True: in
+    time, the caller keeps what it found.  False: the watcher took it (it
+    timed out or was abandoned); the caller drops it and runs nothing more
+    for the run."""
+    try:
+        claim.pop()
+    except IndexError:
+        _release(job)
+        return False
+    return True
 
 
 class _AlarmError(BaseException):

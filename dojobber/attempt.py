@@ -24,19 +24,18 @@ import os
 import pickle
 import time
 import traceback
-from collections.abc import Callable
-from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 from ._check_mode import PLAN_PHASE, call_plan
-from ._timeout import call_with_timeout, call_with_timeout_remote
+from ._timeout import Running, Slot, _abandoned, abandoned, call_with_timeout_remote, ended
 from .errors import JobTimeoutError, RemoteError
 from .job import Job
 from .results import WALL_OFFSET, Phase
 
 __all__ = [
-    "AttemptSetup", "Observer", "Outcome", "RawOutcome", "apply_storage", "run_attempt",
+    "AttemptSetup", "Observer", "Outcome", "RawOutcome", "apply_storage", "expired_outcome",
+    "run_attempt",
     "run_attempt_remote", "run_attempts_remote", "run_timed_attempt",
 ]
 
@@ -284,29 +283,40 @@ def run_timed_attempt(
     index: int,
     attempt: int,
     setup: AttemptSetup,
-    observing: Callable[[], AbstractContextManager[Observer | None]],
-    timeout: float,
-) -> RawOutcome:
-    """:func:`run_attempt` of a job with a ``TIMEOUT``, in this process: on
-    a runner thread (see :mod:`dojobber._timeout`), with an observer that
-    ``observing()`` makes there.  Past ``timeout`` seconds the attempt is
-    abandoned and fails for good with :class:`~dojobber.JobTimeoutError`
-    (its own phase, ``timeout``)."""
+    observer: Observer | None,
+    slot: Slot,
+    timeout: float | None,
+) -> RawOutcome | None:
+    """:func:`run_attempt` on this thread, published in ``slot`` for the
+    thread that watches deadlines (``timeout`` None: no deadline; see
+    :mod:`dojobber._timeout`).
 
-    def call() -> RawOutcome:
-        with observing() as observer:
-            return run_attempt(job, index, attempt, setup, observer)
-
-    start = _perf()
+    None when the watcher took the attempt (past its ``TIMEOUT``, or
+    abandoned after a second Ctrl-C): the watcher recorded it, and this
+    thread must run nothing more for the run.  A job whose earlier attempt
+    timed out and still runs is not tried: it fails at once with
+    :class:`~dojobber.JobTimeoutError`.
+    """
+    if _abandoned and timeout is not None and abandoned(job):
+        return _timed_out(index, attempt, _perf(),
+                          JobTimeoutError(job.__name__, timeout, still_running=True))
+    claim = slot.begin(job, index, attempt, timeout)
     try:
-        done, out = call_with_timeout(job, timeout, call)
-    except JobTimeoutError as err:  # an earlier attempt of it still runs
-        done, out, error = False, None, err
-    else:
-        error = JobTimeoutError(job.__name__, timeout)
-    if done and out is not None:
-        return out
-    return _timed_out(index, attempt, start, error)
+        out = run_attempt(job, index, attempt, setup, observer)
+    except BaseException:
+        if ended(claim, job):
+            raise
+        return None
+    return out if ended(claim, job) else None
+
+
+def expired_outcome(running: Running, seen_at: float) -> RawOutcome:
+    """The outcome of an attempt the watcher took at its deadline
+    (:meth:`~dojobber._timeout.Slot.look`; it first saw it at ``seen_at``,
+    a perf_counter reading): failed for good with
+    :class:`~dojobber.JobTimeoutError`."""
+    job, index, attempt, timeout = running
+    return _timed_out(index, attempt, seen_at, JobTimeoutError(job.__name__, timeout or 0.0))
 
 
 def _timed_out(index: int, attempt: int, start: float, error: JobTimeoutError) -> RawOutcome:

@@ -3,7 +3,9 @@
 A :class:`~dojobber._schedule.Schedule` decides which job may be attempted
 and when (dependencies first, lowest graph index first, a retry only after
 other runnable work had its turn and its ``RETRY_DELAY`` passed).  The
-engine drives it, inline here (``workers=1``) or through
+engine drives it, one attempt at a time through
+:func:`~dojobber._inline.run_inline` (``workers=1``; with TIMEOUTs,
+:func:`~dojobber._inline.run_watched`) or through
 :func:`~dojobber._pool.run_pooled` on a thread pool (``workers=N``) or any
 :class:`concurrent.futures.Executor`; it folds each attempt's
 :class:`~dojobber.attempt.Outcome` into the job's :class:`JobResult`, tells
@@ -30,6 +32,7 @@ from typing import Any
 from ._check_mode import dry_status, unreached_status
 from ._context import LogRouter, Slot, phase_slot
 from ._gc import relaxed_gc
+from ._inline import run_inline, run_watched
 from ._pool import run_pooled
 from ._schedule import Schedule
 from .attempt import (
@@ -37,9 +40,6 @@ from .attempt import (
     Observer,
     RawOutcome,
     apply_storage,
-    failed_outcome,
-    run_attempt,
-    run_timed_attempt,
 )
 from .errors import gave_up
 from .events import EventBus, RunInfo
@@ -186,7 +186,10 @@ class Engine:
             with relaxed_gc(schedule.jobs), LogRouter(self.bus) if self.bus else nullcontext(), \
                     self.finished.ticking() if self.finished is not None else nullcontext():
                 if self.executor is None and self.workers <= 1:
-                    self._run_inline(schedule, setup)
+                    if graph.timeouts is None:
+                        run_inline(self, schedule, setup)
+                    else:
+                        run_watched(self, schedule, setup)
                 else:
                     run_pooled(self, schedule, setup, executor=self.executor,
                                workers=self.workers, remote_cwd=self.cwd)
@@ -198,39 +201,6 @@ class Engine:
                 os.close(cwd_fd)
             self.result = self._finish(schedule, target, started, interrupted)
         return self.result
-
-    def _run_inline(self, schedule: Schedule, setup: AttemptSetup) -> None:
-        """Attempts one at a time until nothing is left to try."""
-        classes = self.graph.classes
-        timeouts = self.graph.timeouts
-        record = self.record
-        with self.observing() as observer:
-            while True:
-                i = schedule.next_ready()
-                attempt = 1  # (the inline loop puts nothing back)
-                if i is None:
-                    due = schedule.retry_due()
-                    if due is None:
-                        return
-                    pause = due - time.monotonic()
-                    if pause > 0:
-                        self.before_wait()
-                        time.sleep(pause)
-                        if schedule.stopped:
-                            return
-                    i = schedule.take_retry()
-                    attempt = schedule.attempt_number(i)
-                timeout = None if timeouts is None else timeouts[i]
-                if timeout is not None:
-                    record(run_timed_attempt(classes[i], i, attempt, setup, self.observing,
-                                             timeout))
-                    continue
-                try:
-                    out = run_attempt(classes[i], i, attempt, setup, observer)
-                except SystemExit as err:  # sys.exit() in job code: the job fails
-                    observer.attempt_ended()
-                    out = failed_outcome(i, attempt, err)
-                record(out)
 
     # -- what the loops call ---------------------------------------------
     @contextmanager

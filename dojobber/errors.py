@@ -452,7 +452,8 @@ class JobTimeoutError(RunError):
     """An attempt of a job ran past the job's ``TIMEOUT``: a failed try.
 
     In this process (inline, threads) the attempt is abandoned where it
-    stands: its thread goes on until the job's code returns, but the run
+    stands: its thread goes on until the job's code returns (a daemon
+    thread: the interpreter's exit does not wait for it), but the run
     does not wait for it and the job is not tried again while it runs.  In
     another process (process pool, dask) the attempt is stopped.
     """

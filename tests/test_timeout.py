@@ -151,3 +151,147 @@ def test_dask_stops_the_worker_running_it(tmp_path: Path) -> None:
         pid = int(marker.name.split("-")[1])
         # the worker process that ran it was stopped (its nanny starts another)
         wait_until(lambda: not Path(f"/proc/{pid}").exists(), 60, "the worker to end")
+
+
+def _stuck_among(n: int, release: threading.Event, stuck_at: int = 0) -> type[Job]:
+    """``n`` jobs that pass at once with one (``Stuck``) among them whose
+    Run waits for ``release`` (all with TIMEOUT 0.2 s); the root needs them
+    all.  Every job records the thread it ran on."""
+    seen: dict[str, int] = {}
+
+    def check(self: Job) -> str:
+        seen[type(self).__name__] = threading.get_ident()
+        return "ok"
+
+    class Stuck(Job):
+        TIMEOUT = 0.2
+
+        def Check(self) -> None:
+            if not release.is_set():
+                raise RuntimeError("not released")
+
+        def Run(self) -> None:
+            release.wait()
+
+    quick = [type(f"Quick{k}", (Job,), {"Check": check, "TIMEOUT": 0.2}) for k in range(n)]
+    deps: list[type[Job]] = [*quick[:stuck_at], Stuck, *quick[stuck_at:]]
+    root = type("Root", (DummyJob,), {"DEPS": deps, "TIMEOUT": 0.2})
+    root.seen = seen  # type: ignore[attr-defined]
+    return root
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_a_timeout_in_the_middle_of_a_batch_keeps_the_rest(workers: int) -> None:
+    """With many ready jobs the thread engine runs attempts in batches on
+    one thread; an attempt that times out in the middle of one keeps what
+    the batch found before it and the rest of the batch still runs (on
+    another thread: the one running it is abandoned).  Inline, the loop
+    goes on on a new loop thread."""
+    release = threading.Event()
+    root = _stuck_among(300, release, stuck_at=120)
+    dj = DoJobber()
+    dj.configure(root, workers=workers)
+    try:
+        result = dj.checknrun()
+        stuck = result["Stuck"]
+        assert isinstance(stuck.exception, JobTimeoutError) and stuck.tries == 1
+        quick = [result[f"Quick{k}"] for k in range(300)]
+        assert [j.status for j in quick] == [JobStatus.OK] * 300
+        assert all(j.tries == 1 for j in quick)
+        if workers == 1:  # the jobs after the stuck one ran on another thread
+            threads = root.seen  # type: ignore[attr-defined]
+            assert threads["Quick120"] != threads["Quick119"]
+    finally:
+        release.set()
+
+
+def test_the_threads_of_timed_out_attempts_are_replaced() -> None:
+    """Two workers, both abandoned in stuck attempts: the run still gets
+    through every other job (the pool adds a thread for each abandoned one)."""
+    release = threading.Event()
+
+    class Stuck(Job):
+        TIMEOUT = 0.2
+
+        def Check(self) -> None:
+            if not release.is_set():
+                raise RuntimeError("not released")
+
+        def Run(self) -> None:
+            release.wait()
+
+    quick = [type(f"Quick{k}", (Job,), {"Check": lambda self: "ok"}) for k in range(10)]
+    root = type("Root", (DummyJob,), {"DEPS": [Stuck.variant("Stuck1"), Stuck.variant("Stuck2"),
+                                                *quick]})
+    dj = DoJobber()
+    dj.configure(root, workers=2)
+    try:
+        result = dj.checknrun()
+        assert isinstance(result["Stuck1"].exception, JobTimeoutError)
+        assert isinstance(result["Stuck2"].exception, JobTimeoutError)
+        assert all(result[f"Quick{k}"].status is JobStatus.OK for k in range(10))
+    finally:
+        release.set()
+
+
+@pytest.mark.parametrize("workers", [1, 4])
+def test_system_exit_and_keyboard_interrupt_in_a_timed_job(workers: int) -> None:
+    class Exits(Job):
+        TIMEOUT = 30
+
+        def Check(self) -> None:
+            raise SystemExit(3)
+
+    dj = DoJobber()
+    dj.configure(Exits, workers=workers)
+    result = dj.checknrun()
+    assert isinstance(result["Exits"].exception, SystemExit) and result["Exits"].tries == 1
+
+    class Interrupts(Job):
+        TIMEOUT = 30
+
+        def Check(self) -> None:
+            raise KeyboardInterrupt
+
+    dj.configure(Interrupts, workers=workers)
+    with pytest.raises(KeyboardInterrupt):
+        dj.checknrun()
+    assert dj.result is not None and dj.result.interrupted
+
+
+STUCK_SCRIPT = """
+import sys, threading, time
+from dojobber import DoJobber, DummyJob, Job
+
+class Stuck(Job):
+    TIMEOUT = 0.2
+    def Check(self):
+        raise RuntimeError("not yet")
+    def Run(self):
+        threading.Event().wait()  # for ever
+
+class Quick(Job):
+    TIMEOUT = 5
+    def Check(self):
+        return "ok"
+
+class Root(DummyJob):
+    DEPS = [Stuck, Quick]
+
+dj = DoJobber()
+dj.configure(Root, workers=int(sys.argv[1]))
+result = dj.checknrun()
+print(type(result["Stuck"].exception).__name__, result["Quick"].status.value, flush=True)
+"""
+
+
+@pytest.mark.parametrize("workers", [1, 4])
+def test_an_abandoned_attempt_does_not_hold_the_interpreter_at_exit(workers: int) -> None:
+    """The script ends while its timed-out attempt waits for ever: Python
+    exits (the abandoned attempt's thread is a daemon thread; a
+    ThreadPoolExecutor's would be joined at exit, for ever)."""
+    from tests.fakes.procs import run_python
+
+    done = run_python(["-c", STUCK_SCRIPT, str(workers)], timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["JobTimeoutError", "ok"]
