@@ -12,7 +12,14 @@ machine's drift between rounds cancels out):
 * ``none, workers=4`` / ``every job, workers=4``: the same on the thread
   engine (compared with each other).
 
-    .venv/bin/python benchmarks/bench_timeout.py [--jobs 20000] [--write benchmarks/README.md]
+``--instructions`` counts instructions instead (valgrind's callgrind, all
+threads together): per job, a child that makes the graph and runs
+``configure()`` + ``checknrun()`` minus one that only makes the graph, for
+each arrangement.  The count does not drift with the machine's load, so
+one child each is enough.
+
+    .venv/bin/python benchmarks/bench_timeout.py [--jobs 20000] [--instructions]
+        [--write benchmarks/README.md]
 """
 
 from __future__ import annotations
@@ -22,6 +29,7 @@ import gc
 import os
 import platform
 import statistics
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -44,29 +52,87 @@ def make_graph(n: int, timeout: float | None) -> Any:
                                           "TIMEOUT": timeout})
 
 
+#: The arrangements: name -> (TIMEOUT of every job, workers).
+ARRANGEMENTS: dict[str, tuple[float | None, int]] = {
+    "none": (None, 1),
+    "every job": (60.0, 1),
+    "none, workers=4": (None, 4),
+    "every job, workers=4": (60.0, 4),
+}
+#: What each arrangement is compared with (same engine, no TIMEOUT).
+BASELINE = {name: "none, workers=4" if "workers=4" in name else "none" for name in ARRANGEMENTS}
+
+
+def child(name: str, jobs: int, run: bool) -> None:
+    """Make the graph of arrangement ``name`` and (``run``) run it once."""
+    from dojobber import DoJobber
+
+    timeout, workers = ARRANGEMENTS[name]
+    root = make_graph(jobs, timeout)
+    if run:
+        dj = DoJobber()
+        dj.configure(root, workers=workers)
+        assert dj.checknrun().success()
+
+
+def instructions(name: str, jobs: int, run: bool) -> int:
+    """Instructions callgrind counts in a child (see :func:`child`)."""
+    out = subprocess.run(
+        ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null",
+         os.path.realpath(sys.executable), "-S", str(Path(__file__).resolve()),
+         "--child", name, str(jobs), "1" if run else "0"],
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])},
+        capture_output=True, text=True, check=True,
+    )
+    for line in out.stderr.splitlines():
+        if "Collected :" in line:
+            return int(line.split(":")[-1])
+    raise SystemExit(f"no instruction count from valgrind:\n{out.stderr}")
+
+
+def count_instructions(jobs: int) -> str:
+    per_job = {name: (instructions(name, jobs, True) - instructions(name, jobs, False)) / jobs
+               for name in ARRANGEMENTS}
+    rows = ["| TIMEOUT on | instructions per job | / same engine without TIMEOUT |",
+            "|---|---|---|"]
+    for name, count in per_job.items():
+        rows.append(f"| {name} | {count:,.0f} | {count / per_job[BASELINE[name]]:.3f} |")
+    return (f"wide {jobs}, every job passes at its first Check, nothing times out;"
+            f" instructions counted by callgrind (configure() + checknrun(), all threads);"
+            f" Python {platform.python_version()}\n\n" + "\n".join(rows) + "\n")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--jobs", type=int, default=20_000)
     parser.add_argument("--repeat", type=int, default=7)
+    parser.add_argument("--instructions", action="store_true",
+                        help="count instructions (valgrind) instead of timing")
+    parser.add_argument("--child", nargs=3, metavar=("ARRANGEMENT", "JOBS", "RUN"),
+                        help=argparse.SUPPRESS)
     parser.add_argument("--write", type=Path, help="put the results in this README")
     args = parser.parse_args()
+    if args.child:
+        child(args.child[0], int(args.child[1]), args.child[2] == "1")
+        return 0
+    if args.instructions:
+        body = count_instructions(args.jobs)
+        print(body)
+        if args.write:
+            write_section(
+                args.write, "timeout-instructions", "Per-job TIMEOUT: instructions", body,
+                intro="`python benchmarks/bench_timeout.py --instructions --write"
+                      " benchmarks/README.md`: the same, counted in instructions.",
+            )
+        return 0
     load = os.getloadavg()[0]
 
     from dojobber import DoJobber
 
-    arrangements = {
-        "none": (make_graph(args.jobs, None), 1),
-        "every job": (make_graph(args.jobs, 60.0), 1),
-        "none, workers=4": (make_graph(args.jobs, None), 4),
-        "every job, workers=4": (make_graph(args.jobs, 60.0), 4),
-    }
-    #: What each arrangement is compared with (same engine, no TIMEOUT).
-    baseline = {name: "none, workers=4" if "workers=4" in name else "none"
-                for name in arrangements}
     runners = {}
-    for name, (root, workers) in arrangements.items():
+    for name, (timeout, workers) in ARRANGEMENTS.items():
         dj = DoJobber()
-        dj.configure(root, workers=workers)
+        dj.configure(make_graph(args.jobs, timeout), workers=workers)
         dj.checknrun()  # warm
         runners[name] = dj
 
@@ -86,7 +152,7 @@ def main() -> int:
     rows = ["| TIMEOUT on | per job (median) | / same engine without TIMEOUT (median of ratios) |",
             "|---|---|---|"]
     for name, values in times.items():
-        base = times[baseline[name]]
+        base = times[BASELINE[name]]
         ratio = statistics.median(v / b for v, b in zip(values, base, strict=True))
         per_job = statistics.median(values) / args.jobs * 1e6
         rows.append(f"| {name} | {per_job:.1f} µs | {ratio:.3f} |")

@@ -29,7 +29,7 @@ from contextlib import AbstractContextManager
 from typing import Protocol
 
 from ._schedule import Schedule
-from ._timeout import Slot, look_period
+from ._timeout import Slot, _abandoned, _release, look_period
 from .attempt import (
     AttemptSetup,
     Observer,
@@ -82,6 +82,7 @@ def run_inline(
     classes = schedule.graph.classes
     timeouts = schedule.graph.timeouts
     record = host.record
+    claim = slot.claim if slot is not None else []
     with host.observing() as observer:
         while True:
             i = schedule.next_ready()
@@ -101,12 +102,24 @@ def run_inline(
             try:
                 if slot is None:
                     out = run_attempt(classes[i], i, attempt, setup, observer)
-                else:
+                elif _abandoned and timeouts is not None and timeouts[i] is not None:
                     timed = run_timed_attempt(classes[i], i, attempt, setup, observer, slot,
-                                              None if timeouts is None else timeouts[i])
+                                              timeouts[i])
                     if timed is None:
                         return False
                     out = timed
+                else:  # (run_timed_attempt written out: every attempt's path)
+                    slot.seq = seq = slot.seq + 1
+                    slot.index = i
+                    claim.append(seq)
+                    try:
+                        out = run_attempt(classes[i], i, attempt, setup, observer)
+                    finally:
+                        try:
+                            claim.remove(seq)
+                        except ValueError:  # taken by the watcher: abandoned; this
+                            _release(classes[i])  # thread does nothing more (and drops
+                            return False  # what the attempt raised, if anything)
             except SystemExit as err:  # sys.exit() in job code: the job fails
                 observer.attempt_ended()
                 out = failed_outcome(i, attempt, err)
@@ -118,7 +131,8 @@ class _Loop:
 
     def __init__(self, host: InlineHost, schedule: Schedule, setup: AttemptSetup,
                  wake: threading.Event, sleep: Callable[[float], object]) -> None:
-        self.slot = Slot()
+        graph = schedule.graph
+        self.slot = Slot(graph.classes, graph.timeouts, schedule.attempt_number)
         self.ended = False
         self.error: BaseException | None = None
 

@@ -187,7 +187,7 @@ def run_pooled(
         try:
             fut: cf.Future[list[RawOutcome]]
             if local:
-                slot = Slot() if watching else None
+                slot = Slot(classes, timeouts, schedule.attempt_number) if watching else None
                 fut = pool.submit(_local_batch, host, schedule, setup, items, slot)
                 if slot is not None:
                     slots[fut] = slot

@@ -91,88 +91,102 @@ class Slot:
     """The attempt one thread runs now (at most one at a time), and what
     its watcher saw of it.  :attr:`outcomes`: what the attempts of the
     thread's batch found so far (the watcher keeps them when it takes the
-    slot).
+    slot).  ``classes``, ``timeouts`` and ``attempt_of`` tell the watcher
+    the job, TIMEOUT and attempt number of a graph index.
 
-    The attempt's thread makes no clock reading: :meth:`begin` publishes
-    a new *claim*, a one-item list, and the watcher, looking every
-    :func:`look_period`, notes when it first saw each claim; an attempt is
-    past its deadline once it has been seen running for its ``timeout``
+    The attempt's thread makes no clock reading and no object the garbage
+    collector tracks: :meth:`begin` writes the job's index and puts a new
+    number (its *claim*) in :attr:`claim`; the watcher, looking every
+    :func:`look_period`, notes when it first saw each claim, and an attempt
+    is past its deadline once it has been seen running for its ``timeout``
     (so it is taken at ``TIMEOUT`` plus up to one period, never before).
     Who owns the attempt is settled without a lock: the attempt's thread
-    when the attempt returns (:func:`ended`), and the watcher at the
-    deadline (:meth:`take`), each try to ``pop()`` the claim (one atomic
-    operation), and only one of them gets its item.
+    when the attempt returns (:func:`ended`) and the watcher at the
+    deadline (:meth:`take`) each ``remove()`` that number from the list
+    (one atomic operation); only one of them finds it there.
     """
 
-    __slots__ = ("claim", "outcomes", "seen", "seen_at")
+    __slots__ = ("attempt_of", "claim", "classes", "index", "outcomes", "seen", "seen_at",
+                 "seq", "timeouts")
 
-    def __init__(self) -> None:
-        self.claim: list[Running] = []
+    def __init__(self, classes: list[type], timeouts: list[float | None] | None,
+                 attempt_of: Callable[[int], int]) -> None:
+        self.classes = classes
+        self.timeouts = timeouts
+        self.attempt_of = attempt_of
+        self.claim: list[int] = []
+        self.seq = 0
+        self.index = -1
         self.outcomes: list[Any] = []
         #: The claim the watcher saw last, and when (perf_counter).
-        self.seen: list[Running] | None = None
+        self.seen = 0
         self.seen_at = 0.0
 
-    def begin(self, job: type, index: int, attempt: int, timeout: float | None) -> list[Running]:
-        """An attempt starts (``timeout`` None: it has no deadline, but may
-        still be abandoned after a second Ctrl-C).  Returns its claim, for
+    def begin(self, index: int) -> int:
+        """An attempt of job ``index`` starts.  Returns its claim, for
         :func:`ended`."""
-        self.claim = claim = [(job, index, attempt, timeout)]
-        return claim
+        self.seq = seq = self.seq + 1
+        self.index = index
+        self.claim.append(seq)  # (last: the index above is the claim's)
+        return seq
 
     def running(self) -> Running | None:
         """The attempt running in the slot now, or None."""
-        try:
-            return self.claim[0]
-        except IndexError:
+        if not self.claim:
             return None
+        i = self.index
+        timeouts = self.timeouts
+        return (self.classes[i], i, self.attempt_of(i), None if timeouts is None else timeouts[i])
 
     def look(self, now: float) -> tuple[Running | None, float]:
         """(The watcher, at ``now``.)  Take the attempt running in the slot
         if it is past its deadline.  Returns it when taken (else None), and
         when to look again at the latest (infinity: no deadline)."""
-        claim = self.claim
-        if claim is not self.seen:
-            self.seen, self.seen_at = claim, now
         try:
-            running = claim[0]
+            seq = self.claim[0]
         except IndexError:
             return None, math.inf
-        timeout = running[3]
+        if seq != self.seen:
+            self.seen, self.seen_at = seq, now
+        timeouts = self.timeouts
+        timeout = None if timeouts is None else timeouts[self.index]
         if timeout is None:
             return None, math.inf
         due = self.seen_at + timeout
         if now < due:
             return None, due
-        return self.take(), math.inf
+        return self.take(seq), math.inf
 
-    def take(self) -> Running | None:
-        """(The watcher.)  Take the attempt running now, whatever its
-        deadline; returns it when taken.  It is then abandoned: its job
-        counts as :func:`abandoned` until it returns."""
-        claim = self.claim
-        try:
-            running = claim[0]
-        except IndexError:
+    def take(self, seq: int | None = None) -> Running | None:
+        """(The watcher.)  Take the attempt running now (or only claim
+        ``seq``), whatever its deadline; returns it when taken.  It is then
+        abandoned: its job counts as :func:`abandoned` until it returns."""
+        if seq is None:
+            try:
+                seq = self.claim[0]
+            except IndexError:
+                return None
+        # (Read before taking; if the take succeeds, they were the claim's.)
+        running = self.running()
+        if running is None:
             return None
-        job = running[0]
-        _abandon(job)  # (first: the attempt's thread releases it if it lost)
+        _abandon(running[0])  # (first: the attempt's thread releases it if it lost)
         try:
-            claim.pop()
-        except IndexError:  # it ended just now
-            _release(job)
+            self.claim.remove(seq)
+        except ValueError:  # it ended just now
+            _release(running[0])
             return None
         return running
 
 
-def ended(claim: list[Running], job: type) -> bool:
-    """(The attempt's thread.)  The attempt of ``claim`` returned.  True: in
-    time, the caller keeps what it found.  False: the watcher took it (it
+def ended(slot: Slot, seq: int, job: type) -> bool:
+    """(The attempt's thread.)  The attempt of claim ``seq`` returned.  True:
+    in time, the caller keeps what it found.  False: the watcher took it (it
     timed out or was abandoned); the caller drops it and runs nothing more
     for the run."""
     try:
-        claim.pop()
-    except IndexError:
+        slot.claim.remove(seq)
+    except ValueError:
         _release(job)
         return False
     return True

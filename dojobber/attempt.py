@@ -28,7 +28,14 @@ from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 from ._check_mode import PLAN_PHASE, call_plan
-from ._timeout import Running, Slot, _abandoned, abandoned, call_with_timeout_remote, ended
+from ._timeout import (
+    Running,
+    Slot,
+    _abandoned,
+    _release,
+    abandoned,
+    call_with_timeout_remote,
+)
 from .errors import JobTimeoutError, RemoteError
 from .job import Job
 from .results import WALL_OFFSET, Phase
@@ -300,14 +307,26 @@ def run_timed_attempt(
     if _abandoned and timeout is not None and abandoned(job):
         return _timed_out(index, attempt, _perf(),
                           JobTimeoutError(job.__name__, timeout, still_running=True))
-    claim = slot.begin(job, index, attempt, timeout)
+    # Slot.begin() and ended(), written out: this is every timed attempt's path.
+    slot.seq = seq = slot.seq + 1
+    slot.index = index
+    claim = slot.claim
+    claim.append(seq)
     try:
         out = run_attempt(job, index, attempt, setup, observer)
     except BaseException:
-        if ended(claim, job):
-            raise
+        try:
+            claim.remove(seq)
+        except ValueError:  # taken by the watcher: abandoned
+            _release(job)
+            return None
+        raise
+    try:
+        claim.remove(seq)
+    except ValueError:
+        _release(job)
         return None
-    return out if ended(claim, job) else None
+    return out
 
 
 def expired_outcome(running: Running, seen_at: float) -> RawOutcome:

@@ -260,9 +260,12 @@ def _timeouts(classes: list[type[Job]], default: float | None) -> list[float | N
     if default is None and not any(t is not None for t in own):
         return None
     out: list[float | None] = []
+    fallback = None if default is None else float(default)
     for cls, value in zip(classes, own, strict=True):
         if value is None:
-            out.append(None if default is None else float(default))
+            out.append(fallback)
+        elif type(value) is float and 0.0 < value < math.inf:  # (the usual case)
+            out.append(value)
         elif _valid_timeout(value):
             out.append(float(value))
         else:
