@@ -39,7 +39,10 @@ import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-__all__ = ["Running", "Slot", "abandoned", "call_with_timeout_remote", "ended", "look_period"]
+__all__ = [
+    "Running", "Slot", "abandoned", "call_with_timeout_remote", "ended", "look_period",
+    "remote_attempts", "worker_signals",
+]
 
 _T = TypeVar("_T")
 _perf = time.perf_counter
@@ -190,6 +193,48 @@ def ended(slot: Slot, seq: int, job: type) -> bool:
         _release(job)
         return False
     return True
+
+
+#: Attempts a worker process (process pool, dask) runs now.
+_remote_attempts = 0
+_sigint_installed = False
+
+
+def _worker_sigint(signum: int, frame: Any) -> None:
+    """SIGINT in a worker process (a terminal's Ctrl-C goes to the whole
+    process group): KeyboardInterrupt in the job's code while an attempt
+    runs, as in the run's own process; ignored while the worker waits for
+    work (the run decides what happens next)."""
+    if _remote_attempts:
+        raise KeyboardInterrupt
+
+
+def worker_signals() -> None:
+    """Make SIGINT in this worker process what :func:`_worker_sigint` says
+    (an executor's ``initializer``; also done by the first attempt a worker
+    runs).  Only in a worker's main thread."""
+    global _sigint_installed
+    _sigint_installed = True
+    import multiprocessing
+
+    if multiprocessing.parent_process() is not None and \
+            threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGINT, _worker_sigint)
+
+
+class remote_attempts:  # (a context manager)
+    """While the block runs, this worker process runs attempts (for
+    :func:`_worker_sigint`)."""
+
+    def __enter__(self) -> None:
+        global _remote_attempts
+        if not _sigint_installed:
+            worker_signals()
+        _remote_attempts += 1
+
+    def __exit__(self, *exc: object) -> None:
+        global _remote_attempts
+        _remote_attempts -= 1
 
 
 class _AlarmError(BaseException):

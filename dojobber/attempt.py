@@ -35,6 +35,7 @@ from ._timeout import (
     _release,
     abandoned,
     call_with_timeout_remote,
+    remote_attempts,
 )
 from .errors import JobTimeoutError, RemoteError
 from .job import Job
@@ -424,14 +425,15 @@ def run_attempts_remote(
     storage = dict(setup.global_storage)
     here = AttemptSetup(setup.args, setup.kwargs, storage, setup.cwd, setup.no_act)
     outcomes = []
-    for k, (job, index, attempt) in enumerate(jobs):
-        timeout = None if timeouts is None else timeouts[k]
-        if timeout is None:
-            out = run_attempt_remote(job, index, attempt, here)
-        else:
-            out = _timed_remote(job, index, attempt, here, timeout)
-        apply_storage(storage, out.storage_set, out.storage_deleted)
-        outcomes.append(out)
+    with remote_attempts():
+        for k, (job, index, attempt) in enumerate(jobs):
+            timeout = None if timeouts is None else timeouts[k]
+            if timeout is None:
+                out = run_attempt_remote(job, index, attempt, here)
+            else:
+                out = _timed_remote(job, index, attempt, here, timeout)
+            apply_storage(storage, out.storage_set, out.storage_deleted)
+            outcomes.append(out)
     return outcomes
 
 

@@ -31,14 +31,66 @@ from __future__ import annotations
 
 import concurrent.futures as cf
 import logging
+import signal
 import sys
-from collections.abc import Iterator
+import threading
+import weakref
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from typing import Any
 
+from ._timeout import worker_signals
 from .errors import ConfigurationError, DojobberError
 
-__all__ = ["ExecutorStartError", "open_executor"]
+__all__ = ["ExecutorStartError", "open_executor", "stop_workers"]
+
+#: How to end the worker processes of the executors open_executor() started
+#: (for :func:`stop_workers`).
+_stoppers: weakref.WeakKeyDictionary[cf.Executor, Callable[[], None]] = \
+    weakref.WeakKeyDictionary()
+
+
+def stop_workers(executor: cf.Executor) -> None:
+    """End the worker processes of an executor :func:`open_executor` started
+    (process pool, ``dask-local``) now, attempts running on them included:
+    after a second Ctrl-C abandoned those attempts, so that none is left
+    running without the run.  Does nothing for other executors (a dask
+    scheduler's workers are not ours to end)."""
+    stop = _stoppers.pop(executor, None)
+    if stop is not None:
+        stop()
+
+
+def dask_setup(worker: Any) -> None:
+    """dask preload of the ``dask-local`` workers: they ignore SIGINT.  A
+    terminal's Ctrl-C goes to the whole process group; the run's own
+    process decides what happens (it waits for the attempts running, and a
+    second Ctrl-C ends the workers: :func:`stop_workers`), where dask would
+    otherwise kill each worker with a traceback."""
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def _end_processes(pool: cf.ProcessPoolExecutor) -> None:
+    terminate = getattr(pool, "terminate_workers", None)  # (Python >= 3.14)
+    if terminate is not None:
+        terminate()
+        return
+    processes = dict(getattr(pool, "_processes", None) or {})
+    for process in processes.values():
+        process.terminate()
+    for process in processes.values():
+        process.join(5)
+    pool.shutdown(wait=False, cancel_futures=True)
+
+
+def _close_quietly(cluster: Any) -> None:
+    try:
+        cluster.close(timeout=10)
+    except Exception as err:  # (ending anyway)
+        log.warning("the dask cluster did not close cleanly: %s", err)
+
+log = logging.getLogger("dojobber")
 
 #: What to do when worker processes re-run the main script.
 MAIN_GUARD_HINT = (
@@ -93,7 +145,10 @@ def open_executor(spec: str) -> Iterator[cf.Executor]:
             yield stack.enter_context(cf.ThreadPoolExecutor(_count(spec, rest)))
         elif kind == "processes":
             _refuse_nested_start(spec)
-            yield stack.enter_context(cf.ProcessPoolExecutor(_count(spec, rest)))
+            pool = stack.enter_context(cf.ProcessPoolExecutor(
+                _count(spec, rest), initializer=worker_signals))
+            _stoppers[pool] = lambda: _end_processes(pool)
+            yield pool
         elif kind in ("dask-local", "dask", "tcp"):
             try:
                 import distributed
@@ -114,6 +169,8 @@ def open_executor(spec: str) -> Iterator[cf.Executor]:
                         # free port (None would take 8787 on every interface).
                         dashboard_address="127.0.0.1:0", host="127.0.0.1",
                         silence_logs=logging.WARNING,
+                        # (each worker runs dask_setup below)
+                        preload=["dojobber.cluster"],
                     )
                 except Exception as err:
                     why = f"its worker processes did not start ({err})"
@@ -122,6 +179,7 @@ def open_executor(spec: str) -> Iterator[cf.Executor]:
                     raise ExecutorStartError(spec, why) from err
                 stack.enter_context(cluster)
                 client = stack.enter_context(dask.Client(cluster))
+                local_cluster = cluster
             else:
                 address = "tcp:" + rest if rest.startswith("//") else ""
                 if not address:
@@ -131,6 +189,8 @@ def open_executor(spec: str) -> Iterator[cf.Executor]:
                 client = stack.enter_context(dask.Client(address, timeout=30))
             # pure=False: every attempt is a new task (no argument hashing)
             executor: cf.Executor = client.get_executor(pure=False)
+            if kind == "dask-local":
+                _stoppers[executor] = lambda: _close_quietly(local_cluster)
             yield executor
         else:
             raise ConfigurationError(

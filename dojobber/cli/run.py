@@ -218,6 +218,10 @@ def _converge(
             if display is not None and dj.converge_result is not None:
                 _report_rounds(dj.converge_result, display, as_json=False)
             if dj.abandoned:  # their threads would hold the interpreter's exit
+                if executor is not None:  # (its workers end too: nothing runs on)
+                    from ..cluster import stop_workers
+
+                    stop_workers(executor)
                 if records is not None:
                     records.close()
                 sys.stdout.flush()
