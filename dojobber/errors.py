@@ -108,6 +108,11 @@ that the test finds them deliberate):
 - ``contrib._runscope.ReconstructibleError``: a mixin (listed above among
   the bases) whose subclasses pickle by being made again from their
   arguments, to and from executor processes;
+- ``cli._rounds.RestartRequested`` (a ``BaseException``, so that nothing
+  on its way up mistakes it for an error): SIGHUP in the agent of a script
+  run through ``main(Root)``, which the command line answers by starting
+  the script again; and ``cli._rounds.ScriptReloadError``, the script as it
+  is now does not load (the agent keeps its jobs);
 - ``_timeout._AlarmError`` (a ``BaseException``, so that a job's
   ``except Exception`` does not swallow it): raised in job code by the timer
   signal that ends an attempt past its TIMEOUT in a process pool;

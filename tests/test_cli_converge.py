@@ -321,3 +321,71 @@ def test_the_live_display_counts_down_and_names_what_fails(jobs: Path) -> None:
     assert session.verdict.value == "exhausted"
     assert "round 2/2 in 0s" in shown[0] and "still failing: Fetch, Publish" in shown[0]
     assert "round 1/2: 2 failed, 2 blocked; still failing: Fetch, Publish" in lines.getvalue()
+
+
+SCRIPT_AGENT = '''
+import os
+from pathlib import Path
+from dojobber import Job, main
+
+VERSION = "one"
+
+
+class Flag(Job):
+    TRIES = 1
+
+    def Check(self):
+        with open("seen", "a") as f:
+            f.write(f"{VERSION} {os.getpid()}\\n")
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(Flag))
+'''
+
+
+def test_a_script_agent_reloads_itself_on_sighup(jobs: Path, tmp_path: Path) -> None:
+    """``main(Root)`` in agent mode: SIGHUP checks the script as it is now
+    and, when it loads, starts it again in the same process (same pid, the
+    new code); a script that does not load is kept as it was."""
+    script = tmp_path / "site.py"
+    script.write_text(SCRIPT_AGENT)
+    proc = subprocess.Popen(
+        [sys.executable, str(script), "--every", "1h", "--no-progress",
+         "--records", str(tmp_path / "records.db")],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, cwd=tmp_path,
+        env=child_env(),
+    )
+    err = Collect(proc)
+    seen = tmp_path / "seen"
+
+    def versions() -> list[str]:
+        return seen.read_text().splitlines() if seen.exists() else []
+
+    try:
+        wait_until(lambda: err.count("agent: round 1:") == 1, 60, "the first round")
+        # A script that does not load: the agent says so and keeps its jobs
+        script.write_text(SCRIPT_AGENT.replace('VERSION = "one"', "VERSION = ("))
+        proc.send_signal(signal.SIGHUP)
+        wait_until(lambda: err.has("job file not reloaded"), 60, "the failed reload")
+        wait_until(lambda: len(versions()) == 2, 60, "a round with the jobs it had")
+        # A script that loads: started again, same process, new code
+        script.write_text(SCRIPT_AGENT.replace('VERSION = "one"', 'VERSION = "two"'))
+        proc.send_signal(signal.SIGHUP)
+        wait_until(lambda: err.has("starting it again"), 60, "the restart")
+        wait_until(lambda: len(versions()) == 3, 60, "a round of the new script")
+        wait_until(lambda: err.count("agent: round 1:") == 2, 60, "its first round")
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=60)
+    finally:
+        proc.kill()
+    err.thread.join()
+    finish(proc)  # closes its pipes
+    assert proc.returncode == 0, "".join(err.lines)
+    lines = [line.split() for line in versions()]
+    assert [v for v, _ in lines] == ["one", "one", "two"]
+    assert {pid for _, pid in lines} == {str(proc.pid)}  # (exec: the same process)
+    said = "".join(err.lines)
+    assert "SyntaxError" in said or "never closed" in said, said
+    with RecordStore(tmp_path / "records.db") as store:
+        assert len(store.runs(limit=100)) == 3  # one history line per round

@@ -53,6 +53,7 @@ from ._base import (
     EXIT_USAGE,
     cli,
 )
+from ._rounds import CHECK_SCRIPT_ENV, RestartRequested, restart
 from .run import script_command
 
 __all__ = [
@@ -89,6 +90,8 @@ def main(
     ``sys.argv[1:]``); write ``raise SystemExit(dojobber.main(Root))``.
     """
     if isinstance(target, type):
+        if os.environ.get(CHECK_SCRIPT_ENV):  # an agent checks the script before a restart
+            return _check_script(target)
         words = list(sys.argv[1:] if argv is None else argv)
         prog = prog_name or os.path.basename(sys.argv[0] or target.__name__)
         command = script_command(target, prog)
@@ -98,6 +101,9 @@ def main(
         command = cli
     try:
         code = command.main(words, prog_name=prog, standalone_mode=False, obj={"argv": words})
+    except RestartRequested as restart_now:  # SIGHUP in a script's agent; all is closed
+        restart(restart_now.argv)
+        raise  # (not reached)
     except click.ClickException as err:
         err.show()
         return err.exit_code
@@ -109,6 +115,20 @@ def main(
         return EXIT_USAGE
     return int(code) if isinstance(code, int) else EXIT_OK
 
+
+
+def _check_script(root: type[Job]) -> int:
+    """The script as it is now: does its graph build?  (In the child an
+    agent starts on SIGHUP before it restarts the script.)"""
+    from ..dojobber import DoJobber
+    from ..errors import DojobberError
+
+    try:
+        DoJobber().configure(root)
+    except DojobberError as err:
+        sys.stderr.write(f"Error: {err}\n")
+        return EXIT_USAGE
+    return EXIT_OK
 
 
 def entry_point() -> None:

@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from types import FrameType
-from typing import TYPE_CHECKING, Any, TextIO
+from typing import TYPE_CHECKING, Any, NoReturn, TextIO
 
 import click
 
@@ -206,6 +206,64 @@ def reload_root(target: str, old: type[Job]) -> type[Job]:
     return load_root(target)
 
 
+#: Set in the environment of the child that checks a script before the
+#: agent restarts it (SIGHUP): ``main(Root)`` then only loads the graph.
+CHECK_SCRIPT_ENV = "DOJOBBER_CHECK_SCRIPT"
+#: How long that check may take.
+CHECK_SCRIPT_TIMEOUT = 120.0
+
+
+class RestartRequested(BaseException):
+    """SIGHUP in the agent of a script run through ``main(Root)``: the
+    script as it is now loads, so start it again (``os.execv``, same pid)
+    once everything this process opened is closed.  Not an ``Exception``,
+    so that nothing on its way up mistakes it for an error."""
+
+    def __init__(self, argv: list[str]) -> None:
+        super().__init__(argv)
+        self.argv = argv
+
+
+class ScriptReloadError(Exception):
+    """The script as it is now does not load: the agent keeps its jobs."""
+
+
+def script_argv() -> list[str]:
+    """The command line that started this script (interpreter options
+    included), to start it again."""
+    words = list(getattr(sys, "orig_argv", None) or [sys.executable, *sys.argv])
+    return [sys.executable, *words[1:]]
+
+
+def check_script_reload() -> NoReturn:
+    """SIGHUP in a script's agent: load the script as it is now in a child
+    (its ``main(Root)`` only builds the graph there); raise
+    :class:`RestartRequested` when it loads, :class:`ScriptReloadError`
+    (saying why) when it does not."""
+    import subprocess
+
+    argv = script_argv()
+    try:
+        done = subprocess.run(
+            argv, env={**os.environ, CHECK_SCRIPT_ENV: "1"}, stdin=subprocess.DEVNULL,
+            capture_output=True, text=True, timeout=CHECK_SCRIPT_TIMEOUT,
+        )
+    except (OSError, subprocess.TimeoutExpired) as err:
+        raise ScriptReloadError(str(err)) from err
+    if done.returncode != 0:
+        lines = (done.stderr or done.stdout).strip().splitlines()
+        raise ScriptReloadError(lines[-1] if lines else f"exit status {done.returncode}")
+    raise RestartRequested(argv)
+
+
+def restart(argv: list[str]) -> None:
+    """Replace this process by ``argv`` (same pid: a service manager keeps
+    following it)."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execv(argv[0], argv)
+
+
 class AgentSignals:
     """The agent's signals: SIGTERM ends it after the current round (a
     second SIGTERM stops the round after its running attempts), SIGHUP
@@ -260,7 +318,9 @@ def agent_loop(
     """Run ``one_round(dj)`` every ``every`` seconds (plus up to ``splay``
     at random) until SIGTERM; returns the exit status: 0 after SIGTERM,
     130 after Ctrl-C.  ``reconfigure`` makes a new DoJobber from the job
-    file as it is now (SIGHUP); None: reloading is not possible."""
+    file as it is now (SIGHUP), or raises :class:`RestartRequested` (a
+    script: it goes up to :func:`dojobber.cli.main`, which starts the
+    script again); None: reloading is not possible."""
     signals = AgentSignals()
     rounds = 0
     with signals.installed():
@@ -273,6 +333,10 @@ def agent_loop(
                     try:
                         dj = reconfigure()
                         stream.write("agent: job file reloaded\n")
+                    except RestartRequested:
+                        stream.write("agent: SIGHUP: the script loads; starting it again\n")
+                        stream.flush()
+                        raise
                     except Exception as err:  # keep the jobs we have
                         stream.write(f"agent: job file not reloaded ({err}); keeping the last\n")
             signals.dj = dj

@@ -49,6 +49,7 @@ from ._rounds import (
     DurationType,
     RoundsDisplay,
     agent_loop,
+    check_script_reload,
     reload_root,
     rounds_table,
     rounds_text,
@@ -333,7 +334,7 @@ def _agent(
 
     return agent_loop(
         dj, one_round, options["every"], options["splay"], err_stream,
-        reconfigure if target is not None else None,
+        reconfigure if target is not None else check_script_reload,
     )
 
 
