@@ -138,11 +138,15 @@ class _Loop:
 
         def body() -> None:
             try:
-                self.ended = run_inline(host, schedule, setup, self.slot, sleep)
-            except BaseException as err:  # (raised again by the watching thread)
-                self.error = err
+                try:
+                    self.ended = run_inline(host, schedule, setup, self.slot, sleep)
+                except BaseException as err:  # (raised again by the watching thread)
+                    self.error = err
+                    self.ended = True
+                if self.ended:
+                    wake.set()
+            except KeyboardInterrupt:  # (Ctrl-C sent here just as the loop ended)
                 self.ended = True
-            if self.ended:
                 wake.set()
 
         self.thread = threading.Thread(target=body, name="dojobber-run", daemon=True)
