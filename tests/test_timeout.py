@@ -295,3 +295,104 @@ def test_an_abandoned_attempt_does_not_hold_the_interpreter_at_exit(workers: int
     done = run_python(["-c", STUCK_SCRIPT, str(workers)], timeout=60)
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == ["JobTimeoutError", "ok"]
+
+
+CTRL_C_SCRIPT = """
+import os, time
+from dojobber import Job
+
+HERE = os.environ["FAULT_DIR"]
+
+
+def mark(name):
+    open(os.path.join(HERE, name), "a").close()
+
+
+class Done(Job):
+    def Check(self):
+        pass
+
+    def Cleanup(self):
+        mark("done.cleaned")
+
+
+class Waiter(Job):
+    TIMEOUT = 600
+    DEPS = [Done]
+
+    def Check(self):
+        if not os.path.exists(os.path.join(HERE, "waited")):
+            raise RuntimeError("not yet")
+
+    def Run(self):
+        mark("waiter.running")
+        try:
+            if os.environ.get("BLOCKING"):
+                time.sleep(600)  # one call that no signal ends (not on the main thread)
+            while True:
+                time.sleep(0.05)
+        except KeyboardInterrupt:
+            mark("waiter.interrupted")
+            raise
+
+    def Cleanup(self):
+        mark("waiter.cleaned")
+
+
+class Root(Job):
+    DEPS = [Waiter]
+
+    def Check(self):
+        pass
+"""
+
+
+@pytest.mark.parametrize("blocking", [False, True], ids=["python-code", "blocking-call"])
+def test_ctrl_c_inline_with_a_timeout(tmp_path: Path, blocking: bool) -> None:
+    """Inline, a job with a TIMEOUT runs on the loop thread: Ctrl-C is raised
+    in its code as it would be on the main thread; while one blocking call
+    goes on, the run says what it waits for and a second Ctrl-C abandons
+    the attempt (its Cleanup is not run)."""
+    import signal
+    import subprocess
+    import sys
+
+    from dojobber.records import RecordStore
+    from tests.fakes.procs import child_env
+
+    (tmp_path / "cjobs.py").write_text(CTRL_C_SCRIPT)
+    records = tmp_path / "records.db"
+    child = subprocess.Popen(
+        [sys.executable, "-m", "dojobber", "run", "cjobs.py:Root", "--records", str(records),
+         "--no-progress"],
+        cwd=tmp_path, text=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        env=child_env(FAULT_DIR=str(tmp_path), **({"BLOCKING": "1"} if blocking else {})))
+    assert child.stderr is not None
+    try:
+        wait_until((tmp_path / "waiter.running").exists, 60, "Waiter to run")
+        child.send_signal(signal.SIGINT)
+        if blocking:
+            said = child.stderr.readline()
+            while "interrupted:" not in said:
+                assert said, "the child ended without saying what it waits for"
+                said = child.stderr.readline()
+            assert "waiting for the attempt of Waiter" in said
+            assert "press Ctrl-C again to abandon it" in said
+            child.send_signal(signal.SIGINT)
+        code = child.wait(timeout=60)
+        rest = child.stderr.read()
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.wait(timeout=30)
+        child.stderr.close()
+    assert code == 130, rest
+    assert "Traceback" not in rest, rest
+    assert (tmp_path / "done.cleaned").exists()
+    if blocking:  # abandoned: its Cleanup never runs while its Run may still run
+        assert not (tmp_path / "waiter.cleaned").exists()
+    else:  # interrupted in its own code, then cleaned up
+        assert (tmp_path / "waiter.interrupted").exists()
+        assert (tmp_path / "waiter.cleaned").exists()
+    with RecordStore(records) as store:
+        assert store.run("last").outcome == "interrupted"
