@@ -24,20 +24,26 @@ from tests import parallel_jobs
 from tests.fakes.procs import wait_until
 
 
+def stuck_job(release: threading.Event, name: str = "Stuck") -> type[Job]:
+    """A job (TIMEOUT 0.2 s) whose Check fails and whose Run waits for
+    ``release``: every attempt times out until then."""
+
+    def check(self: Job) -> None:
+        if not release.is_set():
+            raise RuntimeError("not released")
+
+    def run(self: Job) -> None:
+        release.wait()
+
+    return type(name, (Job,), {"TIMEOUT": 0.2, "Check": check, "Run": run})
+
+
 def blocking_graph(release: threading.Event, cleaned: list[str]) -> type[Job]:
     """Blocked: its Run waits for ``release`` (TIMEOUT 0.2 s); Others: ten
     jobs that pass at once; the root needs them all."""
 
-    class Blocked(Job):
-        TIMEOUT = 0.2
+    class Blocked(stuck_job(release)):  # type: ignore[misc]
         TRIES = 3
-
-        def Check(self) -> None:
-            if not release.is_set():
-                raise RuntimeError("not released")
-
-        def Run(self) -> None:
-            release.wait()
 
         def Cleanup(self) -> None:
             cleaned.append("Blocked")
@@ -163,16 +169,7 @@ def _stuck_among(n: int, release: threading.Event, stuck_at: int = 0) -> type[Jo
         seen[type(self).__name__] = threading.get_ident()
         return "ok"
 
-    class Stuck(Job):
-        TIMEOUT = 0.2
-
-        def Check(self) -> None:
-            if not release.is_set():
-                raise RuntimeError("not released")
-
-        def Run(self) -> None:
-            release.wait()
-
+    Stuck = stuck_job(release)
     quick = [type(f"Quick{k}", (Job,), {"Check": check, "TIMEOUT": 0.2}) for k in range(n)]
     deps: list[type[Job]] = [*quick[:stuck_at], Stuck, *quick[stuck_at:]]
     root = type("Root", (DummyJob,), {"DEPS": deps, "TIMEOUT": 0.2})
@@ -210,16 +207,7 @@ def test_the_threads_of_timed_out_attempts_are_replaced() -> None:
     through every other job (the pool adds a thread for each abandoned one)."""
     release = threading.Event()
 
-    class Stuck(Job):
-        TIMEOUT = 0.2
-
-        def Check(self) -> None:
-            if not release.is_set():
-                raise RuntimeError("not released")
-
-        def Run(self) -> None:
-            release.wait()
-
+    Stuck = stuck_job(release)
     quick = [type(f"Quick{k}", (Job,), {"Check": lambda self: "ok"}) for k in range(10)]
     root = type("Root", (DummyJob,), {"DEPS": [Stuck.variant("Stuck1"), Stuck.variant("Stuck2"),
                                                 *quick]})
