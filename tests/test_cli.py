@@ -400,6 +400,41 @@ def test_graph_of_a_target_and_of_a_recorded_run(
     assert "give either FILE_OR_MODULE[:Job] or --run RUN" in capsys.readouterr().err
 
 
+def test_graph_caps_big_graphs_unless_max_nodes_all(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from dojobber.render import DEFAULT_MAX_NODES
+
+    script = tmp_path / "big.py"
+    script.write_text(
+        "from dojobber import DummyJob, Job\n"
+        "class Leaf(Job):\n"
+        "    def Check(self):\n"
+        "        pass\n"
+        f"LEAVES = [Leaf.variant(f'Leaf{{i}}') for i in range({DEFAULT_MAX_NODES + 20})]\n"
+        "class Root(DummyJob):\n"
+        "    DEPS = LEAVES\n"
+    )
+    jobs = DEFAULT_MAX_NODES + 21
+
+    def drawn(*options: str) -> str:
+        assert main(["graph", f"{script}:Root", "-o", "-", "-f", "mermaid", *options]) == 0
+        return capsys.readouterr().out
+
+    def count(mermaid: str) -> int:  # job nodes: "    j12[..." or "    j3([..."
+        return len(re.findall(r"^    j\d+\[", mermaid.replace("([", "["), re.M))
+
+    default = drawn()
+    assert count(default) == DEFAULT_MAX_NODES
+    assert f"showing {DEFAULT_MAX_NODES} of {jobs} jobs" in default
+    every = drawn("--max-nodes", "all")
+    assert count(every) == jobs and "showing" not in every
+    assert "showing 5 of" in drawn("--max-nodes", "5")
+    for bad in ("0", "-3", "many"):
+        assert main(["graph", f"{script}:Root", "-o", "-", "--max-nodes", bad]) == 2
+        assert "give a whole number of jobs >= 1, or 'all'" in capsys.readouterr().err
+
+
 def _load(path: Path) -> object:
     import importlib.util
 

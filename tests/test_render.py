@@ -20,6 +20,7 @@ import pytest
 from dojobber import DoJobber, DummyJob, Job, JobStatus, RunResult, UnknownJobError
 from dojobber.graph import JobGraph
 from dojobber.render import (
+    DEFAULT_MAX_NODES,
     STYLES,
     GraphvizFailedError,
     GraphvizNotFoundError,
@@ -480,6 +481,28 @@ def test_max_nodes_keeps_root_and_failures_and_says_what_is_left_out() -> None:
     assert "showing 20 of 200 jobs" in parsed["nodes"]["legend_note"][0]
     with pytest.raises(ValueError, match="max_nodes"):
         to_mermaid(graph, result, max_nodes=0)
+
+
+def test_big_graphs_are_capped_by_default_and_none_draws_all() -> None:
+    graph, result = chain_graph(DEFAULT_MAX_NODES + 150)
+    default = parse_mermaid(to_mermaid(graph, result))
+    drawn = set(job_nodes(default).values())
+    assert len(drawn) == DEFAULT_MAX_NODES
+    # Nearest the root first: the jobs furthest down are left out (Job149
+    # and Job150 are as far from the root: the tie goes to the lower index).
+    assert f"Job{DEFAULT_MAX_NODES + 149}" in drawn
+    assert min(int(name[3:]) for name in drawn) == 149
+    note = default["nodes"]["legend_note"][0]
+    assert f"showing {DEFAULT_MAX_NODES} of {DEFAULT_MAX_NODES + 150} jobs" in note
+    assert f"over max_nodes={DEFAULT_MAX_NODES}; max_nodes=None draws all" in note
+    # The DOT text (what an image is laid out from) is capped the same way.
+    assert len(re.findall(r"^\tj\d+ \[", to_dot(graph, result), re.M)) == DEFAULT_MAX_NODES
+    whole = job_nodes(parse_mermaid(to_mermaid(graph, result, max_nodes=None)))
+    assert len(whole) == DEFAULT_MAX_NODES + 150
+    # Up to the cap nothing is left out and nothing is said.
+    small, small_result = chain_graph(DEFAULT_MAX_NODES)
+    small_note = parse_mermaid(to_mermaid(small, small_result))["nodes"].get("legend_note", [])
+    assert "showing" not in " ".join(small_note)
 
 
 @needs_dot

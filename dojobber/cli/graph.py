@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+from typing import TYPE_CHECKING
 
 import click
 
@@ -12,7 +13,7 @@ from ..graph import JobGraph
 from ..graph import build as build_graph
 from ..loader import load_root
 from ..records import stored_run
-from ..render import DEFAULT_TIMEOUT, render
+from ..render import DEFAULT_MAX_NODES, DEFAULT_TIMEOUT, render
 from ..results import RunResult
 from ._base import EXIT_OK, cli, guarded, open_records, records_option
 
@@ -36,6 +37,29 @@ def format_of(path: str, fmt: str | None) -> str:
     return ext
 
 
+if TYPE_CHECKING:  # generic from click 8.2; 8.1 (still allowed) is not
+    _ParamType = click.ParamType[int | None]
+else:
+    _ParamType = click.ParamType
+
+
+class MaxNodes(_ParamType):
+    """``--max-nodes``: a whole number of jobs >= 1, or ``all``."""
+
+    name = "N|all"
+
+    def convert(self, value: object, param: click.Parameter | None,
+                ctx: click.Context | None) -> int | None:
+        if value is None or isinstance(value, int):
+            return value
+        text = str(value).strip().lower()
+        if text == "all":
+            return None
+        if text.isdigit() and int(text) >= 1:
+            return int(text)
+        self.fail(f"{value!r}: give a whole number of jobs >= 1, or 'all'", param, ctx)
+
+
 def write_picture(
     graph: JobGraph,
     result: RunResult | None,
@@ -43,7 +67,7 @@ def write_picture(
     fmt: str | None = None,
     *,
     focus: str | None = None,
-    max_nodes: int | None = None,
+    max_nodes: int | None = DEFAULT_MAX_NODES,
     details: bool = False,
     all_edges: bool = False,
     timeout: float | None = DEFAULT_TIMEOUT,
@@ -77,7 +101,8 @@ def write_picture(
               help="Picture file (.png, .svg, .pdf, .dot, .mmd ...; - for stdout).")
 @click.option("-f", "--format", "fmt", metavar="FMT", help="Format, if not the extension's.")
 @click.option("--focus", metavar="failures|JOB", help="Only failures, or one job's neighbourhood.")
-@click.option("--max-nodes", type=click.IntRange(min=1), help="Draw at most this many jobs.")
+@click.option("--max-nodes", type=MaxNodes(), default=str(DEFAULT_MAX_NODES), show_default=True,
+              help="Draw at most this many jobs ('all': every job).")
 @click.option("--details", is_flag=True, help="Tries and phase times on each job.")
 @click.option("--all-edges", is_flag=True,
               help="Draw every dependency, also those a longer path implies.")

@@ -10,6 +10,7 @@ from ..results import JobStatus, RunResult
 from ._errors import GraphvizPackageMissingError
 from .picture import (
     CONTROL_CHARS,
+    DEFAULT_MAX_NODES,
     DUMMY_LEGEND,
     EDGE_MEANING,
     STYLES,
@@ -31,7 +32,7 @@ def to_dot(
     result: RunResult | None = None,
     *,
     focus: str | None = None,
-    max_nodes: int | None = None,
+    max_nodes: int | None = DEFAULT_MAX_NODES,
     details: bool = False,
     legend: bool = True,
     all_edges: bool = False,

@@ -6,7 +6,14 @@ import re
 
 from ..graph import JobGraph
 from ..results import JobStatus, RunResult
-from .picture import CONTROL_CHARS, DUMMY_LEGEND, EDGE_LEGEND, STYLES, build_picture
+from .picture import (
+    CONTROL_CHARS,
+    DEFAULT_MAX_NODES,
+    DUMMY_LEGEND,
+    EDGE_LEGEND,
+    STYLES,
+    build_picture,
+)
 
 __all__ = ["to_mermaid"]
 
@@ -16,7 +23,7 @@ def to_mermaid(
     result: RunResult | None = None,
     *,
     focus: str | None = None,
-    max_nodes: int | None = None,
+    max_nodes: int | None = DEFAULT_MAX_NODES,
     details: bool = False,
     legend: bool = True,
     all_edges: bool = False,

@@ -22,13 +22,19 @@ from ..results import JobResult, JobStatus, RunOutcome, RunResult, plan_line
 
 __all__ = [
     "CONTROL_CHARS",
+    "DEFAULT_MAX_NODES",
     "FOCUS_FAILURES", "STYLES", "NodeView", "Picture", "Style", "build_picture"]
 
-#: ``focus=`` value drawing the failed jobs, the jobs they block and the
-#: path from them up to the root.
 #: Control characters, replaced by a space in every label.
 CONTROL_CHARS = re.compile(r"[\x00-\x1f\x7f]+")
+#: ``focus=`` value drawing the failed jobs, the jobs they block and the
+#: path from them up to the root.
 FOCUS_FAILURES = "failures"
+#: Jobs a picture draws unless ``max_nodes`` says otherwise (None: all).
+#: dot lays out 1 000 jobs of any shape benchmarked in about a second; a
+#: whole 5 000-job graph can take it half a minute or more, and is too
+#: dense to read anyway (``benchmarks/README.md``, "Rendering").
+DEFAULT_MAX_NODES = 1000
 
 #: Exception text in a node label: wrapped at this width, at most this many
 #: lines (the SVG tooltip has all of it).
@@ -153,7 +159,7 @@ def build_picture(
         nodes=nodes,
         edges=edges,
         title=_title(graph, result),
-        note=_note(len(graph), len(nodes), left_out, why, capped, implied),
+        note=_note(len(graph), len(nodes), left_out, why, capped, implied, max_nodes),
         legend=legend,
         has_dummy=any(n.dummy for n in nodes),
         total=len(graph),
@@ -377,14 +383,14 @@ def _title(graph: JobGraph, result: RunResult | None) -> str:
 
 def _note(
     total: int, drawn: int, left_out: Counter[JobStatus], why: str, capped: bool,
-    implied: int = 0,
+    implied: int = 0, cap: int | None = None,
 ) -> str:
     notes = []
     if drawn != total:
         what = ", ".join(f"{left_out[s]} {s.label}" for s in _ORDER if left_out[s])
         reasons = [why] if why else []
         if capped:
-            reasons.append("over the max_nodes cap")
+            reasons.append(f"over max_nodes={cap}; max_nodes=None draws all")
         notes.append(f"showing {drawn} of {total} jobs; not shown: {what} "
                      f"({'; '.join(reasons)})")
     if implied:
