@@ -71,6 +71,11 @@ class Observer:
     #: Whether :meth:`phase_started` / :meth:`phase_finished` /
     #: :meth:`attempt_ended` are called.
     hears_phases: bool = False
+    #: A list ``[job class, phase, attempt, ...]`` that the attempt keeps
+    #: up to date with a store per phase (the class None between attempts),
+    #: for whoever asks what the thread runs (log capture, progress); None:
+    #: nobody asks.  Cheaper than hearing phases: no call per phase.
+    where: list[Any] | None = None
 
     def created(self, job: Job) -> None:
         """An instance with a ``Cleanup()`` was made (not returned in the
@@ -155,11 +160,14 @@ def run_attempt(
     # starts when the one before it ended, unless an observer heard about it
     # in between), and no call that nobody listens to.
     tell = observer is not None and observer.hears_phases
+    where = None if observer is None else observer.where
     args = setup.args
     kwargs = setup.kwargs
     plain = not (args or kwargs)  # a call without * and ** costs half as much
     cwd = setup.cwd
     no_act = setup.no_act
+    if where is not None:
+        where[0], where[1], where[2] = job, "init", attempt
     if tell:
         observer.phase_started(job, "init", attempt)  # type: ignore[union-attr]
     start = _perf()
@@ -167,6 +175,8 @@ def run_attempt(
         obj = job()
     except Exception as err:
         now = _perf()
+        if where is not None:
+            where[0] = None
         if tell:
             observer.phase_finished(job, "init", attempt, False, now - start, err)  # type: ignore[union-attr]
             observer.attempt_ended()  # type: ignore[union-attr]
@@ -188,6 +198,8 @@ def run_attempt(
 
     # First Check.
     obj._check_phase = "check"
+    if where is not None:
+        where[1] = "check"
     if tell:
         observer.phase_started(job, "check", attempt)  # type: ignore[union-attr]
         start = _perf()
@@ -205,7 +217,9 @@ def run_attempt(
             plan, unplanned = None, None
             if getattr(obj, "Plan", None) is not None:
                 plan, unplanned = _plan(obj, job, attempt, setup, observer if tell else None,
-                                        phases)
+                                        phases, where)
+            if where is not None:
+                where[0] = None
             if tell:
                 observer.attempt_ended()  # type: ignore[union-attr]
             return (index, attempt, False, False, plan, unplanned or err, phases, kept, None,
@@ -217,6 +231,8 @@ def run_attempt(
     else:
         now = _perf()
         obj._check_results = result
+        if where is not None:
+            where[0] = None
         if tell:
             observer.phase_finished(job, "check", attempt, True, now - start, None)  # type: ignore[union-attr]
             observer.attempt_ended()  # type: ignore[union-attr]
@@ -225,6 +241,8 @@ def run_attempt(
                 kept, None, None, None, False)
 
     # Run; its exception is recorded, the recheck decides.
+    if where is not None:
+        where[1] = "run"
     if tell:
         observer.phase_started(job, "run", attempt)  # type: ignore[union-attr]
         now = _perf()
@@ -246,6 +264,8 @@ def run_attempt(
 
     # Recheck.
     obj._check_phase = "recheck"
+    if where is not None:
+        where[1] = "recheck"
     if tell:
         observer.phase_started(job, "recheck", attempt)  # type: ignore[union-attr]
         now = _perf()
@@ -257,6 +277,8 @@ def run_attempt(
         now = _perf()
         obj._recheck_exception = err
         phases.append(("recheck", attempt, start + WALL_OFFSET, now - start, False, err))
+        if where is not None:
+            where[0] = None
         if tell:
             observer.phase_finished(job, "recheck", attempt, False, now - start, err)  # type: ignore[union-attr]
             observer.attempt_ended()  # type: ignore[union-attr]
@@ -264,6 +286,8 @@ def run_attempt(
     now = _perf()
     obj._recheck_results = result
     phases.append(("recheck", attempt, start + WALL_OFFSET, now - start, True, None))
+    if where is not None:
+        where[0] = None
     if tell:
         observer.phase_finished(job, "recheck", attempt, True, now - start, None)  # type: ignore[union-attr]
         observer.attempt_ended()  # type: ignore[union-attr]
@@ -271,9 +295,12 @@ def run_attempt(
 
 
 def _plan(obj: Job, job: type[Job], attempt: int, setup: AttemptSetup,
-          observer: Observer | None, phases: list[tuple[Any, ...]]) -> tuple[str | None, Any]:
+          observer: Observer | None, phases: list[tuple[Any, ...]],
+          where: list[Any] | None) -> tuple[str | None, Any]:
     """Check mode, after the first Check raised: call the job's ``Plan()``
     as phase ``plan``; ``(its text, None)`` or ``(None, the PlanError)``."""
+    if where is not None:
+        where[1] = PLAN_PHASE
     if observer is not None:
         observer.phase_started(job, PLAN_PHASE, attempt)
     start = _perf()

@@ -63,32 +63,33 @@ class _Keeper(Observer):
 
 
 class _Teller(_Keeper):
-    """Also sends phase events (``emit``, when wanted) and notes the running
-    job and phase in this thread's ``slot`` (for log records and progress)."""
-
-    hears_phases = True
+    """Also has the attempts note the running job and phase in this thread's
+    slot (:attr:`where`, read for log records and progress), and sends
+    phase events when ``emit`` is given (someone wants them)."""
 
     def __init__(self, instances: list[Job], emit: Callable[..., None] | None,
                  slot: Slot) -> None:
         super().__init__(instances)
-        self.emit = emit
-        self.slot = slot
+        #: (Called only when hears_phases: emit was given.)
+        self.emit: Callable[..., None] = emit or _nowhere
+        self.hears_phases = emit is not None
+        self.where = self._slot = slot
 
     def phase_started(self, job: type[Job], phase: str, attempt: int) -> None:
-        slot = self.slot
-        slot[0], slot[1], slot[2] = job, phase, attempt  # (named when read)
-        if self.emit is not None:
-            if phase == "init":
-                self.emit("job_started", job.__name__, attempt)
-            self.emit("phase_started", job.__name__, phase, attempt)
+        if phase == "init":
+            self.emit("job_started", job.__name__, attempt)
+        self.emit("phase_started", job.__name__, phase, attempt)
 
     def phase_finished(self, job: type[Job], phase: str, attempt: int, ok: bool,
                        duration: float, error: BaseException | None) -> None:
-        if self.emit is not None:
-            self.emit("phase_finished", job.__name__, phase, attempt, ok, duration, error)
+        self.emit("phase_finished", job.__name__, phase, attempt, ok, duration, error)
 
     def attempt_ended(self) -> None:
-        self.slot[0] = None
+        self._slot[0] = None
+
+
+def _nowhere(*args: Any) -> None:
+    """What a _Teller that hears no phases would emit them to."""
 
 
 class Engine:

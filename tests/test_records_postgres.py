@@ -229,3 +229,41 @@ def test_wrong_password_and_no_server_are_clear_and_masked(
         PostgresRecordStore(wrong, retry_for=0)
     assert "not-the-password" not in str(info.value)
     assert "not-the-password" not in repr(info.value.__cause__)
+
+
+def test_older_schema_upgraded_and_deleting_a_run_deletes_its_rows(pg_url: str) -> None:
+    from dojobber._postgres import PostgresLink
+    from dojobber.records.postgres import _TABLES, MIGRATIONS
+
+    def error(message: str) -> Exception:
+        return RuntimeError(message)
+
+    link = PostgresLink(pg_url, error)
+    try:  # the tables as dojobber wrote them before the per-row foreign keys went
+        link.ensure_schema("records", MIGRATIONS[:2], _TABLES)
+    finally:
+        link.close()
+    first, second = _run(pg_url).records, _run(pg_url).records  # (opening upgrades)
+    assert first is not None and second is not None
+    kept, gone = first.run_id, second.run_id
+    assert kept is not None and gone is not None
+    tables = ("records_jobs", "records_job_details", "records_logs")
+
+    def rows(conn: psycopg.Connection[tuple[int]], run_id: int) -> list[int]:
+        counts = [conn.execute(f"SELECT count(*) FROM {table} WHERE run_id = %s",
+                               (run_id,)).fetchone() for table in tables]
+        return [row[0] for row in counts if row is not None]
+
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        assert conn.execute("SELECT version FROM dojobber_meta WHERE part = 'records'"
+                            ).fetchone() == (len(MIGRATIONS),)
+        assert conn.execute(
+            "SELECT count(*) FROM pg_constraint WHERE contype = 'f'"
+            " AND conrelid = ANY(%s::regclass[])", (list(tables),)).fetchone() == (0,)
+        before = rows(conn, kept)
+        assert all(before) and rows(conn, gone) == before  # jobs, details and logs
+        conn.execute("DELETE FROM records_runs WHERE id = %s", (gone,))
+        assert rows(conn, gone) == [0, 0, 0]
+        assert rows(conn, kept) == before
+    with open_store(pg_url) as store:
+        assert store.job(kept, "Broken").exception is not None
