@@ -11,7 +11,7 @@ this module knows the engine only as a :class:`PoolHost`.
 
 In-process executors (thread pools) share ``global_storage`` and report
 phases live.  Any other executor gets a picklable attempt
-(:func:`~dojobber.attempt.run_attempts_remote`) with a copy of global storage;
+(:func:`~dojobber._remote.run_attempts_remote`) with a copy of global storage;
 the host merges back the keys it changed, replays its phases to the
 listeners, and keeps its job instance for ``Cleanup()``, which always runs
 in this process.
@@ -29,6 +29,7 @@ from contextlib import AbstractContextManager
 from dataclasses import replace
 from typing import Protocol
 
+from ._remote import run_attempts_remote
 from ._schedule import Schedule
 from ._threads import DaemonThreads
 from ._timeout import Running, Slot, look_period
@@ -39,7 +40,6 @@ from .attempt import (
     expired_outcome,
     failed_outcome,
     run_attempt,
-    run_attempts_remote,
     run_timed_attempt,
 )
 from .errors import JobNotSendableError, WorkerLostError

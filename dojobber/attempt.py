@@ -4,8 +4,8 @@ One entry point, :func:`run_attempt`: a module-level function of picklable
 arguments (the job class, its graph index, the attempt's number and the
 run's :class:`AttemptSetup`) returning a picklable :class:`Outcome`, so the
 engine can run it inline, on a thread, or send it to another process or host
-through any :class:`concurrent.futures.Executor` (:func:`run_attempts_remote`
-wraps it for that).
+through any :class:`concurrent.futures.Executor`
+(:func:`dojobber._remote.run_attempts_remote` wraps it for that).
 
 One observer argument: an :class:`Observer` hears, in the attempt's own
 thread, the instances made that have a ``Cleanup()`` to run (so that Ctrl-C
@@ -21,9 +21,7 @@ constructor raised.
 from __future__ import annotations
 
 import os
-import pickle
 import time
-import traceback
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
@@ -34,17 +32,14 @@ from ._timeout import (
     _abandoned,
     _release,
     abandoned,
-    call_with_timeout_remote,
-    remote_attempts,
 )
-from .errors import JobTimeoutError, RemoteError
+from .errors import JobTimeoutError
 from .job import Job
-from .results import WALL_OFFSET, Phase
+from .results import WALL_OFFSET
 
 __all__ = [
     "AttemptSetup", "Observer", "Outcome", "RawOutcome", "apply_storage", "expired_outcome",
-    "run_attempt",
-    "run_attempt_remote", "run_attempts_remote", "run_timed_attempt",
+    "failed_outcome", "run_attempt", "run_timed_attempt", "timed_out_outcome",
 ]
 
 _perf = time.perf_counter
@@ -333,7 +328,7 @@ def run_timed_attempt(
     :class:`~dojobber.JobTimeoutError`.
     """
     if _abandoned and timeout is not None and abandoned(job):
-        return _timed_out(index, attempt, _perf(),
+        return timed_out_outcome(index, attempt, _perf(),
                           JobTimeoutError(job.__name__, timeout, still_running=True))
     # Slot.begin() and ended(), written out: this is every timed attempt's path.
     slot.seq = seq = slot.seq + 1
@@ -363,115 +358,10 @@ def expired_outcome(running: Running, seen_at: float) -> RawOutcome:
     a perf_counter reading): failed for good with
     :class:`~dojobber.JobTimeoutError`."""
     job, index, attempt, timeout = running
-    return _timed_out(index, attempt, seen_at, JobTimeoutError(job.__name__, timeout or 0.0))
+    return timed_out_outcome(index, attempt, seen_at, JobTimeoutError(job.__name__, timeout or 0.0))
 
 
-def _timed_out(index: int, attempt: int, start: float, error: JobTimeoutError) -> RawOutcome:
+def timed_out_outcome(index: int, attempt: int, start: float, error: JobTimeoutError) -> RawOutcome:
     """The outcome of an attempt stopped at its TIMEOUT (no retry)."""
     phases = [("timeout", attempt, start + WALL_OFFSET, _perf() - start, False, error)]
     return (index, attempt, False, False, None, error, phases, None, None, None, None, True)
-
-
-def _roundtrips(value: object) -> bool:
-    """Whether ``value`` survives pickling (cloudpickle when installed: it is
-    what dask uses to send results back)."""
-    try:
-        import cloudpickle
-
-        dumps, loads = cloudpickle.dumps, cloudpickle.loads
-    except ImportError:
-        dumps, loads = pickle.dumps, pickle.loads
-    try:
-        loads(dumps(value))
-    except Exception:
-        return False
-    return True
-
-
-def run_attempt_remote(
-    job: type[Job], index: int, attempt: int, setup: AttemptSetup, submission: int = 0,
-) -> Outcome:
-    """:func:`run_attempt` for another process or host.
-
-    ``submission`` is unused here; it differs for each submission so that
-    executors that name tasks by a hash of their arguments (dask) see an
-    attempt sent again after its worker died as a new task.
-
-    Works on a copy of ``setup``'s global storage and reports the keys it
-    set or deleted (assign keys rather than mutating values in place: an
-    in-place change to a value is not seen).  Formats the traceback,
-    replaces an exception that would not unpickle by
-    :class:`~dojobber.errors.RemoteError`, and sends the job instance back
-    only when it has a ``Cleanup()`` to run.
-    """
-    snapshot = dict(setup.global_storage)
-    storage = dict(snapshot)
-    cwd = setup.cwd
-    if not (isinstance(cwd, str) and os.path.isdir(cwd)):
-        cwd = os.getcwd()  # another host: no such directory here
-    outcome = Outcome._make(run_attempt(job, index, attempt, AttemptSetup(
-        setup.args, setup.kwargs, storage, cwd, setup.no_act)))
-    err = outcome.exception
-    text = None
-    if err is not None:
-        text = "".join(traceback.format_exception(err)).rstrip()
-        if not _roundtrips(err):
-            err = RemoteError(err, text)
-    # A passed attempt can carry its first Check's exception in its phases.
-    phases = []
-    for raw in outcome.phases:
-        p = Phase._make(raw)
-        if p.error is not None and p.error is outcome.exception:
-            p = p._replace(error=err)
-        elif not (p.error is None or _roundtrips(p.error)):
-            p = p._replace(error=RemoteError(p.error, None))
-        phases.append(tuple(p))
-    obj = outcome.instance
-    if obj is not None and not _roundtrips(obj):
-        obj = None
-    missing = object()
-    return outcome._replace(
-        exception=err,
-        phases=phases,
-        instance=obj,
-        traceback=text,
-        storage_set={key: value for key, value in storage.items()
-                     if snapshot.get(key, missing) is not value},
-        storage_deleted=[key for key in snapshot if key not in storage],
-    )
-
-
-def run_attempts_remote(
-    jobs: list[tuple[type[Job], int, int]], setup: AttemptSetup, submission: int = 0,
-    timeouts: list[float | None] | None = None,
-) -> list[Outcome]:
-    """:func:`run_attempt_remote` for a batch of ``(job, index, attempt)``,
-    one after another in one task; each attempt sees what the ones before it
-    stored in (this copy of) global storage.  ``timeouts``: each one's
-    TIMEOUT (None: none), enforced here (see :mod:`dojobber._timeout`)."""
-    storage = dict(setup.global_storage)
-    here = AttemptSetup(setup.args, setup.kwargs, storage, setup.cwd, setup.no_act)
-    outcomes = []
-    with remote_attempts():
-        for k, (job, index, attempt) in enumerate(jobs):
-            timeout = None if timeouts is None else timeouts[k]
-            if timeout is None:
-                out = run_attempt_remote(job, index, attempt, here)
-            else:
-                out = _timed_remote(job, index, attempt, here, timeout)
-            apply_storage(storage, out.storage_set, out.storage_deleted)
-            outcomes.append(out)
-    return outcomes
-
-
-def _timed_remote(job: type[Job], index: int, attempt: int, setup: AttemptSetup,
-                  timeout: float) -> Outcome:
-    """:func:`run_attempt_remote` stopped at ``timeout`` seconds (by the
-    worker itself: see :mod:`dojobber._timeout`)."""
-    start = _perf()
-    done, out = call_with_timeout_remote(
-        timeout, lambda: run_attempt_remote(job, index, attempt, setup))
-    if done and out is not None:
-        return out
-    raw = _timed_out(index, attempt, start, JobTimeoutError(job.__name__, timeout))
-    return Outcome._make(raw)._replace(storage_set={}, storage_deleted=[])
