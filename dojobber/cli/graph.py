@@ -102,6 +102,7 @@ def write_picture(
 @click.option("-f", "--format", "fmt", metavar="FMT", help="Format, if not the extension's.")
 @click.option("--focus", metavar="failures|JOB", help="Only failures, or one job's neighbourhood.")
 @click.option("--max-nodes", type=MaxNodes(), default=str(DEFAULT_MAX_NODES), show_default=True,
+              metavar="N|all",
               help="Draw at most this many jobs ('all': every job).")
 @click.option("--details", is_flag=True, help="Tries and phase times on each job.")
 @click.option("--all-edges", is_flag=True,
