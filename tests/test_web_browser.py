@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 import subprocess
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -145,22 +146,38 @@ def test_hostile_names_and_lines_are_text(page: Any, site: dict[str, Any]) -> No
         assert page.locator("script:not([src]):not([type='application/json'])").count() == 0
 
 
-def test_live_update_from_a_run_in_another_process(
-    page: Any, site: dict[str, Any], tmp_path: Path
-) -> None:
+@contextmanager
+def gated_run(site: dict[str, Any], tmp_path: Path, *options: str,
+              graph_stored: bool = True) -> Iterator[tuple[Path, int]]:
+    """A run of GATED_RUN in another process, recording into the site's
+    records: yields ``(gates, run id)`` once the run is recorded as running
+    (and its graph stored, with ``graph_stored``); each job waits for a
+    file named after it in ``gates``.  After the block the run must have
+    ended (every gate opened)."""
     gates = tmp_path / "gates"
     gates.mkdir()
-    child = start_python(GATED_RUN, str(site["records"]), str(gates))
+    child = start_python(GATED_RUN, str(site["records"]), str(gates), *options)
     try:
         assert read_line(child) == "ready"
 
         def started() -> bool:
             with open_store(site["records"]) as store:
                 run = store.run("last")
-                return run.root == "Root" and store.graph_data(run.id) is not None
+                return run.root == "Root" and run.outcome == "running" and (
+                    not graph_stored or store.graph_data(run.id) is not None)
         wait_until(started, what="the child's run in the records")
         with open_store(site["records"]) as store:
             rid = store.resolve("last")
+        yield gates, rid
+        assert read_line(child) == f"done {rid}"
+    finally:
+        finish(child)
+
+
+def test_live_update_from_a_run_in_another_process(
+    page: Any, site: dict[str, Any], tmp_path: Path
+) -> None:
+    with gated_run(site, tmp_path) as (gates, rid):
         page.goto(f"{site['url']}/runs/{rid}")
         assert page.locator("#outcome").inner_text() == "running"
         page.wait_for_selector("body[data-live=open]")
@@ -181,27 +198,13 @@ def test_live_update_from_a_run_in_another_process(
         page.wait_for_selector("body[data-live=ended]")
         assert page.locator("#outcome").inner_text() == "converged"
         assert page.locator("#live").inner_text() == "the run has ended"
-        assert read_line(child) == f"done {rid}"
-    finally:
-        finish(child)
 
 
 def test_page_opened_before_the_graph_is_stored_fills_in(
     page: Any, site: dict[str, Any], tmp_path: Path
 ) -> None:
-    gates = tmp_path / "gates"
-    gates.mkdir()
-    child = start_python(GATED_RUN, str(site["records"]), str(gates), "--gate-first")
-    try:
-        assert read_line(child) == "ready"
-
-        def started() -> bool:
-            with open_store(site["records"]) as store:
-                run = store.run("last")
-                return run.root == "Root" and run.outcome == "running"
-        wait_until(started, what="the child's run in the records")
+    with gated_run(site, tmp_path, "--gate-first", graph_stored=False) as (gates, rid):
         with open_store(site["records"]) as store:
-            rid = store.resolve("last")
             assert store.graph_data(rid) is None  # nothing flushed yet
         page.goto(f"{site['url']}/runs/{rid}")
         assert page.locator("#jobs tbody tr").count() == 0
@@ -214,26 +217,10 @@ def test_page_opened_before_the_graph_is_stored_fills_in(
         for name in ("Second", "Third", "Root"):
             (gates / name).touch()
         page.wait_for_selector("body[data-live=ended]")
-        assert read_line(child) == f"done {rid}"
-    finally:
-        finish(child)
 
 
 def test_job_page_follows_its_job_live(page: Any, site: dict[str, Any], tmp_path: Path) -> None:
-    gates = tmp_path / "gates"
-    gates.mkdir()
-    child = start_python(GATED_RUN, str(site["records"]), str(gates))
-    try:
-        assert read_line(child) == "ready"
-
-        def started() -> bool:
-            with open_store(site["records"]) as store:
-                run = store.run("last")
-                return run.root == "Root" and run.outcome == "running" and (
-                    store.graph_data(run.id) is not None)
-        wait_until(started, what="the child's run in the records")
-        with open_store(site["records"]) as store:
-            rid = store.resolve("last")
+    with gated_run(site, tmp_path) as (gates, rid):
         page.goto(f"{site['url']}/runs/{rid}/jobs/Second")
         assert page.locator("#job-status").inner_text() == "pending"
         page.wait_for_selector("body[data-live=open]")
@@ -243,9 +230,6 @@ def test_job_page_follows_its_job_live(page: Any, site: dict[str, Any], tmp_path
         (gates / "Third").touch()
         (gates / "Root").touch()
         page.wait_for_selector("body[data-live=ended]")
-        assert read_line(child) == f"done {rid}"
-    finally:
-        finish(child)
 
 
 def test_board_post_and_cancel_need_the_token(page: Any, site: dict[str, Any]) -> None:
