@@ -5,6 +5,7 @@ run's finished jobs kept, foreign databases refused, passwords kept out."""
 from __future__ import annotations
 
 import json
+import logging
 import signal
 import subprocess
 import sys
@@ -15,7 +16,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from dojobber import DoJobber, main
+from dojobber import DoJobber, Job, main
 from dojobber.records import RecordsError, open_store, stored_run
 from tests.fakes.postgres import PASSWORD
 from tests.fakes.procs import finish, read_line, start_python, wait_until
@@ -267,3 +268,33 @@ def test_older_schema_upgraded_and_deleting_a_run_deletes_its_rows(pg_url: str) 
         assert rows(conn, kept) == before
     with open_store(pg_url) as store:
         assert store.job(kept, "Broken").exception is not None
+
+
+class NulBytes(Job):
+    """Logs a line, fails and plans with NUL bytes in the text (a command's
+    binary output, say)."""
+
+    def Check(self) -> None:
+        logging.getLogger("nul\x00logger").warning("bad \x00 byte")
+        raise RuntimeError("err \x00 here")
+
+    def Plan(self) -> str:
+        return "would \x00 write"
+
+
+@pytest.mark.parametrize("no_act", [False, True])
+def test_nul_bytes_in_text_do_not_lose_the_run(pg_url: str, no_act: bool) -> None:
+    dj = DoJobber()
+    dj.configure(NulBytes, records=pg_url, default_tries=1, no_act=no_act)
+    dj.checknrun()  # (a failed write would detach the records listener, loudly)
+    assert dj.records is not None
+    dj.records.close()
+    with open_store(pg_url) as store:
+        run = store.run("last")
+        assert run.outcome == ("changes_pending" if no_act else "not_converged")
+        job = store.job(run.id, "NulBytes")
+        assert job.exception == "RuntimeError: err \\x00 here"
+        if no_act:
+            assert job.plan == "would \\x00 write"
+        logs = [(line.logger, line.message) for line in store.logs(run.id)]
+        assert ("nul\\x00logger", "bad \\x00 byte") in logs

@@ -174,6 +174,24 @@ def _copy(conn: psycopg.Connection[Any], table: str, fields: str, types: list[st
             write(values[start : start + width])
 
 
+#: The columns of a job details row and of a log row whose text can hold
+#: NUL: job names cannot (Python refuses NUL in a class name), phases are
+#: ours, and the JSON columns escape it.
+_DETAIL_TEXTS = (2, 3, 4, 6)
+_LOG_TEXTS = (6, 7)
+
+
+def _without_nul(row: tuple[Any, ...], texts: tuple[int, ...]) -> tuple[Any, ...]:
+    """``row`` with each NUL in its ``texts`` columns written as the four
+    characters ``\\x00``: PostgreSQL text cannot hold NUL, and one such byte
+    in a log line or an exception would fail the whole batch (SQLite keeps
+    it as is)."""
+    if not any(row[i] and "\0" in row[i] for i in texts):
+        return row
+    return tuple(v.replace("\0", "\\x00") if i in texts and v else v
+                 for i, v in enumerate(row))
+
+
 class PostgresRecordStore(SQLRecords):
     """The records in the PostgreSQL database at ``url``; reading as
     :class:`~dojobber.records.Store`, writing as
@@ -280,6 +298,9 @@ class PostgresRecordStore(SQLRecords):
         run_id, graph, jobs, details, logs, end = batch
         import psycopg
 
+        details = [_without_nul(row, _DETAIL_TEXTS) for row in details]
+        logs = [_without_nul(row, _LOG_TEXTS) if "\0" in row[7] or "\0" in row[6] else row
+                for row in logs]  # (the test written out: one per log line)
         detail_columns = [list(c) for c in zip(*details, strict=True)] if details else None
 
         def body(conn: psycopg.Connection[Any]) -> None:
