@@ -71,6 +71,15 @@ def test_heartbeat_finish_and_lost_claims(board: Board) -> None:
     assert board.heartbeat(rid, "w1", 30) == "lost"
 
 
+def test_an_outcome_with_a_nul_byte_is_kept(board: Board, location: str) -> None:
+    rid = board.post("a:A").id
+    assert board.claim("w", 30) is not None
+    assert board.finish(rid, "w", False, "cannot start: bad \x00 byte") == "failed"
+    # PostgreSQL text cannot hold NUL: it keeps the four characters \x00.
+    nul = "\\x00" if location.startswith("postgresql:") else "\x00"
+    assert board.get(rid).outcome == f"cannot start: bad {nul} byte"
+
+
 def test_expired_lease_is_claimed_again(board: Board) -> None:
     rid = board.post("a:A", max_attempts=2).id
     assert board.claim("dead", 1.0) is not None

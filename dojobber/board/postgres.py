@@ -211,7 +211,9 @@ class PostgresBoard(Board):
                 f" finished = CASE WHEN %s THEN NULL ELSE {_NOW} END,"
                 f" not_before = CASE WHEN %s THEN {_NOW} + %s ELSE 0 END"
                 f" WHERE id = %s",
-                (state, outcome, json.dumps(runs), waiting, waiting, wait, request_id),
+                # (PostgreSQL text cannot hold NUL, which an error's text can.)
+                (state, outcome.replace("\0", "\\x00"), json.dumps(runs), waiting, waiting,
+                 wait, request_id),
             )
             if waiting:
                 conn.execute(f"NOTIFY {CHANNEL}")  # idle workers learn its due time
