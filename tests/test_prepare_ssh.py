@@ -164,12 +164,9 @@ def test_console_login_late_prompt_writes_the_key_once(
     with SerialGuest(tmp_path / "guest", USER, PASSWORD, boot_delay=1.0,
                      prompt_on_enter=True) as guest:
         for _ in range(2):  # a second time: the key is not added twice
-            port = TtyPort(guest.device)
-            try:
+            with TtyPort(guest.device) as port:
                 was_in = authorize_on_console(port, "key job", USER, PASSWORD,
                                               public_line(key), 60.0)
-            finally:
-                port.close()
             assert was_in is False
         assert_authorized(guest.home, key)
         typed = guest.transcript()
@@ -181,11 +178,8 @@ def test_console_login_late_prompt_writes_the_key_once(
 def test_console_already_logged_in_is_used(tmp_path: pathlib.Path,
                                            key: pathlib.Path) -> None:
     with SerialGuest(tmp_path / "guest", USER, PASSWORD, logged_in=True) as guest:
-        port = TtyPort(guest.device)
-        try:
+        with TtyPort(guest.device) as port:
             assert authorize_on_console(port, "j", USER, PASSWORD, public_line(key), 60.0)
-        finally:
-            port.close()
         assert_authorized(guest.home, key)
         assert PASSWORD.encode() not in guest.transcript()
 
@@ -194,11 +188,8 @@ def test_console_of_another_user_is_logged_out_first(tmp_path: pathlib.Path,
                                                      key: pathlib.Path) -> None:
     with SerialGuest(tmp_path / "guest", USER, PASSWORD, logged_in=True,
                      shell_user="somebody") as guest:
-        port = TtyPort(guest.device)
-        try:
+        with TtyPort(guest.device) as port:
             assert not authorize_on_console(port, "j", USER, PASSWORD, public_line(key), 60.0)
-        finally:
-            port.close()
         assert_authorized(guest.home, key)
         assert b"exit\r" in guest.transcript()
 
@@ -209,12 +200,9 @@ def test_wrong_password_is_a_login_error_without_the_password(
     caplog.set_level(logging.DEBUG, "dojobber.contrib.ssh")
     wrong = "not-the-Pa55word"
     with SerialGuest(tmp_path / "guest", USER, PASSWORD) as guest:
-        port = TtyPort(guest.device)
-        try:
+        with TtyPort(guest.device) as port:
             with pytest.raises(ConsoleLoginError) as caught:
                 authorize_on_console(port, "key job", USER, wrong, public_line(key), 60.0)
-        finally:
-            port.close()
         assert not (guest.home / ".ssh").exists()
     err = caught.value
     assert "key job" in str(err) and "console_password" in str(err)
@@ -225,12 +213,9 @@ def test_wrong_password_is_a_login_error_without_the_password(
 def test_silent_console_times_out_naming_the_getty(tmp_path: pathlib.Path,
                                                    key: pathlib.Path) -> None:
     with SerialGuest(tmp_path / "guest", USER, PASSWORD, boot_delay=30.0) as guest:
-        port = TtyPort(guest.device)
-        try:
+        with TtyPort(guest.device) as port:
             with pytest.raises(ConsoleTimeoutError, match=r"sent nothing.*getty"):
                 authorize_on_console(port, "j", USER, PASSWORD, public_line(key), 2.0)
-        finally:
-            port.close()
 
 
 def test_console_that_only_echoes_enter_names_the_missing_getty(
@@ -238,12 +223,9 @@ def test_console_that_only_echoes_enter_names_the_missing_getty(
     """A guest whose serial getty never started (it timed out waiting for
     /dev/ttyS0 on a starved host) echoes Enter and says nothing else."""
     with SerialGuest(tmp_path / "guest", USER, PASSWORD, echo_only=True) as guest:
-        port = TtyPort(guest.device)
-        try:
+        with TtyPort(guest.device) as port:
             with pytest.raises(ConsoleTimeoutError) as caught:
                 authorize_on_console(port, "j", USER, PASSWORD, public_line(key), 5.0)
-        finally:
-            port.close()
         assert b"\r" in guest.transcript()
     message = str(caught.value)
     assert "only echoed Enter" in message and "serial-getty@ttyS0" in message

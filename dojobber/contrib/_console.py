@@ -114,6 +114,12 @@ class TtyPort:
     def close(self) -> None:
         os.close(self.fd)
 
+    def __enter__(self) -> TtyPort:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
 
 def key_command(key: str, nonce: str) -> str:
     """The shell line that authorizes ``key`` and prints ``<nonce>:done:<status>``."""
